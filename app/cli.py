@@ -1,0 +1,134 @@
+"""The ``streambind`` command line; commands import lazily so ``serve`` never loads Textual."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streambind",
+        description=(
+            "Workflows that report live progress over Server-Sent Events. "
+            "Run `streambind serve` to start the server."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the workflow server",
+        description=(
+            "Serve the built-in workflows (and your own, with --workflows) over HTTP. "
+            "POST /api/endpoints/NAME starts a run and streams its progress as SSE."
+        ),
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8787, help="port to bind (default: %(default)s)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the SQLite database, imports/ and exports/ live "
+        "(default: the user data directory)",
+    )
+    serve.add_argument(
+        "--workflows",
+        nargs="+",
+        default=[],
+        metavar="MODULE",
+        help="import these Python modules; their @endpoint functions are served too",
+    )
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("STREAMBIND_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' (or ?access_token=) on /api "
+        "(default: $STREAMBIND_TOKEN)",
+    )
+    serve.add_argument(
+        "--max-runs", type=_positive_int, default=64, help="runs at once (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--ping",
+        type=_seconds,
+        default=15.0,
+        metavar="S",
+        help="seconds of silence before a ': ping' comment (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--detach-grace",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds a run keeps going after its last follower left (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args, parser)
+    parser.print_help()
+    return 0
+
+
+def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from streambind.server import ServerConfig, build_registry, run_server
+
+    if args.ping <= 0:
+        parser.error("--ping must be more than 0 seconds")
+    # `--workflows mypkg.flows` should find a package in the current directory,
+    # as `python -m` would; appended so it never shadows installed packages.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        build_registry(args.workflows)
+    except ImportError as exc:
+        print(f"streambind: cannot import workflows module: {exc}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError) as exc:
+        print(f"streambind: invalid workflow: {exc}", file=sys.stderr)
+        return 2
+    if args.host not in _LOOPBACK and not args.token:
+        print(
+            f"streambind: WARNING: listening on {args.host} without --token: anyone who can "
+            "reach this address can start and cancel runs.",
+            file=sys.stderr,
+        )
+    config_kwargs = {} if args.data_dir is None else {"data_dir": args.data_dir}
+    config = ServerConfig(
+        token=args.token or None,
+        max_runs=args.max_runs,
+        ping_interval=args.ping,
+        detach_grace=args.detach_grace,
+        workflows=list(args.workflows),
+        **config_kwargs,
+    )
+    return run_server(config, args.host, args.port)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""The HTTP API: routes, request checks and the aiohttp application that serves them."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+from aiohttp import web
+
+from . import workflows
+from .config import MAX_BODY_BYTES, ServerConfig
+from .errors import ApiError, Handler, error_middleware, error_response
+from .params import ParamsInvalid, validate_params
+from .registry import Endpoint, Registry
+from .runs import Run, RunManager, ServerClosing, TooManyRuns
+from .streaming import follow, open_stream
+
+__all__ = ["CONFIG", "MANAGER", "REGISTRY", "build_registry", "create_app"]
+
+log = logging.getLogger("streambind.server")
+
+CONFIG = web.AppKey("config", ServerConfig)
+REGISTRY = web.AppKey("registry", Registry)
+MANAGER = web.AppKey("manager", RunManager)
+
+
+def build_registry(extra_modules: Iterable[ModuleType | str] = ()) -> Registry:
+    """The built-in workflows, followed by those of each extra module."""
+    registry = Registry()
+    for module in (*workflows.BUILTIN_MODULES, *extra_modules):
+        registry.add_module(module)
+    return registry
+
+
+def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, _auth_middleware], client_max_size=MAX_BODY_BYTES
+    )
+    app[CONFIG] = config
+    app[REGISTRY] = registry if registry is not None else build_registry(config.workflows)
+    app[MANAGER] = RunManager(config)
+    app.on_startup.append(_prepare_data_dir)
+    app.on_shutdown.append(_finish_runs)
+    app.add_routes(
+        [
+            web.get("/", index),
+            web.get("/healthz", healthz),
+            web.get("/api/endpoints", list_endpoints),
+            web.post("/api/endpoints/{name}", start_run),
+            web.get("/api/runs", list_runs),
+            web.get("/api/runs/{id}", get_run),
+            web.delete("/api/runs/{id}", cancel_run),
+            web.get("/api/runs/{id}/events", run_events),
+        ]
+    )
+    return app
+
+
+async def _prepare_data_dir(app: web.Application) -> None:
+    await asyncio.to_thread(workflows.prepare, app[CONFIG].data_dir)
+
+
+async def _finish_runs(app: web.Application) -> None:
+    # Runs end with a terminal event that every open stream still delivers,
+    # before aiohttp waits for those handlers to return.
+    await app[MANAGER].shutdown()
+
+
+@web.middleware
+async def _auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.app[CONFIG].token
+    if token and request.path.startswith("/api"):
+        header = request.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer ":
+            given = header[7:]
+        else:
+            given = request.query.get("access_token", "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "this server needs a token: send Authorization: Bearer TOKEN",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return await handler(request)
+
+
+# -- routes -------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "name": "streambind",
+            "endpoints": "/api/endpoints",
+            "runs": "/api/runs",
+            "health": "/healthz",
+        }
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "running": request.app[MANAGER].running_count()})
+
+
+async def list_endpoints(request: web.Request) -> web.Response:
+    return web.json_response({"endpoints": [ep.describe() for ep in request.app[REGISTRY]]})
+
+
+async def start_run(request: web.Request) -> web.StreamResponse:
+    endpoint = _endpoint(request)
+    body = await _read_params_body(request)
+    try:
+        params = validate_params(endpoint.params, body)
+    except ParamsInvalid as exc:
+        raise ApiError(400, "invalid_params", str(exc), fields=exc.fields) from None
+    manager = request.app[MANAGER]
+    try:
+        run = manager.start(endpoint, params)
+    except TooManyRuns as exc:
+        raise ApiError(429, "too_many_runs", str(exc), headers={"Retry-After": "1"}) from None
+    except ServerClosing as exc:
+        raise ApiError(503, "shutting_down", str(exc)) from None
+    try:
+        # Wait for the workflow's first send or for its end, whichever comes first.
+        await run.log.wait(0, None)
+        if run.messages == 0:
+            return _plain_outcome(run)
+        config = request.app[CONFIG]
+        response = await open_stream(request, run, config.retry_ms)
+        await follow(response, run, 0, config.ping_interval)
+        return response
+    finally:
+        manager.detach(run)
+
+
+def _plain_outcome(run: Run) -> web.Response:
+    """The response of a run that ended without sending any message: no stream at all."""
+    headers = {"X-Run-Id": run.id}
+    if run.status == "succeeded":
+        assert run.result_json is not None
+        return web.Response(text=run.result_json, content_type="application/json", headers=headers)
+    if run.status == "failed":
+        assert run.error is not None
+        status = 400 if run.error["type"] == "invalid_params" else 500
+        return error_response(
+            status,
+            run.error["type"],
+            run.error["message"],
+            fields=run.error.get("fields"),
+            headers=headers,
+        )
+    return error_response(
+        409, "cancelled", "the run was cancelled before it sent anything", headers=headers
+    )
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    return web.json_response({"runs": [r.summary() for r in request.app[MANAGER].list()]})
+
+
+async def get_run(request: web.Request) -> web.Response:
+    return web.json_response(_run(request).detail())
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    run = _run(request)
+    if not request.app[MANAGER].cancel(run):
+        raise ApiError(409, "not_running", f"run {run.id} has already {run.status}")
+    return web.json_response(run.detail(), status=202)
+
+
+async def run_events(request: web.Request) -> web.StreamResponse:
+    run = _run(request)
+    after = _last_event_id(request)
+    last = run.log.last_seq
+    if run.log.closed and after >= last:
+        # Nothing is left to send, ever: 204 tells EventSource to stop reconnecting.
+        return web.Response(status=204, headers={"X-Run-Id": run.id})
+    if after > last:
+        raise ApiError(
+            400,
+            "invalid_last_event_id",
+            f"Last-Event-ID {after} is beyond this run's last event ({last})",
+        )
+    manager = request.app[MANAGER]
+    config = request.app[CONFIG]
+    manager.attach(run)
+    try:
+        response = await open_stream(request, run, config.retry_ms)
+        await follow(response, run, after, config.ping_interval)
+        return response
+    finally:
+        manager.detach(run)
+
+
+# -- request parts --------------------------------------------------------------
+
+
+def _endpoint(request: web.Request) -> Endpoint:
+    name = request.match_info["name"]
+    endpoint = request.app[REGISTRY].get(name)
+    if endpoint is None:
+        raise ApiError(404, "not_found", f"no endpoint named {name[:100]!r}")
+    return endpoint
+
+
+def _run(request: web.Request) -> Run:
+    run_id = request.match_info["id"]
+    run = request.app[MANAGER].get(run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"no run with id {run_id[:100]!r}")
+    return run
+
+
+def _last_event_id(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None:
+        raw = request.query.get("last_event_id", "")
+    raw = raw.strip()
+    if not raw:
+        return 0
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ApiError(
+            400,
+            "invalid_last_event_id",
+            f"Last-Event-ID must be a non-negative whole number, not {raw[:40]!r}",
+        )
+    return int(raw)
+
+
+_JSON_TYPES = ("application/json",)
+
+
+async def _read_params_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", "the request body is larger than 1 MiB")
+    content_type = request.headers.get("Content-Type")
+    if request.body_exists and content_type is not None:
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if mime not in _JSON_TYPES and not mime.endswith("+json"):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"parameters must be sent as application/json, not {mime[:60]}",
+            )
+    try:
+        raw = await asyncio.wait_for(request.read(), request.app[CONFIG].body_timeout)
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", "the request body took too long to arrive") from None
+    if not raw.strip():
+        return {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_body", f"the body is not UTF-8: {exc.reason}") from None
+    try:
+        body = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "invalid_body", "the JSON body is nested too deeply") from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_body", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(body), "a number"
+        )
+        raise ApiError(
+            400, "invalid_body", f"the body must be a JSON object of parameters, not {kind}"
+        )
+    return body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

@@ -1,0 +1,50 @@
+"""Server settings, with the defaults the command line documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServerConfig", "default_data_dir"]
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("streambind", appauthor=False))
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path = field(default_factory=default_data_dir)
+    #: With a token, every /api request needs ``Authorization: Bearer TOKEN``
+    #: or ``?access_token=TOKEN``.
+    token: str | None = None
+    #: Runs allowed at once; one more gets 429 with Retry-After.
+    max_runs: int = 64
+    #: Seconds of silence after which a stream gets a ``: ping`` comment.
+    ping_interval: float = 15.0
+    #: Seconds a run keeps going once nobody follows it, so its caller can resume.
+    detach_grace: float = 30.0
+    #: The reconnection delay sent to clients in each stream's ``retry:`` field.
+    retry_ms: int = 3000
+    #: Finished runs kept for replay: at most this many, for at most this long.
+    keep_runs: int = 200
+    keep_seconds: float = 3600.0
+    #: Bytes of framed events one run's log keeps before dropping the oldest.
+    log_max_bytes: int = 8 * 1024 * 1024
+    #: Seconds a request body may take to arrive in full.
+    body_timeout: float = 10.0
+    #: Extra modules whose @endpoint functions are offered next to the built-ins.
+    workflows: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.max_runs < 1:
+            raise ValueError("max_runs must be at least 1")
+        if self.ping_interval <= 0:
+            raise ValueError("ping_interval must be positive")
+        if self.detach_grace < 0:
+            raise ValueError("detach_grace must not be negative")

@@ -1,0 +1,85 @@
+"""JSON error responses: every failure the API reports has the same ``{"error": {...}}`` shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["ApiError", "error_middleware", "error_response"]
+
+log = logging.getLogger("streambind.server")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# aiohttp raises these for routing and body-size problems; they get our shape too.
+_HTTP_ERROR_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_runs",
+}
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"type", "message", "fields"?}}`` with a status."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        message: str,
+        *,
+        fields: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.fields = fields
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int,
+    type: str,
+    message: str,
+    *,
+    fields: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body: dict[str, Any] = {"type": type, "message": message}
+    if fields:
+        body["fields"] = fields
+    return web.json_response({"error": body}, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(
+            exc.status, exc.type, exc.message, fields=exc.fields, headers=exc.headers
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        message = exc.reason
+        if exc.status == 404:
+            message = f"no such path: {request.path}"
+        elif exc.status == 405:
+            message = f"{request.method} is not allowed here; use {headers.get('Allow', '')}"
+        elif exc.status == 413:
+            message = "the request body is larger than 1 MiB"
+        return error_response(
+            exc.status, _HTTP_ERROR_TYPES.get(exc.status, "http_error"), message, headers=headers
+        )

@@ -1,0 +1,144 @@
+"""The per-run event log: every event of a run, framed once, read by followers by position.
+
+``EventLog`` is the small interface the rest of the server uses, so that a
+shared store (for several server processes) can replace ``MemoryEventLog``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+from .framing import encode_event
+
+__all__ = ["EventLog", "EventsGone", "LogSlice", "MemoryEventLog"]
+
+
+class EventsGone(Exception):
+    """A follower asked for events that the bounded log no longer keeps."""
+
+    def __init__(self, wanted: int, first_kept: int) -> None:
+        self.wanted = wanted
+        self.first_kept = first_kept
+        super().__init__(
+            f"events from id {wanted} on are no longer kept "
+            f"(the oldest kept is {first_kept}): this follower fell too far behind"
+        )
+
+
+@dataclass(frozen=True)
+class LogSlice:
+    """Consecutive framed events ``(after, last_seq]``; ``ends`` if the terminal event is in it."""
+
+    frames: list[bytes]
+    last_seq: int
+    ends: bool
+
+
+class EventLog(Protocol):
+    @property
+    def last_seq(self) -> int:
+        """The id of the newest event (0 before the first)."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether the terminal event has been appended."""
+
+    async def append(self, event: str, data_json: str) -> int:
+        """Frame and store one event; return its id."""
+
+    async def close(self, event: str, data_json: str) -> int:
+        """Append the terminal event; nothing can be appended after it."""
+
+    async def read(self, after: int, max_events: int) -> LogSlice:
+        """Up to ``max_events`` events with id > ``after``; raises EventsGone."""
+
+    async def wait(self, after: int, timeout: float | None) -> bool:
+        """Wait until an event with id > ``after`` exists; False on timeout."""
+
+
+class MemoryEventLog:
+    """An in-process log bounded in bytes; the oldest events go first.
+
+    The terminal event is never dropped, since it is always the newest.
+    """
+
+    def __init__(self, max_bytes: int = 8 * 1024 * 1024) -> None:
+        self._frames: list[bytes] = []
+        self._first = 1  # the id of self._frames[0]
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self._first + len(self._frames) - 1
+
+    @property
+    def first_kept(self) -> int:
+        return self._first
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    async def append(self, event: str, data_json: str) -> int:
+        return self._append(event, data_json)
+
+    async def close(self, event: str, data_json: str) -> int:
+        seq = self._append(event, data_json)
+        self._closed = True
+        return seq
+
+    def _append(self, event: str, data_json: str) -> int:
+        if self._closed:
+            raise RuntimeError("the run has ended; no event can follow its terminal event")
+        seq = self.last_seq + 1
+        frame = encode_event(seq, event, data_json)
+        self._frames.append(frame)
+        self._bytes += len(frame)
+        if self._bytes > self._max_bytes:
+            self._trim()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return seq
+
+    def _trim(self) -> None:
+        # Drop down to three quarters of the bound at once, so trimming costs
+        # one list slice per many appends rather than one per append.
+        target = self._max_bytes * 3 // 4
+        dropped = 0
+        count = 0
+        keep_last = len(self._frames) - 1
+        while count < keep_last and self._bytes - dropped > target:
+            dropped += len(self._frames[count])
+            count += 1
+        del self._frames[:count]
+        self._first += count
+        self._bytes -= dropped
+
+    async def read(self, after: int, max_events: int) -> LogSlice:
+        if after + 1 < self._first:
+            raise EventsGone(after + 1, self._first)
+        start = after + 1 - self._first
+        frames = self._frames[start : start + max_events]
+        last = after + len(frames)
+        return LogSlice(frames, last, self._closed and last == self.last_seq and bool(frames))
+
+    async def wait(self, after: int, timeout: float | None) -> bool:
+        if self.last_seq > after:
+            return True
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        # asyncio.wait leaves the shared future alone on timeout or cancellation.
+        done, _ = await asyncio.wait([self._waiter], timeout=timeout)
+        return bool(done) or self.last_seq > after

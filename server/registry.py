@@ -1,0 +1,101 @@
+"""The ``@endpoint`` decorator and the registry of workflows a server offers."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, TypeVar
+
+from .params import ParamSpec, params_from_signature
+
+__all__ = ["Endpoint", "Registry", "endpoint"]
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+_ATTRIBUTE = "__streambind_endpoint__"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    title: str
+    description: str
+    fn: Callable[..., Awaitable[Any]]
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "params": {name: spec.schema() for name, spec in self.params.items()},
+        }
+
+
+def endpoint(name: str, *, title: str = "", description: str = "") -> Callable[[F], F]:
+    """Register an ``async def workflow(ctx, ...)`` as the endpoint ``POST /api/endpoints/NAME``.
+
+    The function itself is returned unchanged, so it stays callable in tests.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"endpoint name {name!r}: use 1-64 lower-case letters, digits, '-' or '_'")
+
+    def register(fn: F) -> F:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"@endpoint({name!r}) needs an async function")
+        doc = inspect.getdoc(fn) or ""
+        setattr(
+            fn,
+            _ATTRIBUTE,
+            Endpoint(
+                name=name,
+                title=title or name.replace("-", " ").capitalize(),
+                description=description or doc.split("\n\n")[0].replace("\n", " "),
+                fn=fn,
+                params=params_from_signature(fn),
+            ),
+        )
+        return fn
+
+    return register
+
+
+class Registry:
+    """The endpoints a server offers, in the order they were added."""
+
+    def __init__(self, endpoints: Iterable[Endpoint] = ()) -> None:
+        self._endpoints: dict[str, Endpoint] = {}
+        for ep in endpoints:
+            self.add(ep)
+
+    def add(self, ep: Endpoint) -> None:
+        if ep.name in self._endpoints and self._endpoints[ep.name].fn is not ep.fn:
+            raise ValueError(f"two workflows are registered as endpoint {ep.name!r}")
+        self._endpoints[ep.name] = ep
+
+    def add_module(self, module: ModuleType | str) -> int:
+        """Add every ``@endpoint`` function defined in a module; return how many."""
+        if isinstance(module, str):
+            module = importlib.import_module(module)
+        found = [
+            getattr(obj, _ATTRIBUTE)
+            for obj in vars(module).values()
+            if callable(obj) and isinstance(getattr(obj, _ATTRIBUTE, None), Endpoint)
+        ]
+        for ep in found:
+            self.add(ep)
+        return len(found)
+
+    def get(self, name: str) -> Endpoint | None:
+        return self._endpoints.get(name)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._endpoints.values())
+
+    def __len__(self) -> int:
+        return len(self._endpoints)

@@ -1,0 +1,260 @@
+"""Runs: one task per workflow call, its event log, its followers, and how long it is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .config import ServerConfig
+from .eventlog import EventLog, MemoryEventLog
+from .framing import NotJSONSerialisable, to_json
+from .params import ParamsInvalid
+from .registry import Endpoint
+
+__all__ = ["Run", "RunContext", "RunManager", "ServerClosing", "TooManyRuns"]
+
+log = logging.getLogger("streambind.server")
+
+# A workflow that sends in a tight loop never suspends on its own; ctx.send
+# yields to the event loop this often so streams are written and cancellation
+# is delivered while it runs.
+_YIELD_EVERY_S = 0.002
+
+
+class TooManyRuns(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"{limit} runs are already running; try again shortly")
+
+
+class ServerClosing(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class Run:
+    id: str
+    endpoint: Endpoint
+    params: dict[str, Any]
+    log: EventLog
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    status: str = "running"
+    result_json: str | None = None
+    error: dict[str, Any] | None = None
+    messages: int = 0
+    last_message_json: str | None = None
+    followers: int = 0
+    task: asyncio.Task[None] | None = None
+    _grace: asyncio.TimerHandle | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint.name,
+            "params": self.params,
+            "status": self.status,
+            "created": _iso(self.created),
+            "finished": _iso(self.finished) if self.finished is not None else None,
+            "events": self.messages,
+            "last_message": _loads(self.last_message_json),
+        }
+
+    def detail(self) -> dict[str, Any]:
+        out = self.summary()
+        out["followers"] = self.followers
+        out["last_event_id"] = self.log.last_seq
+        if self.status == "succeeded":
+            out["result"] = _loads(self.result_json)
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class RunContext:
+    """What a workflow gets as its first argument."""
+
+    def __init__(self, run: Run, data_dir: Path) -> None:
+        self._run = run
+        self._next_yield = time.perf_counter() + _YIELD_EVERY_S
+        self.run_id = run.id
+        self.data_dir = data_dir
+        self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
+
+    async def send(self, data: Any) -> int:
+        """Send one streaming message ("Send streaming response"); return its event id.
+
+        The first call turns the caller's response into a live SSE stream.
+        Raises ``TypeError`` if ``data`` is not JSON-serialisable.
+        """
+        text = to_json(data)
+        run = self._run
+        seq = await run.log.append("message", text)
+        run.messages += 1
+        run.last_message_json = text
+        now = time.perf_counter()
+        if now >= self._next_yield:
+            self._next_yield = now + _YIELD_EVERY_S
+            await asyncio.sleep(0)
+        return seq
+
+
+LogFactory = Callable[[ServerConfig], EventLog]
+
+
+def memory_log(config: ServerConfig) -> EventLog:
+    return MemoryEventLog(config.log_max_bytes)
+
+
+class RunManager:
+    """Starts runs, tracks who follows them, cancels abandoned ones, forgets old ones."""
+
+    def __init__(self, config: ServerConfig, log_factory: LogFactory = memory_log) -> None:
+        self.config = config
+        self._log_factory = log_factory
+        self._runs: dict[str, Run] = {}
+        self._closing = False
+
+    # -- starting and finding -------------------------------------------------
+
+    def start(self, endpoint: Endpoint, params: dict[str, Any]) -> Run:
+        """Start a run with one follower attached (the caller that started it)."""
+        if self._closing:
+            raise ServerClosing("the server is shutting down")
+        self._prune()
+        if self.running_count() >= self.config.max_runs:
+            raise TooManyRuns(self.config.max_runs)
+        run = Run(
+            id=secrets.token_hex(8),
+            endpoint=endpoint,
+            params=params,
+            log=self._log_factory(self.config),
+        )
+        run.followers = 1
+        self._runs[run.id] = run
+        run.task = asyncio.get_running_loop().create_task(
+            self._execute(run), name=f"run {run.id} ({endpoint.name})"
+        )
+        log.info("run %s started: %s %s", run.id, endpoint.name, json.dumps(params))
+        return run
+
+    def get(self, run_id: str) -> Run | None:
+        return self._runs.get(run_id)
+
+    def list(self) -> list[Run]:
+        self._prune()
+        return list(reversed(self._runs.values()))
+
+    def running_count(self) -> int:
+        return sum(1 for r in self._runs.values() if r.running)
+
+    # -- followers ------------------------------------------------------------
+
+    def attach(self, run: Run) -> None:
+        run.followers += 1
+        if run._grace is not None:
+            run._grace.cancel()
+            run._grace = None
+
+    def detach(self, run: Run) -> None:
+        run.followers -= 1
+        if run.followers > 0 or not run.running:
+            return
+        grace = self.config.detach_grace
+        log.info("run %s has no follower; cancelling it in %gs unless one returns", run.id, grace)
+        run._grace = asyncio.get_running_loop().call_later(grace, self._abandon, run)
+
+    def _abandon(self, run: Run) -> None:
+        run._grace = None
+        if run.followers == 0 and run.running:
+            log.info("run %s: nobody followed it within the grace period; cancelling", run.id)
+            self.cancel(run)
+
+    # -- ending ---------------------------------------------------------------
+
+    def cancel(self, run: Run) -> bool:
+        """Ask a running run to stop; False if it had already finished."""
+        if not run.running or run.task is None:
+            return False
+        run.task.cancel()
+        return True
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every running run and wait for their terminal events."""
+        self._closing = True
+        tasks = [r.task for r in self._runs.values() if r.running and r.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def _execute(self, run: Run) -> None:
+        ctx = RunContext(run, self.config.data_dir)
+        try:
+            try:
+                result = await run.endpoint.fn(ctx, **run.params)
+            except asyncio.CancelledError:
+                run.status = "cancelled"
+                await run.log.close("cancelled", '{"status":"cancelled"}')
+                return
+            except ParamsInvalid as exc:
+                log.info("run %s refused its parameters: %s", run.id, exc.fields)
+                await self._fail(run, exc)
+                return
+            except Exception as exc:
+                log.exception("run %s (%s) failed", run.id, run.endpoint.name)
+                await self._fail(run, exc)
+                return
+            try:
+                result_json = to_json(result)
+            except NotJSONSerialisable as exc:
+                log.error("run %s (%s): result is not JSON: %s", run.id, run.endpoint.name, exc)
+                await self._fail(run, TypeError(f"the workflow's return value: {exc}"))
+                return
+            run.result_json = result_json
+            run.status = "succeeded"
+            await run.log.close("end", '{"status":"succeeded","result":' + result_json + "}")
+        finally:
+            run.finished = time.time()
+            if run._grace is not None:
+                run._grace.cancel()
+                run._grace = None
+            log.info("run %s %s after %d messages", run.id, run.status, run.messages)
+
+    async def _fail(self, run: Run, exc: BaseException) -> None:
+        error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or "(no message)"}
+        if isinstance(exc, ParamsInvalid):
+            error = {"type": "invalid_params", "message": str(exc), "fields": exc.fields}
+        run.error = error
+        run.status = "failed"
+        await run.log.close("error", to_json({"status": "failed", "error": run.error}))
+
+    def _prune(self) -> None:
+        finished = [r for r in self._runs.values() if not r.running]
+        cutoff = time.time() - self.config.keep_seconds
+        excess = len(finished) - self.config.keep_runs
+        for run in finished:  # oldest first: dicts keep insertion order
+            expired = run.finished is not None and run.finished < cutoff
+            if (excess > 0 or expired) and run.followers == 0:
+                del self._runs[run.id]
+                excess -= 1
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

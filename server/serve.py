@@ -1,0 +1,99 @@
+"""Starting the server: in-process on a free port (embedding, tests) or as ``streambind serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .api import REGISTRY, create_app
+from .config import ServerConfig
+from .registry import Registry
+
+__all__ = ["RunningServer", "run_server", "start_server"]
+
+log = logging.getLogger("streambind.server")
+
+# Runs are cancelled first on shutdown, so streams end quickly; this only bounds
+# how long a handler that is stuck on a dead connection may hold the exit up.
+_SHUTDOWN_TIMEOUT_S = 3.0
+
+
+@dataclass
+class RunningServer:
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def app(self) -> web.Application:
+        return self.runner.app
+
+    async def close(self) -> None:
+        """Stop accepting, cancel running runs, end every stream with its terminal event."""
+        await self.runner.cleanup()
+
+
+async def start_server(
+    config: ServerConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    registry: Registry | None = None,
+) -> RunningServer:
+    """Serve on ``host:port`` (port 0: a free one) in the running event loop."""
+    runner = web.AppRunner(
+        create_app(config, registry),
+        handle_signals=False,
+        # Lets a stream notice at once that its client went away, which starts
+        # the run's detach grace period.
+        handler_cancellation=True,
+        shutdown_timeout=_SHUTDOWN_TIMEOUT_S,
+        access_log=None,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_host, bound_port = runner.addresses[0][:2]
+    return RunningServer(runner, host if host else bound_host, bound_port)
+
+
+def run_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 8787) -> int:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully; return an exit status."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return asyncio.run(_serve_until_signalled(config, host, port))
+
+
+async def _serve_until_signalled(config: ServerConfig, host: str, port: int) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        server = await start_server(config, host, port)
+    except OSError as exc:
+        print(f"streambind: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    names = ", ".join(ep.name for ep in server.app[REGISTRY])
+    print(f"streambind serving on {server.url}  (endpoints: {names})", flush=True)
+    print(f"data directory: {config.data_dir}", flush=True)
+    await stop.wait()
+    print("streambind: shutting down", flush=True)
+    await server.close()
+    return 0

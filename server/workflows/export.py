@@ -1,0 +1,126 @@
+"""The ``export`` workflow: the people table written to a CSV or NDJSON file, with progress."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+from ..params import InvalidParam, Param
+from ..registry import endpoint
+from ..runs import RunContext
+from .pacing import DelayMs, pause
+from .store import exports_dir, read_transaction
+from .threads import in_thread, in_thread_to_the_end
+
+_FIELDS = ("id", "import_id", "name", "born", "birthplace")
+
+
+@endpoint(
+    "export",
+    title="Export a file",
+    description=(
+        "Writes the people table (or one import of it) to a CSV or NDJSON file in the "
+        "data directory's exports/ folder, reporting rows and bytes written; the result "
+        "gives the file's path, size and SHA-256."
+    ),
+)
+async def export(
+    ctx: RunContext,
+    format: Annotated[Literal["csv", "ndjson"], Param("File format")] = "csv",
+    import_id: Annotated[
+        str, Param("Export only the rows of this import (its run id); empty for all", max_length=64)
+    ] = "",
+    batch_size: Annotated[int, Param("Rows per message", minimum=1, maximum=100_000)] = 500,
+    delay_ms: DelayMs = 0,
+) -> dict[str, Any]:
+    folder = exports_dir(ctx.data_dir)
+    final = folder / f"people-{ctx.run_id}.{format}"
+    partial = final.with_name(final.name + ".partial")
+    writer = _ExportWriter(partial, format)
+    try:
+        with read_transaction(ctx.data_dir) as db:
+            where, args = ("WHERE run_id = ?", (import_id,)) if import_id else ("", ())
+            (total,) = await in_thread(
+                lambda: db.execute(f"SELECT COUNT(*) FROM people {where}", args).fetchone()
+            )
+            if import_id and total == 0:
+                raise InvalidParam("import_id", f"no import with id {import_id!r} has rows")
+            cursor = await in_thread(
+                db.execute,
+                f"SELECT id, run_id, name, born, birthplace FROM people {where} ORDER BY id",
+                args,
+            )
+            await ctx.send({"step": "export", "done": 0, "total": total, "bytes": writer.size})
+            done = 0
+            while rows := await in_thread(cursor.fetchmany, batch_size):
+                await in_thread(writer.write_rows, rows)
+                done += len(rows)
+                await ctx.send(
+                    {"step": "export", "done": done, "total": total, "bytes": writer.size}
+                )
+                await pause(delay_ms)
+        await in_thread_to_the_end(writer.finish, final)
+    except BaseException:
+        writer.abandon()
+        raise
+    return {
+        "path": str(final),
+        "file": f"exports/{final.name}",
+        "format": format,
+        "rows": done,
+        "bytes": writer.size,
+        "sha256": writer.sha256.hexdigest(),
+    }
+
+
+class _ExportWriter:
+    """Writes to ``*.partial`` while hashing; renamed into place only when complete."""
+
+    def __init__(self, path: Path, format: str) -> None:
+        self.path = path
+        self.format = format
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self._file: IO[bytes] = path.open("wb")
+        if format == "csv":
+            self._write(_csv_line(_FIELDS))
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+
+    def write_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        if self.format == "csv":
+            self._write(b"".join(_csv_line(row) for row in rows))
+        else:
+            self._write(
+                b"".join(
+                    json.dumps(dict(zip(_FIELDS, row, strict=True)), ensure_ascii=False).encode()
+                    + b"\n"
+                    for row in rows
+                )
+            )
+
+    def finish(self, final: Path) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.path, final)
+
+    def abandon(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _csv_line(values: tuple[Any, ...]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
+    return out.getvalue().encode()

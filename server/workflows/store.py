@@ -1,0 +1,168 @@
+"""The built-in workflows' SQLite database: layout, schema, and imports that publish atomically.
+
+SQLite lets one writer at a time into a file. An import therefore loads its
+rows into a staging database of its own (``staging/<run id>.db``), where it
+blocks nobody however long it runs, and then publishes them into the main
+database in one short transaction. Readers of the main database see all of an
+import or none of it; a failure, a cancellation or a crash before publishing
+leaves only a staging file, which is deleted (at the latest on the next start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+__all__ = [
+    "COLUMNS",
+    "StagedImport",
+    "connect",
+    "database_path",
+    "exports_dir",
+    "imports_dir",
+    "prepare",
+    "read_transaction",
+]
+
+#: The columns of the ``people`` table that an import fills, in CSV header order.
+COLUMNS = ("name", "born", "birthplace")
+Row = tuple[str, int | None, str | None]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS imports (
+    run_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    imported_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES imports(run_id),
+    name TEXT NOT NULL,
+    born INTEGER,
+    birthplace TEXT
+);
+"""
+_STAGING_SCHEMA = "CREATE TABLE people (name TEXT NOT NULL, born INTEGER, birthplace TEXT)"
+SAMPLE_CSV = "presidents.csv"
+
+
+def database_path(data_dir: Path) -> Path:
+    return data_dir / "streambind.db"
+
+
+def imports_dir(data_dir: Path) -> Path:
+    return data_dir / "imports"
+
+
+def exports_dir(data_dir: Path) -> Path:
+    return data_dir / "exports"
+
+
+def _staging_dir(data_dir: Path) -> Path:
+    return data_dir / "staging"
+
+
+def prepare(data_dir: Path) -> None:
+    """Create the data directory's layout and schema; drop staging files a crash left behind."""
+    for d in (data_dir, imports_dir(data_dir), exports_dir(data_dir)):
+        d.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(_staging_dir(data_dir), ignore_errors=True)
+    _staging_dir(data_dir).mkdir()
+    for tmp in exports_dir(data_dir).glob("*.partial"):
+        tmp.unlink(missing_ok=True)
+    sample = imports_dir(data_dir) / SAMPLE_CSV
+    if not sample.exists():
+        # Seeded so that the import folder shows the expected CSV format by example.
+        source = resources.files(__package__).joinpath("data", SAMPLE_CSV)
+        sample.write_bytes(source.read_bytes())
+    with contextlib.closing(connect(data_dir)) as db:
+        db.executescript(_SCHEMA)
+
+
+def connect(data_dir: Path) -> sqlite3.Connection:
+    """A connection to the main database in autocommit mode (transactions are explicit)."""
+    db = sqlite3.connect(
+        database_path(data_dir), isolation_level=None, check_same_thread=False, timeout=30
+    )
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
+@contextlib.contextmanager
+def read_transaction(data_dir: Path) -> Iterator[sqlite3.Connection]:
+    """A connection holding one consistent snapshot of the main database."""
+    with contextlib.closing(connect(data_dir)) as db:
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("ROLLBACK")
+
+
+class StagedImport:
+    """Rows of one import, staged apart from the main database until ``publish``.
+
+    Its methods block; workflows call them through ``asyncio.to_thread``, one at a time.
+    """
+
+    def __init__(self, data_dir: Path, run_id: str) -> None:
+        self._data_dir = data_dir
+        self.run_id = run_id
+        self.path = _staging_dir(data_dir) / f"{run_id}.db"
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Nobody reads the staging file until publish, so it needs no durability.
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(_STAGING_SCHEMA)
+        self._db.execute("BEGIN")
+        self.rows = 0
+
+    def add(self, rows: Iterable[Row]) -> int:
+        before = self._db.total_changes
+        self._db.executemany("INSERT INTO people VALUES (?, ?, ?)", rows)
+        added = self._db.total_changes - before
+        self.rows += added
+        return added
+
+    def publish(self, source: str) -> int:
+        """Move every staged row into the main database in one transaction."""
+        self._db.execute("COMMIT")
+        self._db.close()
+        with contextlib.closing(connect(self._data_dir)) as db:
+            db.execute("ATTACH DATABASE ? AS staged", (str(self.path),))
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute(
+                        "INSERT INTO imports VALUES (?, ?, ?, ?)",
+                        (self.run_id, source, self.rows, _now()),
+                    )
+                    db.execute(
+                        "INSERT INTO people (run_id, name, born, birthplace) "
+                        "SELECT ?, name, born, birthplace FROM staged.people ORDER BY rowid",
+                        (self.run_id,),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                db.execute("DETACH DATABASE staged")
+        self.path.unlink(missing_ok=True)
+        return self.rows
+
+    def discard(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
