@@ -29,6 +29,7 @@ class RunningServer:
     runner: web.AppRunner
     host: str
     port: int
+    closed: bool = False
 
     @property
     def url(self) -> str:
@@ -41,7 +42,9 @@ class RunningServer:
 
     async def close(self) -> None:
         """Stop accepting, cancel running runs, end every stream with its terminal event."""
-        await self.runner.cleanup()
+        if not self.closed:
+            self.closed = True
+            await self.runner.cleanup()
 
 
 async def start_server(

@@ -1,0 +1,53 @@
+"""Workflows that only tests use: runs that wait for the test, and ones that misbehave.
+
+Also the module `streambind serve --workflows flows` loads in the CLI test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from streambind.server import RunContext, endpoint
+
+_gates: dict[str, asyncio.Event] = {}
+
+
+def gate(key: str) -> asyncio.Event:
+    return _gates.setdefault(key, asyncio.Event())
+
+
+def release(key: str) -> None:
+    gate(key).set()
+
+
+@endpoint("hold", title="Hold", description="Sends `before` messages, then waits for the test.")
+async def hold(ctx: RunContext, key: str = "k", before: int = 1, after: int = 0) -> dict[str, Any]:
+    for i in range(1, before + 1):
+        await ctx.send({"n": i})
+    await gate(key).wait()
+    for i in range(before + 1, before + after + 1):
+        await ctx.send({"n": i})
+    return {"released": key}
+
+
+@endpoint("echo", title="Echo")
+async def echo(ctx: RunContext, text: str = "", times: int = 1) -> dict[str, Any]:
+    """Sends `text` back `times` times as {"text": ...}."""
+    for _ in range(times):
+        await ctx.send({"text": text})
+    return {"text": text}
+
+
+@endpoint("unsendable")
+async def unsendable(ctx: RunContext, when: Literal["first", "later", "result"] = "first") -> Any:
+    if when == "later":
+        await ctx.send({"ok": True})
+    if when == "result":
+        return {1, 2}
+    await ctx.send({"not json": {1, 2}})
+    return None
+
+
+def not_an_endpoint() -> None:
+    """Plain functions in a workflows module are ignored."""
