@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["main"]
-
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _positive_int(text: str) -> int:
@@ -95,6 +94,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def exposure_warning(host: str, token: str | None) -> str | None:
+    """A warning when the server would be reachable from other machines without a token."""
+    if token:
+        return None
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may well resolve to a public address
+    return (
+        f"streambind: WARNING: listening on {host} without --token: anyone who can reach "
+        "this address can start and cancel runs."
+    )
+
+
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from streambind.server import ServerConfig, build_registry, run_server
 
@@ -112,12 +128,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (TypeError, ValueError) as exc:
         print(f"streambind: invalid workflow: {exc}", file=sys.stderr)
         return 2
-    if args.host not in _LOOPBACK and not args.token:
-        print(
-            f"streambind: WARNING: listening on {args.host} without --token: anyone who can "
-            "reach this address can start and cancel runs.",
-            file=sys.stderr,
-        )
+    if warning := exposure_warning(args.host, args.token):
+        print(warning, file=sys.stderr)
     config_kwargs = {} if args.data_dir is None else {"data_dir": args.data_dir}
     config = ServerConfig(
         token=args.token or None,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .api import REGISTRY, create_app
+from .api import CONFIG, REGISTRY, create_app
 from .config import ServerConfig
 from .registry import Registry
 
@@ -39,6 +39,10 @@ class RunningServer:
     @property
     def app(self) -> web.Application:
         return self.runner.app
+
+    @property
+    def config(self) -> ServerConfig:
+        return self.runner.app[CONFIG]
 
     async def close(self) -> None:
         """Stop accepting, cancel running runs, end every stream with its terminal event."""

@@ -1,4 +1,4 @@
-"""Fixtures: a real streambind server on loopback with its own data directory, and an HTTP client."""
+"""Fixtures: a real streambind server on loopback with its own data directory, and a client."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import flows  # noqa: E402
-
-from streambind.server import RunningServer, ServerConfig, build_registry, start_server  # noqa: E402
+import flows
+from streambind.server import RunningServer, ServerConfig, build_registry, start_server
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 

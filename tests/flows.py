@@ -51,3 +51,17 @@ async def unsendable(ctx: RunContext, when: Literal["first", "later", "result"] 
 
 def not_an_endpoint() -> None:
     """Plain functions in a workflows module are ignored."""
+
+
+cleaned_up: set[str] = set()
+
+
+@endpoint("tidy")
+async def tidy(ctx: RunContext, key: str = "t") -> dict[str, Any]:
+    """Records that its `finally` ran, to show cancellation reaches the workflow."""
+    try:
+        await ctx.send({"started": key})
+        await gate(key).wait()
+    finally:
+        cleaned_up.add(key)
+    return {}

@@ -1,13 +1,12 @@
-"""Every error status of the contract, each with its JSON body, and the server still serving after."""
+"""Every error status of the contract with its JSON body, and the server still serving after."""
 
 from __future__ import annotations
 
 import asyncio
 
+import flows
 import httpx
 import pytest
-
-import flows
 
 
 def _error(response: httpx.Response) -> dict:
@@ -65,7 +64,10 @@ async def test_a_body_that_is_not_a_json_object_is_400(
         ({"rows": 1.5}, {"rows": "must be an integer, not a fractional number"}),
         ({"rows": 0}, {"rows": "must be at least 1"}),
         ({"rows": 10**30}, {"rows": "must be at most 1000000"}),
-        ({"rows": -3, "delay_ms": None}, {"rows": "must be at least 1", "delay_ms": "must not be null"}),
+        (
+            {"rows": -3, "delay_ms": None},
+            {"rows": "must be at least 1", "delay_ms": "must not be null"},
+        ),
         ({"source": "x" * 256}, {"source": "must be at most 255 characters long"}),
     ],
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import httpx
-
 from wire import collect, split_events
 
 
@@ -139,7 +138,9 @@ async def test_send_of_a_value_json_cannot_hold_is_a_clear_error(
     assert first.json()["error"]["type"] == "NotJSONSerialisable"
     assert "JSON-serialisable" in first.json()["error"]["message"]
 
-    later = split_events((await client.post("/api/endpoints/unsendable", json={"when": "later"})).text)
+    later = split_events(
+        (await client.post("/api/endpoints/unsendable", json={"when": "later"})).text
+    )
     assert [e.event for e in later] == ["message", "error"]
     assert later[1].json()["error"]["type"] == "NotJSONSerialisable"
 
@@ -161,7 +162,6 @@ async def test_text_with_newlines_and_separators_stays_one_data_line(
 
 async def test_idle_streams_get_ping_comments(start) -> None:  # type: ignore[no-untyped-def]
     import flows
-
     from wire import Comment, events
 
     server = await start(ping_interval=0.05)

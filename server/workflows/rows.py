@@ -133,7 +133,7 @@ class CsvSource(RowSource):
         self.label = name
         try:
             with self._open() as f:
-                reader = csv.reader(f)
+                reader = csv.reader(f, strict=True)
                 try:
                     header = next(reader, None)
                 except csv.Error as exc:
@@ -166,19 +166,21 @@ class CsvSource(RowSource):
 
     def batches(self, size: int) -> Iterator[list[Row]]:
         with self._open() as f:
-            reader = csv.reader(f)
+            # strict: an unclosed quote is an error, not a field that swallows the file.
+            reader = csv.reader(f, strict=True)
             next(reader)
             batch: list[Row] = []
             while True:
+                line = reader.line_num + 1  # where the record starts; it may span lines
                 try:
                     record = next(reader, None)
                 except (csv.Error, UnicodeDecodeError) as exc:
-                    raise ValueError(f"{self.label} line {reader.line_num + 1}: {exc}") from None
+                    raise ValueError(f"{self.label} line {line}: {exc}") from None
                 if record is None:
                     break
                 if not record:
                     continue  # a blank line
-                batch.append(self._row(record, reader.line_num))
+                batch.append(self._row(record, line))
                 if len(batch) == size:
                     yield batch
                     batch = []

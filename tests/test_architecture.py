@@ -1,0 +1,39 @@
+"""The house rules that keep server and UI apart, checked mechanically."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def _imports(folder: Path) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_the_server_never_imports_the_ui() -> None:
+    for path, names in _imports(ROOT / "server").items():
+        for name in names:
+            assert not name.startswith(("textual", "streambind.app", "app")), (path, name)
+
+
+def test_serving_loads_no_textual() -> None:
+    code = (
+        "import sys, streambind.server, streambind.app.cli; "
+        "bad = [m for m in sys.modules if m.startswith('textual')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

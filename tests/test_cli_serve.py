@@ -1,0 +1,122 @@
+"""`streambind serve` as a real process: start-up, user workflows, SIGTERM with open streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from streambind.app.cli import exposure_warning
+from wire import Event, events
+
+TESTS = Path(__file__).parent
+
+
+async def _serve(*args: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env.pop("STREAMBIND_TOKEN", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
+        "--data-dir", str(data_dir), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+    if not line.startswith("streambind serving on "):
+        process.kill()
+        stderr = (await process.stderr.read()).decode() if process.stderr else ""
+        raise AssertionError(f"server did not start: {line!r} {stderr}")
+    return process, line.split()[3]
+
+
+async def test_serve_answers_and_loads_user_workflows(tmp_path: Path) -> None:
+    process, url = await _serve("--workflows", "flows", data_dir=tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).json()["status"] == "ok"
+            names = [e["name"] for e in (await client.get("/api/endpoints")).json()["endpoints"]]
+        assert names[:7] == [
+            "import", "pipeline", "export", "write-text", "flaky", "silent", "firehose",
+        ]  # fmt: skip
+        assert {"hold", "echo", "tidy"} <= set(names)
+        assert "not_an_endpoint" not in names
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_sigterm_ends_every_open_stream_and_exits_cleanly(tmp_path: Path) -> None:
+    process, url = await _serve("--max-runs", "10", data_dir=tmp_path)
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        slow = {"rows": 1000, "batch_size": 10, "delay_ms": 10_000}
+        async with contextlib.AsyncExitStack() as stack:
+            streams = []
+            for _ in range(5):
+                response = await stack.enter_async_context(
+                    client.stream("POST", "/api/endpoints/import", json=slow)
+                )
+                stream = events(response)
+                await anext(stream)
+                await anext(stream)  # a first batch is staged
+                streams.append(stream)
+            process.send_signal(signal.SIGTERM)
+            for stream in streams:
+                rest = [e async for e in stream if isinstance(e, Event)]
+                assert rest[-1].event == "cancelled"
+        code = await asyncio.wait_for(process.wait(), 30)
+    assert code == 0
+    with contextlib.closing(sqlite3.connect(tmp_path / "streambind.db")) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT COUNT(*) FROM people").fetchone() == (0,)
+    assert list((tmp_path / "staging").iterdir()) == []
+
+
+async def test_a_workflows_module_that_cannot_be_imported_is_a_clear_error(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
+        "--data-dir", str(tmp_path), "--workflows", "no_such_module_here",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert b"cannot import workflows module" in stderr
+    assert b"no_such_module_here" in stderr
+    assert b"Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "warns"),
+    [
+        ("127.0.0.1", None, False),
+        ("127.0.0.2", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+        ("0.0.0.0", None, True),
+        ("192.0.2.7", None, True),
+        ("example.org", None, True),
+        ("0.0.0.0", "tok", False),
+    ],
+)
+def test_binding_beyond_loopback_without_a_token_warns(
+    host: str, token: str | None, warns: bool
+) -> None:
+    warning = exposure_warning(host, token)
+    assert (warning is not None) == warns
+    if warning:
+        assert "without --token" in warning
+
+
+def test_serve_defaults_are_the_documented_ones() -> None:
+    from streambind.app.cli import build_parser
+
+    help_text = build_parser().parse_known_args(["serve"])[0]
+    assert help_text.port == 8787
+    assert help_text.host == "127.0.0.1"
+    assert help_text.detach_grace == 30.0
+    assert help_text.ping == 15.0

@@ -1,0 +1,129 @@
+"""Pieces tested on their own: the parameter schema, the bounded event log, SSE framing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+import pytest
+from streambind.server import Param, endpoint
+from streambind.server.eventlog import EventsGone, MemoryEventLog
+from streambind.server.framing import NotJSONSerialisable, encode_event, to_json
+from streambind.server.params import ParamsInvalid, params_from_signature, validate_params
+
+
+async def _flow(
+    ctx: object,
+    count: Annotated[int, Param("How many", minimum=1, maximum=10)] = 3,
+    ratio: float = 0.5,
+    label: str | None = None,
+    mode: Literal["a", "b"] = "a",
+    flag: bool = False,
+    needed: int = 7,
+) -> None: ...
+
+
+def test_the_schema_comes_from_the_signature() -> None:
+    specs = params_from_signature(_flow)
+    assert list(specs) == ["count", "ratio", "label", "mode", "flag", "needed"]
+    assert specs["count"].schema() == {
+        "type": "integer", "default": 3, "description": "How many", "minimum": 1, "maximum": 10,
+    }  # fmt: skip
+    assert specs["ratio"].schema()["type"] == "number"
+    assert specs["label"].schema()["nullable"] is True
+    assert specs["mode"].schema()["enum"] == ["a", "b"]
+    assert specs["flag"].schema()["type"] == "boolean"
+
+
+def test_validation_converts_and_fills_defaults() -> None:
+    specs = params_from_signature(_flow)
+    assert validate_params(specs, {"ratio": 2, "label": None, "count": 4.0}) == {
+        "count": 4, "ratio": 2.0, "label": None, "mode": "a", "flag": False, "needed": 7,
+    }  # fmt: skip
+    with pytest.raises(ParamsInvalid) as raised:
+        validate_params(specs, {"flag": 1, "ratio": float("nan"), "mode": "c"})
+    assert raised.value.fields == {
+        "ratio": "must be a finite number",
+        "mode": "must be one of a, b",
+        "flag": "must be a boolean, not an integer",
+    }
+
+
+def test_a_required_parameter_must_be_given() -> None:
+    async def flow(ctx: object, name: str) -> None: ...
+
+    specs = params_from_signature(flow)
+    assert specs["name"].schema()["required"] is True
+    with pytest.raises(ParamsInvalid) as raised:
+        validate_params(specs, {})
+    assert raised.value.fields == {"name": "is required"}
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("async def f(ctx, x): ...", "needs a type annotation"),
+        ("async def f(ctx, x: list = []): ...", "use int, float, bool or str"),
+        ("async def f(ctx, *a: int): ...", "*args and **kwargs"),
+        ("async def f(ctx, x: int | str = 1): ...", "Optional[one type]"),
+        ("async def f(ctx, x: int = 'a'): ...", "default of 'x' must be an integer"),
+        ("def f(ctx): ...", "needs an async function"),
+    ],
+)
+def test_unusable_workflow_signatures_are_refused_at_registration(
+    source: str, message: str
+) -> None:
+    namespace: dict[str, object] = {}
+    exec(source, namespace)
+    with pytest.raises(TypeError, match=message.replace("*", r"\*").replace("[", r"\[")):
+        endpoint("f")(namespace["f"])  # type: ignore[arg-type]
+
+
+def test_endpoint_names_are_url_safe() -> None:
+    with pytest.raises(ValueError, match="lower-case"):
+        endpoint("Has Space")
+
+
+async def test_the_log_drops_oldest_events_and_says_so() -> None:
+    log = MemoryEventLog(max_bytes=1000)
+    for i in range(200):
+        await log.append("message", to_json({"i": i}))
+    assert log.last_seq == 200
+    assert log.size_bytes <= 1000
+    with pytest.raises(EventsGone) as gone:
+        await log.read(0, 10)
+    assert gone.value.first_kept == log.first_kept > 1
+    piece = await log.read(log.first_kept - 1, 1000)
+    assert piece.last_seq == 200
+    assert not piece.ends
+    assert piece.frames[-1] == b'id: 200\nevent: message\ndata: {"i":199}\n\n'
+
+
+async def test_the_terminal_event_is_always_kept() -> None:
+    log = MemoryEventLog(max_bytes=10)
+    await log.append("message", "1")
+    await log.close("end", to_json({"status": "succeeded", "result": "x" * 100}))
+    piece = await log.read(1, 10)
+    assert piece.ends
+    with pytest.raises(RuntimeError, match="terminal"):
+        await log.append("message", "2")
+
+
+async def test_waiting_wakes_on_append_and_times_out_otherwise() -> None:
+    log = MemoryEventLog()
+    assert await log.wait(0, 0.01) is False
+    waiter = asyncio.create_task(log.wait(0, None))
+    await asyncio.sleep(0)
+    await log.append("message", "1")
+    assert await waiter is True
+
+
+def test_framing_is_compact_and_one_line() -> None:
+    assert to_json({"a": [1, 2], "t": "x\ny"}) == '{"a":[1,2],"t":"x\\ny"}'
+    assert encode_event(3, "message", "{}") == b"id: 3\nevent: message\ndata: {}\n\n"
+    assert encode_event(None, "error", "{}") == b"event: error\ndata: {}\n\n"
+    assert to_json("\ud800") == '"\\ud800"'  # a lone surrogate travels escaped
+    with pytest.raises(NotJSONSerialisable, match="JSON-serialisable"):
+        to_json({1, 2})
+    with pytest.raises(NotJSONSerialisable):
+        to_json(float("inf"))

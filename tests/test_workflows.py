@@ -1,0 +1,343 @@
+"""The built-in workflows doing real work: a real SQLite file, real CSV files, a real export."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import flows
+import httpx
+import pytest
+from wire import Event, collect, events, split_events
+
+
+def _people(data_dir: Path, run_id: str | None = None) -> int:
+    with contextlib.closing(sqlite3.connect(data_dir / "streambind.db")) as db:
+        if run_id is None:
+            return db.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+        return db.execute("SELECT COUNT(*) FROM people WHERE run_id = ?", (run_id,)).fetchone()[0]
+
+
+def _staging_files(data_dir: Path) -> list[Path]:
+    return list((data_dir / "staging").iterdir())
+
+
+@pytest.fixture
+def data_dir(server) -> Path:  # type: ignore[no-untyped-def]
+    return server.config.data_dir
+
+
+async def test_readers_never_see_a_partial_import(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    async with client.stream(
+        "POST", "/api/endpoints/import", json={"rows": 300, "batch_size": 30, "delay_ms": 0}
+    ) as response:
+        run_id = response.headers["x-run-id"]
+        progress = []
+        async for event in events(response):
+            if isinstance(event, Event) and event.event == "message":
+                # Rows are being written while this reads: none may be visible yet.
+                assert _people(data_dir, run_id) == 0
+                progress.append(event.json()["done"])
+            elif isinstance(event, Event):
+                assert event.event == "end"
+    assert progress == list(range(0, 301, 30))
+    assert _people(data_dir, run_id) == 300
+    assert _staging_files(data_dir) == []
+
+
+async def test_two_imports_run_side_by_side_without_blocking_each_other(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    slow = {"rows": 100, "batch_size": 10, "delay_ms": 10_000}
+    async with (
+        client.stream("POST", "/api/endpoints/import", json=slow) as a,
+        client.stream("POST", "/api/endpoints/import", json=slow) as b,
+    ):
+        a_events, b_events = events(a), events(b)
+        # Each gets past its first batch while the other is mid-run, holding its staging file.
+        for stream in (a_events, b_events, a_events, b_events):
+            event = await anext(stream)
+            assert event.event == "message"
+        assert event.json()["done"] == 10
+        for response in (a, b):
+            assert (
+                await client.delete(f"/api/runs/{response.headers['x-run-id']}")
+            ).status_code == 202
+        assert [e.event async for e in a_events if isinstance(e, Event)] == ["cancelled"]
+        assert [e.event async for e in b_events if isinstance(e, Event)] == ["cancelled"]
+    assert _people(data_dir) == 0
+
+
+async def test_a_cancelled_import_leaves_no_row_and_no_staging_file(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    async with client.stream(
+        "POST", "/api/endpoints/import", json={"rows": 1000, "batch_size": 10, "delay_ms": 10_000}
+    ) as response:
+        stream = events(response)
+        await anext(stream)
+        second = await anext(stream)
+        assert second.json()["done"] == 10
+        await client.delete(f"/api/runs/{response.headers['x-run-id']}")
+        rest = [e async for e in stream if isinstance(e, Event)]
+    assert rest[-1].event == "cancelled"
+    assert _people(data_dir) == 0
+    assert _staging_files(data_dir) == []
+
+
+async def test_an_abandoned_import_is_cancelled_after_the_grace_period_leaving_nothing(
+    start,
+) -> None:  # type: ignore[no-untyped-def]
+    server = await start(detach_grace=0.05)
+    data_dir = server.config.data_dir
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        async with client.stream(
+            "POST",
+            "/api/endpoints/import",
+            json={"rows": 1000, "batch_size": 10, "delay_ms": 10_000},
+        ) as response:
+            stream = events(response)
+            await anext(stream)
+            await anext(stream)
+            run_id = response.headers["x-run-id"]
+        for _ in range(3000):
+            if (await client.get(f"/api/runs/{run_id}")).json()["status"] != "running":
+                break
+            await asyncio.sleep(0.01)
+        assert (await client.get(f"/api/runs/{run_id}")).json()["status"] == "cancelled"
+    assert _people(data_dir) == 0
+    assert _staging_files(data_dir) == []
+
+
+async def test_cancellation_reaches_the_workflow_so_finally_blocks_run(
+    client: httpx.AsyncClient,
+) -> None:
+    async with client.stream("POST", "/api/endpoints/tidy", json={"key": "tidy-1"}) as response:
+        stream = events(response)
+        await anext(stream)
+        await client.delete(f"/api/runs/{response.headers['x-run-id']}")
+        await collect_rest(stream)
+    assert "tidy-1" in flows.cleaned_up
+
+
+async def collect_rest(stream) -> list[Event]:  # type: ignore[no-untyped-def]
+    return [e async for e in stream if isinstance(e, Event)]
+
+
+async def test_the_shipped_csv_imports_real_rows(client: httpx.AsyncClient, data_dir: Path) -> None:
+    assert (data_dir / "imports" / "presidents.csv").is_file()
+    response = await client.post(
+        "/api/endpoints/import", json={"source": "presidents.csv", "delay_ms": 0}
+    )
+    events_ = split_events(response.text)
+    assert events_[-1].json()["result"]["imported"] == 45
+    assert events_[-1].json()["result"]["source"] == "presidents.csv"
+    with contextlib.closing(sqlite3.connect(data_dir / "streambind.db")) as db:
+        row = db.execute("SELECT born, birthplace FROM people WHERE name = 'Abraham Lincoln'")
+        assert row.fetchone() == (1809, "Kentucky")
+
+
+async def test_a_csv_named_without_its_extension_is_found(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/endpoints/import", json={"source": "presidents", "delay_ms": 0}
+    )
+    assert split_events(response.text)[-1].json()["result"]["imported"] == 45
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("../streambind.db", "without a path"),
+        ("sub/file.csv", "without a path"),
+        ("/etc/passwd", "without a path"),
+        ("..\\x.csv", "without a path"),
+        (
+            "missing.csv",
+            "no file named 'missing.csv' in the imports folder; available: presidents.csv",
+        ),
+    ],
+)
+async def test_a_source_outside_the_imports_folder_is_refused_with_400(
+    client: httpx.AsyncClient, source: str, message: str
+) -> None:
+    response = await client.post("/api/endpoints/import", json={"source": source})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_params"
+    assert message in error["fields"]["source"]
+
+
+async def test_a_symlink_out_of_the_imports_folder_is_refused(
+    client: httpx.AsyncClient, data_dir: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.csv"
+    outside.write_text("name\nsecret\n")
+    (data_dir / "imports" / "link.csv").symlink_to(outside)
+    response = await client.post("/api/endpoints/import", json={"source": "link.csv"})
+    assert response.status_code == 400
+    assert "outside the imports folder" in response.json()["error"]["fields"]["source"]
+    assert str(tmp_path) not in response.text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"title,year\nx,1\n", "the header must name the columns name, born, birthplace"),
+        (b"born,birthplace\n1900,Oslo\n", "name is required"),
+        (b"name,name\nx,y\n", "each at most once"),
+        (b"name\n\xff\xfe\n", "is not UTF-8 text"),
+    ],
+)
+async def test_a_csv_that_cannot_be_imported_at_all_is_400(
+    client: httpx.AsyncClient, data_dir: Path, content: bytes, message: str
+) -> None:
+    (data_dir / "imports" / "bad.csv").write_bytes(content)
+    response = await client.post("/api/endpoints/import", json={"source": "bad.csv"})
+    assert response.status_code == 400
+    assert message in response.json()["error"]["fields"]["source"]
+    assert _people(data_dir) == 0
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("Ada,not-a-year,London", "line 7: born must be a whole number"),
+        ("Ada,1815", "line 7: expected 3 fields, found 2"),
+        (",1815,London", "line 7: name is empty"),
+        ('"Ada,1815,London', "line 7"),
+        ("Ada,1815," + "x" * 200_000, "field larger than field limit"),
+    ],
+)
+async def test_a_bad_row_mid_file_ends_in_an_error_event_and_a_rolled_back_import(
+    client: httpx.AsyncClient, data_dir: Path, bad_line: str, message: str
+) -> None:
+    good = [f"Person {i},19{i:02d},Oslo" for i in range(5)]
+    rows = ["name,born,birthplace", *good, bad_line, *good]
+    (data_dir / "imports" / "broken.csv").write_text("\n".join(rows) + "\n")
+    response = await client.post(
+        "/api/endpoints/import", json={"source": "broken.csv", "batch_size": 2, "delay_ms": 0}
+    )
+    assert response.status_code == 200
+    events_ = split_events(response.text)
+    assert events_[-1].event == "error"
+    assert message in events_[-1].json()["error"]["message"]
+    assert events_[-2].json()["done"] == 4, "the batches before the bad row were staged"
+    assert _people(data_dir) == 0
+    assert _staging_files(data_dir) == []
+
+
+async def test_staging_files_left_by_a_crash_are_removed_at_start(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data_dir = tmp_path / "crashed"
+    (data_dir / "staging").mkdir(parents=True)
+    (data_dir / "staging" / "deadbeef.db").write_bytes(b"half an import")
+    await start(data_dir=data_dir)
+    assert _staging_files(data_dir) == []
+    assert _people(data_dir) == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+async def test_export_writes_a_complete_file_with_its_hash(
+    client: httpx.AsyncClient, data_dir: Path, fmt: str
+) -> None:
+    await client.post("/api/endpoints/import", json={"source": "presidents.csv", "delay_ms": 0})
+    await client.post(
+        "/api/endpoints/import", json={"rows": 1234, "batch_size": 500, "delay_ms": 0}
+    )
+    response = await client.post("/api/endpoints/export", json={"format": fmt, "batch_size": 100})
+    events_ = split_events(response.text)
+    progress = [e.json() for e in events_ if e.event == "message"]
+    assert [p["done"] for p in progress] == [*range(0, 1279, 100), 1279]
+    assert all(p["total"] == 1279 for p in progress)
+    result = events_[-1].json()["result"]
+    path = Path(result["path"])
+    assert path.parent == data_dir / "exports"
+    content = path.read_bytes()
+    assert result["bytes"] == len(content) == progress[-1]["bytes"]
+    assert result["sha256"] == hashlib.sha256(content).hexdigest()
+    assert result["rows"] == 1279
+    assert not list((data_dir / "exports").glob("*.partial"))
+    if fmt == "csv":
+        records = list(csv.DictReader(io.StringIO(content.decode())))
+        assert records[0]["name"] == "George Washington"
+    else:
+        records = [json.loads(line) for line in content.decode().splitlines()]
+        assert records[0]["born"] == 1732
+    assert len(records) == 1279
+
+
+async def test_export_of_one_import(client: httpx.AsyncClient) -> None:
+    await client.post("/api/endpoints/import", json={"rows": 30, "delay_ms": 0})
+    second = await client.post("/api/endpoints/import", json={"rows": 7, "delay_ms": 0})
+    run_id = second.headers["x-run-id"]
+    response = await client.post("/api/endpoints/export", json={"import_id": run_id})
+    assert split_events(response.text)[-1].json()["result"]["rows"] == 7
+    unknown = await client.post("/api/endpoints/export", json={"import_id": "nope"})
+    assert unknown.status_code == 400
+    assert "no import with id 'nope'" in unknown.json()["error"]["fields"]["import_id"]
+
+
+async def test_write_text_streams_a_report_computed_from_the_database(
+    client: httpx.AsyncClient,
+) -> None:
+    empty = split_events(
+        (await client.post("/api/endpoints/write-text", json={"delay_ms": 0})).text
+    )
+    assert "The people table is empty" in empty[-1].json()["result"]["text"]
+
+    await client.post("/api/endpoints/import", json={"source": "presidents.csv", "delay_ms": 0})
+    events_ = split_events(
+        (await client.post("/api/endpoints/write-text", json={"delay_ms": 0})).text
+    )
+    pieces = [e.json()["text"] for e in events_ if e.event == "message"]
+    result = events_[-1].json()["result"]
+    assert len(pieces) > 20
+    assert "".join(pieces) == result["text"]
+    assert result["pieces"] == len(pieces)
+    assert "45 rows from 1 import" in result["text"]
+    assert "from 1732 to 1961" in result["text"]
+    assert "the earliest born is George Washington" in result["text"]
+    assert "Virginia (8)" in result["text"]
+
+
+async def test_pipeline_reports_each_named_step_in_turn(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    response = await client.post(
+        "/api/endpoints/pipeline", json={"rows": 100, "batch_size": 25, "delay_ms": 0}
+    )
+    events_ = split_events(response.text)
+    steps = [e.json()["step"] for e in events_ if e.event == "message"]
+    assert steps == ["validate"] * 5 + ["import"] * 5 + ["index"] * 4
+    last_of_each = {e.json()["step"]: e.json() for e in events_ if e.event == "message"}
+    assert last_of_each["validate"] == {"step": "validate", "done": 100, "total": 100}
+    assert last_of_each["index"] == {"step": "index", "done": 3, "total": 3}
+    assert _people(data_dir) == 100
+    with contextlib.closing(sqlite3.connect(data_dir / "streambind.db")) as db:
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"people_name", "people_run_id", "people_born"} <= indexes
+
+
+async def test_silent_counts_what_the_database_holds(client: httpx.AsyncClient) -> None:
+    await client.post("/api/endpoints/import", json={"rows": 12, "delay_ms": 0})
+    response = await client.post("/api/endpoints/silent")
+    assert response.json() == {"people": 12, "imports": 1, "streamed": False}
+
+
+async def test_firehose_sends_exactly_n_messages(client: httpx.AsyncClient) -> None:
+    async with client.stream("POST", "/api/endpoints/firehose", json={"n": 3}) as response:
+        got = await collect(response)
+    assert [e.data for e in got] == [
+        '{"step":"import","done":1,"total":3}',
+        '{"step":"import","done":2,"total":3}',
+        '{"step":"import","done":3,"total":3}',
+        '{"status":"succeeded","result":{"sent":3}}',
+    ]
