@@ -195,3 +195,14 @@ async def _events(response: httpx.Response):  # type: ignore[no-untyped-def]
     async for item in events(response):
         if isinstance(item, Event):
             yield item
+
+
+async def test_a_workflow_exception_is_logged_with_its_traceback(
+    client: httpx.AsyncClient, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    with caplog.at_level("ERROR", logger="streambind.server"):
+        await client.post("/api/endpoints/flaky", json={"fail_at": 0})
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is not None
+    assert "FlakyFailure" in caplog.text
+    assert "Traceback" in caplog.text

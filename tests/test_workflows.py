@@ -341,3 +341,15 @@ async def test_firehose_sends_exactly_n_messages(client: httpx.AsyncClient) -> N
         '{"step":"import","done":3,"total":3}',
         '{"status":"succeeded","result":{"sent":3}}',
     ]
+
+
+async def test_an_import_of_a_hundred_thousand_rows(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    response = await client.post(
+        "/api/endpoints/import", json={"rows": 100_000, "batch_size": 5_000, "delay_ms": 0}
+    )
+    events_ = split_events(response.text)
+    assert events_[-1].json()["result"]["imported"] == 100_000
+    assert [e.json()["done"] for e in events_[:-1]] == list(range(0, 100_001, 5_000))
+    assert _people(data_dir) == 100_000
