@@ -25,7 +25,7 @@ def _people(data_dir: Path, run_id: str | None = None) -> int:
 
 
 def _staging_files(data_dir: Path) -> list[Path]:
-    return list((data_dir / "staging").iterdir())
+    return [p for p in (data_dir / "staging").rglob("*") if p.is_file()]
 
 
 @pytest.fixture
@@ -237,10 +237,16 @@ async def test_a_bad_row_mid_file_ends_in_an_error_event_and_a_rolled_back_impor
 
 async def test_staging_files_left_by_a_crash_are_removed_at_start(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data_dir = tmp_path / "crashed"
-    (data_dir / "staging").mkdir(parents=True)
-    (data_dir / "staging" / "deadbeef.db").write_bytes(b"half an import")
+    dead = data_dir / "staging" / "999999999"  # no process has this pid
+    dead.mkdir(parents=True)
+    (dead / "deadbeef.db").write_bytes(b"half an import")
+    (data_dir / "staging" / "stray.db").write_bytes(b"from an older layout")
+    # A live process's folder (here: pid 1) belongs to another server using this directory.
+    alive = data_dir / "staging" / "1"
+    alive.mkdir()
+    (alive / "inprogress.db").write_bytes(b"another server's import")
     await start(data_dir=data_dir)
-    assert _staging_files(data_dir) == []
+    assert _staging_files(data_dir) == [alive / "inprogress.db"]
     assert _people(data_dir) == 0
 
 

@@ -1,16 +1,21 @@
 """The built-in workflows' SQLite database: layout, schema, and imports that publish atomically.
 
 SQLite lets one writer at a time into a file. An import therefore loads its
-rows into a staging database of its own (``staging/<run id>.db``), where it
+rows into a staging database of its own (``staging/<pid>/<run id>.db``), where it
 blocks nobody however long it runs, and then publishes them into the main
 database in one short transaction. Readers of the main database see all of an
 import or none of it; a failure, a cancellation or a crash before publishing
 leaves only a staging file, which is deleted (at the latest on the next start).
+
+Staging files live in a folder per server process (``staging/<pid>/``), so a server
+starting on a data directory that another live server uses never deletes that
+server's imports in progress.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -65,15 +70,48 @@ def exports_dir(data_dir: Path) -> Path:
 
 
 def _staging_dir(data_dir: Path) -> Path:
-    return data_dir / "staging"
+    return data_dir / "staging" / str(os.getpid())
+
+
+# Staging folders this process created: a folder named after our pid that is not
+# in here was left by an earlier process that happened to have the same pid.
+_created_here: set[Path] = set()
+
+
+def _remove_abandoned_staging(data_dir: Path) -> None:
+    """Delete the staging folders of server processes that no longer run (a crash)."""
+    root = data_dir / "staging"
+    root.mkdir(exist_ok=True)
+    ours = _staging_dir(data_dir).resolve()
+    for entry in root.iterdir():
+        if entry.resolve() == ours:
+            if ours in _created_here:
+                continue
+        elif entry.name.isdigit() and _process_alive(int(entry.name)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    ours.mkdir(exist_ok=True)
+    _created_here.add(ours)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
 
 
 def prepare(data_dir: Path) -> None:
     """Create the data directory's layout and schema; drop staging files a crash left behind."""
     for d in (data_dir, imports_dir(data_dir), exports_dir(data_dir)):
         d.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(_staging_dir(data_dir), ignore_errors=True)
-    _staging_dir(data_dir).mkdir()
+    _remove_abandoned_staging(data_dir)
     for tmp in exports_dir(data_dir).glob("*.partial"):
         tmp.unlink(missing_ok=True)
     sample = imports_dir(data_dir) / SAMPLE_CSV
