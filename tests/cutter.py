@@ -1,0 +1,62 @@
+"""A loopback TCP proxy that cuts chosen connections after a chosen number of bytes.
+
+It forwards real bytes both ways, so a cut is a real dropped connection for both the
+client (a truncated response) and the server (a closed peer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class CuttingProxy:
+    def __init__(self, upstream_host: str, upstream_port: int, cuts: list[int]) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        #: Bytes to let through to the client on each successive connection before
+        #: cutting it; connections beyond the list are never cut.
+        self._cuts = list(cuts)
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        limit = self._cuts[self.connections] if self.connections < len(self._cuts) else None
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        upstream = asyncio.create_task(self._pipe(reader, up_writer, None))
+        downstream = asyncio.create_task(self._pipe(up_reader, writer, limit))
+        self._tasks |= {upstream, downstream}
+        await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
+        for task in (upstream, downstream):
+            task.cancel()
+        for w in (writer, up_writer):
+            w.close()
+        self._tasks -= {upstream, downstream}
+
+    @staticmethod
+    async def _pipe(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int | None
+    ) -> None:
+        sent = 0
+        while data := await reader.read(65536):
+            if limit is not None and sent + len(data) >= limit:
+                writer.write(data[: limit - sent])
+                await writer.drain()
+                return
+            writer.write(data)
+            await writer.drain()
+            sent += len(data)
