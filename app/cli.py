@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 __all__ = ["main"]
@@ -31,9 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streambind",
         description=(
             "Workflows that report live progress over Server-Sent Events. "
-            "Run `streambind serve` to start the server."
+            "Without a command, opens the terminal UI on an embedded server "
+            "(or on --url)."
         ),
     )
+    _add_connection_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser(
@@ -82,7 +84,55 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds a run keeps going after its last follower left (default: %(default)s)",
     )
+
+    call = commands.add_parser(
+        "call",
+        help="run one endpoint and show its progress, without the UI",
+        description=(
+            "Run one endpoint with a progress bar, then print its result. Exit status: "
+            "0 succeeded, 1 failed, 2 usage error, 3 cancelled."
+        ),
+    )
+    call.add_argument("name", help="the endpoint to run, such as import")
+    call.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter, typed by the endpoint's schema (repeatable)",
+    )
+    call.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="Handle stream off: wait for the whole response before showing anything",
+    )
+    call.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"chunk": ...} per message and a final result line, as JSON lines',
+    )
+    _add_connection_options(call)
     return parser
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help="a running streambind server (default: start one in this process)",
+    )
+    parser.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help="the server's token (default: $STREAMBIND_TOKEN)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the embedded server's data directory (default: the user data directory)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,8 +140,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args, parser)
-    parser.print_help()
+    if args.command == "call":
+        return _with_server(args, _call)
+    return _with_server(args, _tui)
+
+
+def _with_server(
+    args: argparse.Namespace, command: Callable[[argparse.Namespace, str], int]
+) -> int:
+    """Run a client command against --url, or against an embedded server started here."""
+    url = getattr(args, "url", None)
+    args.token = getattr(args, "token", None) or os.environ.get("STREAMBIND_TOKEN")
+    if url:
+        return command(args, url)
+    from streambind.server import ServerConfig
+
+    from .embedded import EmbeddedServer
+
+    data_dir = getattr(args, "data_dir", None)
+    config = ServerConfig() if data_dir is None else ServerConfig(data_dir=data_dir)
+    args.token = None  # the embedded server needs none: it listens on loopback only
+    try:
+        server = EmbeddedServer(config)
+        embedded_url = server.start()
+    except OSError as exc:
+        print(f"streambind: cannot start the embedded server: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return command(args, embedded_url)
+    finally:
+        server.stop()
+
+
+def _tui(args: argparse.Namespace, url: str) -> int:
+    from .tui.app import StreambindApp
+
+    embedded = getattr(args, "url", None) is None
+    StreambindApp(url, args.token, subtitle=f"embedded server {url}" if embedded else url).run()
     return 0
+
+
+def _call(args: argparse.Namespace, url: str) -> int:
+    import asyncio
+
+    from .call_command import run_call
+
+    return asyncio.run(
+        run_call(
+            url,
+            args.name,
+            args.param,
+            token=args.token,
+            handle_stream=not args.no_stream,
+            as_json=args.json,
+        )
+    )
 
 
 def exposure_warning(host: str, token: str | None) -> str | None:

@@ -1,0 +1,68 @@
+"""Turning text typed by a person (a form field, ``-p key=value``) into parameter values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["format_value", "parse_value"]
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def parse_value(schema: dict[str, Any], text: str) -> Any:
+    """The value ``text`` stands for under a parameter's schema; ValueError says why not."""
+    kind = schema.get("type", "string")
+    stripped = text.strip()
+    if schema.get("nullable") and stripped in ("", "null"):
+        return None
+    if kind == "integer":
+        try:
+            value: Any = int(stripped.replace("_", ""))
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+    elif kind == "number":
+        try:
+            value = float(stripped.replace("_", ""))
+        except ValueError:
+            raise ValueError("must be a number") from None
+    elif kind == "boolean":
+        if stripped.lower() in _TRUE:
+            value = True
+        elif stripped.lower() in _FALSE:
+            value = False
+        else:
+            raise ValueError("must be true or false")
+    else:
+        value = text
+    _check_bounds(schema, value)
+    return value
+
+
+def _check_bounds(schema: dict[str, Any], value: Any) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is not None and value < low:
+            raise ValueError(f"must be at least {format_value(low)}")
+        if high is not None and value > high:
+            raise ValueError(f"must be at most {format_value(high)}")
+    elif isinstance(value, str):
+        choices = schema.get("enum")
+        if choices and value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        max_length = schema.get("maxLength")
+        if max_length is not None and len(value) > max_length:
+            raise ValueError(f"must be at most {max_length} characters")
+
+
+def format_value(value: Any) -> str:
+    """How a default is shown in a form field."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

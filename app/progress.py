@@ -1,0 +1,85 @@
+"""What a progress bar shows, derived from ``stream.chunk``; no UI code, so it is easy to test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Progress", "RateMeter", "format_duration", "progress_of", "text_piece"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    #: 0..1, or None while no chunk has said how far along the run is.
+    fraction: float | None = None
+    done: float | None = None
+    total: float | None = None
+    step: str | None = None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def progress_of(chunk: Any) -> Progress:
+    """Read ``done``/``total``, else ``progress`` (0..1), else ``percent`` (0..100)."""
+    if not isinstance(chunk, dict):
+        return Progress()
+    step = chunk.get("step") if isinstance(chunk.get("step"), str) else None
+    done, total = _number(chunk.get("done")), _number(chunk.get("total"))
+    if done is not None and total is not None and total > 0:
+        return Progress(_clamp(done / total), done, total, step)
+    if (fraction := _number(chunk.get("progress"))) is not None:
+        return Progress(_clamp(fraction), step=step)
+    if (percent := _number(chunk.get("percent"))) is not None:
+        return Progress(_clamp(percent / 100), step=step)
+    return Progress(step=step)
+
+
+def text_piece(chunk: Any) -> str | None:
+    """The text of an AI-style ``{"text": "..."}`` piece, or None for any other chunk."""
+    if isinstance(chunk, dict) and isinstance(chunk.get("text"), str):
+        return chunk["text"]
+    return None
+
+
+def _clamp(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+class RateMeter:
+    """Rate and time left of the current step, from the progress seen at two moments."""
+
+    def __init__(self) -> None:
+        self._step: str | None = None
+        self._start: tuple[float, float] | None = None  # (time, done) when the step began
+
+    def update(self, now: float, progress: Progress) -> tuple[float | None, float | None]:
+        """Return (units per second, seconds left), each None when not yet known."""
+        if progress.done is None or progress.total is None:
+            return None, None
+        if self._start is None or progress.step != self._step or progress.done < self._start[1]:
+            self._step = progress.step
+            self._start = (now, progress.done)
+            return None, None
+        started, done_then = self._start
+        if now <= started or progress.done <= done_then:
+            return None, None
+        rate = (progress.done - done_then) / (now - started)
+        return rate, max(0.0, (progress.total - progress.done) / rate)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_count(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"

@@ -1,0 +1,225 @@
+"""The streambind terminal UI: pick an endpoint, click Run ("On click"), watch its card."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import (
+    Footer,
+    Header,
+    OptionList,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.widgets.option_list import Option
+
+from ..client import ClientError, StreamCall, StreamClient
+from .endpoint_form import EndpointForm
+from .run_card import RunCard
+from .watch_form import WatchForm
+
+__all__ = ["StreambindApp"]
+
+#: How often cards take in what their streams received: batches, never per message.
+REFRESH_HZ = 20
+
+
+class StreambindApp(App[None]):
+    CSS_PATH = Path(__file__).with_name("streambind.tcss")
+    TITLE = "streambind"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run", "Run"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("h", "toggle_handle_stream", "Handle stream"),
+        Binding("down,j", "move_endpoint(1)", "Next endpoint", key_display="↓"),
+        Binding("up,k", "move_endpoint(-1)", "Previous endpoint", key_display="↑", show=False),
+        Binding("w", "show_watch", "Watch URL"),
+        Binding("e", "show_endpoints", "Endpoints", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        subtitle: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.url = url
+        self.client = StreamClient(url, token, clock=clock)
+        self.clock = clock
+        self.endpoints: list[dict[str, Any]] = []
+        self.sub_title = subtitle or url
+        self._runs_started = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with TabbedContent(id="tabs"):
+                with TabPane("Endpoints", id="tab-endpoints"):
+                    yield OptionList(id="endpoint-list", compact=True)
+                    yield VerticalScroll(id="form-area")
+                with TabPane("Watch URL", id="tab-watch"), VerticalScroll():
+                    yield WatchForm(id="watch")
+            with Vertical(id="runs-area"):
+                yield Static(
+                    "No runs yet. Pick an endpoint and press r (or click Run).", id="no-runs"
+                )
+                yield VerticalScroll(id="runs")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.set_interval(1 / REFRESH_HZ, self._refresh_cards)
+        self.query_one("#endpoint-list").focus()
+        self.load_endpoints()
+
+    async def on_unmount(self) -> None:
+        await self.client.aclose()
+
+    # -- endpoints and the form ---------------------------------------------------
+
+    @work(group="endpoints", exclusive=True)
+    async def load_endpoints(self) -> None:
+        try:
+            self.endpoints = await self.client.endpoints()
+        except ClientError as exc:
+            self.query_one("#form-area").mount(
+                Static(f"Cannot list endpoints: {exc}", classes="load-error")
+            )
+            self.notify(str(exc), title="Cannot list endpoints", severity="error", timeout=10)
+            return
+        options = self.query_one("#endpoint-list", OptionList)
+        options.clear_options()
+        options.add_options(
+            Option(f"{ep['name']}  [dim]{ep.get('title', '')}[/]", id=ep["name"])
+            for ep in self.endpoints
+        )
+        if self.endpoints:
+            options.highlighted = 0  # import, the first endpoint: Run works at once
+
+    @on(OptionList.OptionHighlighted, "#endpoint-list")
+    async def _endpoint_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        await self._show_form(self.endpoints[event.option_index])
+
+    async def _show_form(self, endpoint: dict[str, Any]) -> None:
+        area = self.query_one("#form-area", VerticalScroll)
+        handle_stream = True
+        for old in area.query(EndpointForm):
+            handle_stream = old.handle_stream  # the switch carries over between endpoints
+        await area.remove_children()
+        await area.mount(EndpointForm(endpoint, handle_stream))
+
+    @property
+    def form(self) -> EndpointForm | None:
+        forms = self.query(EndpointForm)
+        return forms.first() if forms else None
+
+    def action_move_endpoint(self, delta: int) -> None:
+        options = self.query_one("#endpoint-list", OptionList)
+        if not self.endpoints:
+            return
+        self.query_one("#tabs", TabbedContent).active = "tab-endpoints"
+        current = options.highlighted or 0
+        options.highlighted = max(0, min(len(self.endpoints) - 1, current + delta))
+
+    def action_show_watch(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "tab-watch"
+        self.query_one("#watch-url").focus()
+
+    def action_show_endpoints(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "tab-endpoints"
+        self.query_one("#endpoint-list").focus()
+
+    def action_leave_field(self) -> None:
+        self.query_one("#endpoint-list").focus()
+
+    def action_toggle_handle_stream(self) -> None:
+        if (form := self.form) is not None:
+            on_or_off = "on" if form.toggle_handle_stream() else "off"
+            self.notify(f"Handle stream is {on_or_off}", timeout=2)
+
+    # -- runs -------------------------------------------------------------------------
+
+    def action_run(self) -> None:
+        if self.query_one("#tabs", TabbedContent).active == "tab-watch":
+            self.query_one(WatchForm).submit()
+        else:
+            self._run_endpoint()
+
+    @on(EndpointForm.RunRequested)
+    def _run_endpoint(self) -> None:
+        form = self.form
+        if form is None:
+            self.notify("No endpoint is selected yet.", severity="warning")
+            return
+        params = form.values()
+        if params is None:
+            self.notify("Some parameters are not valid.", severity="error")
+            return
+        name = form.endpoint["name"]
+        call = self.client.call(name, params, handle_stream=form.handle_stream)
+        self.start(call, name)
+
+    @on(WatchForm.WatchRequested)
+    def _watch(self, event: WatchForm.WatchRequested) -> None:
+        request = event.request
+        call = self.client.watch(
+            request.url, method=request.method, body=request.body, headers=request.headers
+        )
+        self.start(call, f"{request.method} {request.url}")
+
+    def start(self, call: StreamCall, title: str) -> RunCard:
+        """Show a card for the call and run it in a worker of its own."""
+        self._runs_started += 1
+        card = RunCard(call, title, self.clock)
+        self.query_one("#no-runs").display = False
+        runs = self.query_one("#runs", VerticalScroll)
+        runs.mount(card, before=0 if runs.children else None)
+        runs.scroll_home(animate=False)
+        # A group per run: exclusive workers of one group would cancel each other.
+        self.run_worker(self._drive(call), group=f"run-{self._runs_started}")
+        return card
+
+    async def _drive(self, call: StreamCall) -> None:
+        state = await call.run()
+        if state.error and state.error.get("type") == "connection_error":
+            self.notify(state.error_message(), title="Connection problem", severity="error")
+
+    def action_cancel(self) -> None:
+        card = self._card_to_cancel()
+        if card is None:
+            self.notify("No run is running.", severity="warning", timeout=3)
+            return
+        self.run_worker(card.call.cancel(), group="cancel")
+
+    @on(RunCard.CancelRequested)
+    def _cancel_card(self, event: RunCard.CancelRequested) -> None:
+        self.run_worker(event.card.call.cancel(), group="cancel")
+
+    def _card_to_cancel(self) -> RunCard | None:
+        focused = self.focused
+        while focused is not None and not isinstance(focused, RunCard):
+            focused = focused.parent  # type: ignore[assignment]
+        if isinstance(focused, RunCard) and not focused.state.finished:
+            return focused
+        return next((c for c in self.query(RunCard) if not c.state.finished), None)
+
+    def _refresh_cards(self) -> None:
+        for card in self.query(RunCard):
+            card.refresh_from_state()
+
+    @property
+    def cards(self) -> list[RunCard]:
+        """Cards newest first, as shown."""
+        return list(self.query(RunCard))

@@ -1,0 +1,186 @@
+"""One run on screen: progress bar bound to ``stream.chunk``, log bound to ``stream.chunks``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Log, ProgressBar, Static
+
+from ..client import StreamCall, StreamState
+from ..progress import RateMeter, format_count, format_duration, progress_of, text_piece
+
+__all__ = ["RunCard"]
+
+#: Log lines kept on screen; ``stream.chunks`` itself keeps every message.
+LOG_LINES = 200
+#: Characters of assembled text kept on screen for text streams.
+TEXT_CHARS = 4000
+_CHUNK_CHARS = 300
+
+HINT_STREAM_OFF = "Handle stream is off: progress will show when the call finishes."
+HINT_STREAM_WAS_OFF = "Handle stream was off: all {n} chunks arrived at once, at the end."
+HINT_NO_STREAM = (
+    "This endpoint finished without sending a streaming message: "
+    "there was no progress to show, only its result."
+)
+
+
+class RunCard(Vertical):
+    """A card for one call. ``refresh_from_state`` applies what arrived since the last time."""
+
+    class CancelRequested(Message):
+        def __init__(self, card: RunCard) -> None:
+            super().__init__()
+            self.card = card
+
+    def __init__(self, call: StreamCall, title: str, clock: Callable[[], float]) -> None:
+        super().__init__(classes="card -pending")
+        self.call = call
+        self._title = title
+        self._clock = clock
+        self._applied_version = -1
+        self._applied_chunks = 0
+        self._text = ""
+        self._text_mode = False
+        self._rate = RateMeter()
+        self._status = ""
+        self._stats_final = False  # a finished run's stats no longer change
+
+    @property
+    def state(self) -> StreamState:
+        return self.call.state
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="card-head"):
+            yield Static(self._title, classes="card-title")
+            yield Static("pending", classes="card-status")
+            yield Button("Cancel", classes="card-cancel", compact=True, variant="error")
+        yield Static("", classes="card-hint")
+        with Horizontal(classes="card-progress"):
+            yield ProgressBar(total=None, show_eta=False, classes="card-bar")
+            yield Static("", classes="card-step")
+        yield Static("", classes="card-stats")
+        yield Static("", classes="card-chunk")
+        yield Log(max_lines=LOG_LINES, classes="card-log")
+        yield Static("", classes="card-text")
+        yield Static("", classes="card-outcome")
+
+    def on_mount(self) -> None:
+        self.query_one(".card-hint").display = False
+        self.query_one(".card-text").display = False
+        self.query_one(".card-outcome").display = False
+        self.refresh_from_state()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(self.CancelRequested(self))
+
+    # -- batched updates --------------------------------------------------------
+
+    def refresh_from_state(self) -> None:
+        """Apply every change since the last call: one widget update per batch, not per message."""
+        state = self.state
+        now = self._clock()
+        if state.version != self._applied_version:
+            self._applied_version = state.version
+            self._apply_status(state)
+            self._apply_chunks(state)
+            self._apply_chunk(state, now)
+            self._apply_hint(state)
+            self._apply_outcome(state)
+        self._apply_stats(state, now)
+
+    def _apply_status(self, state: StreamState) -> None:
+        if state.status == self._status:
+            return
+        self.remove_class(f"-{self._status}" if self._status else "-pending")
+        self._status = state.status
+        self.add_class(f"-{state.status}")
+        self.query_one(".card-status", Static).update(state.status)
+        self.query_one(".card-cancel", Button).display = not state.finished
+        if state.run_id:
+            self.query_one(".card-title", Static).update(f"{self._title} · {state.run_id}")
+
+    def _apply_chunks(self, state: StreamState) -> None:
+        new = state.chunks[self._applied_chunks :]
+        if not new:
+            return
+        self._applied_chunks = len(state.chunks)
+        pieces = [text_piece(c) for c in new]
+        if all(p is not None for p in pieces):
+            if not self._text_mode:
+                self._text_mode = True
+                self.query_one(".card-log").display = False
+                self.query_one(".card-text").display = True
+            self._text = (self._text + "".join(pieces))[-TEXT_CHARS:]  # type: ignore[arg-type]
+            self.query_one(".card-text", Static).update(Text(self._text))
+            return
+        lines = [_one_line(c) for c in new[-LOG_LINES:]]
+        self.query_one(".card-log", Log).write_lines(lines)
+
+    def _apply_chunk(self, state: StreamState, now: float) -> None:
+        bar = self.query_one(".card-bar", ProgressBar)
+        progress = progress_of(state.chunk)
+        if progress.fraction is not None:
+            bar.update(total=1.0, progress=progress.fraction)
+        elif state.finished and state.status == "succeeded":
+            bar.update(total=1.0, progress=1.0)
+        self.query_one(".card-step", Static).update(progress.step or "")
+        chunk = "" if state.chunk is None else f"chunk: {_one_line(state.chunk)}"
+        self.query_one(".card-chunk", Static).update(Text(chunk[:_CHUNK_CHARS]))
+
+    def _apply_stats(self, state: StreamState, now: float) -> None:
+        if self._stats_final:
+            return
+        progress = progress_of(state.chunk)
+        parts = []
+        if progress.done is not None and progress.total is not None:
+            parts.append(f"{format_count(progress.done)}/{format_count(progress.total)}")
+        parts.append(format_duration(state.elapsed(now)))
+        rate, left = self._rate.update(now, progress)
+        if rate is not None and not state.finished:
+            parts.append(f"{rate:,.1f}/s")
+            parts.append(f"ETA {format_duration(left or 0.0)}")
+        count = len(state.chunks)
+        parts.append(f"{count:,} chunk{'' if count == 1 else 's'}")
+        if state.reconnects:
+            parts.append(f"{state.reconnects} reconnect{'' if state.reconnects == 1 else 's'}")
+        self.query_one(".card-stats", Static).update(" · ".join(parts))
+        self._stats_final = state.finished
+
+    def _apply_hint(self, state: StreamState) -> None:
+        hint = ""
+        if not state.handle_stream and not state.finished:
+            hint = HINT_STREAM_OFF
+        elif not state.handle_stream and state.streamed and state.finished:
+            hint = HINT_STREAM_WAS_OFF.format(n=f"{len(state.chunks):,}")
+        elif state.status == "succeeded" and not state.streamed:
+            hint = HINT_NO_STREAM
+        widget = self.query_one(".card-hint", Static)
+        widget.update(hint)
+        widget.display = bool(hint)
+
+    def _apply_outcome(self, state: StreamState) -> None:
+        widget = self.query_one(".card-outcome", Static)
+        if state.status == "failed":
+            widget.update(Text(f"Error: {state.error_message() or 'unknown error'}"))
+        elif state.status == "succeeded" and not self._text_mode:
+            widget.update(Text(f"Result: {_one_line(state.result)}"[: _CHUNK_CHARS * 2]))
+        elif state.status == "cancelled":
+            widget.update("Cancelled.")
+        else:
+            widget.display = False
+            return
+        widget.display = True
+
+
+def _one_line(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
