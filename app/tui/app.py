@@ -14,7 +14,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (
     Footer,
     Header,
+    Input,
     OptionList,
+    Select,
     Static,
     TabbedContent,
     TabPane,
@@ -39,11 +41,12 @@ class StreambindApp(App[None]):
         Binding("r", "run", "Run"),
         Binding("c", "cancel", "Cancel"),
         Binding("h", "toggle_handle_stream", "Handle stream"),
-        Binding("down,j", "move_endpoint(1)", "Next endpoint", key_display="↓"),
+        Binding("down,j", "move_endpoint(1)", "Next", key_display="↓"),
         Binding("up,k", "move_endpoint(-1)", "Previous endpoint", key_display="↑", show=False),
-        Binding("w", "show_watch", "Watch URL"),
+        Binding("w", "show_watch", "Watch"),
         Binding("e", "show_endpoints", "Endpoints", show=False),
-        Binding("escape", "leave_field", "Leave field", show=False),
+        # While typing in a field, letters go into the field: Enter runs, Escape leaves it.
+        Binding("escape", "leave_field", "Leave field", key_display="esc"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -142,7 +145,16 @@ class StreambindApp(App[None]):
         self.query_one("#endpoint-list").focus()
 
     def action_leave_field(self) -> None:
-        self.query_one("#endpoint-list").focus()
+        if self.query_one("#tabs", TabbedContent).active == "tab-watch":
+            self.query_one("#tabs Tabs").focus()
+        else:
+            self.query_one("#endpoint-list").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "Leave field" only means something while a field has the focus.
+        if action == "leave_field":
+            return isinstance(self.focused, Input | Select)
+        return True
 
     def action_toggle_handle_stream(self) -> None:
         if (form := self.form) is not None:

@@ -51,6 +51,8 @@ class RunCard(Vertical):
         self._rate = RateMeter()
         self._status = ""
         self._stats_final = False  # a finished run's stats no longer change
+        self._shown_run_id: str | None = None
+        self._composed = False  # the app's timer may tick before the children exist
 
     @property
     def state(self) -> StreamState:
@@ -72,6 +74,7 @@ class RunCard(Vertical):
         yield Static("", classes="card-outcome")
 
     def on_mount(self) -> None:
+        self._composed = True
         self.query_one(".card-hint").display = False
         self.query_one(".card-text").display = False
         self.query_one(".card-outcome").display = False
@@ -85,11 +88,14 @@ class RunCard(Vertical):
 
     def refresh_from_state(self) -> None:
         """Apply every change since the last call: one widget update per batch, not per message."""
+        if not self._composed:
+            return
         state = self.state
         now = self._clock()
         if state.version != self._applied_version:
             self._applied_version = state.version
             self._apply_status(state)
+            self._apply_title(state)
             self._apply_chunks(state)
             self._apply_chunk(state, now)
             self._apply_hint(state)
@@ -104,7 +110,10 @@ class RunCard(Vertical):
         self.add_class(f"-{state.status}")
         self.query_one(".card-status", Static).update(state.status)
         self.query_one(".card-cancel", Button).display = not state.finished
-        if state.run_id:
+
+    def _apply_title(self, state: StreamState) -> None:
+        if state.run_id and state.run_id != self._shown_run_id:
+            self._shown_run_id = state.run_id
             self.query_one(".card-title", Static).update(f"{self._title} · {state.run_id}")
 
     def _apply_chunks(self, state: StreamState) -> None:

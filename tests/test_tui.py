@@ -1,0 +1,315 @@
+"""The terminal UI driven as a person would, with Textual's Pilot, against a real server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flows
+import httpx
+import pytest
+from streambind.app.tui.app import StreambindApp
+from streambind.app.tui.run_card import HINT_NO_STREAM, HINT_STREAM_OFF, RunCard
+from textual.pilot import Pilot
+from textual.widgets import Input, Log, OptionList, ProgressBar, Static, TabbedContent
+from wire import split_events
+
+SIZE = (110, 40)
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until `condition` holds (bounded, so a broken app fails, not hangs)."""
+    for _ in range(1500):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+async def ready(pilot: Pilot) -> StreambindApp:
+    app = pilot.app
+    await until(pilot, lambda: len(app.endpoints) > 0, "the endpoints are listed")
+    await until(pilot, lambda: app.form is not None, "a form is shown")
+    return app  # type: ignore[return-value]
+
+
+async def select(pilot: Pilot, name: str) -> None:
+    app: StreambindApp = pilot.app  # type: ignore[assignment]
+    index = [e["name"] for e in app.endpoints].index(name)
+    app.query_one("#endpoint-list", OptionList).highlighted = index
+    await until(
+        pilot, lambda: app.form is not None and app.form.endpoint["name"] == name, f"{name} form"
+    )
+    await pilot.pause()  # let the new form be laid out before anything clicks it
+
+
+def text_of(card: RunCard, selector: str) -> str:
+    return str(card.query_one(selector, Static).render())
+
+
+async def test_pressing_run_at_start_runs_import_to_100_percent(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.form.endpoint["name"] == "import"
+        app.query_one("#param-delay_ms", Input).value = "0"
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the run ends")
+        card = app.cards[0]
+        await pilot.pause(0.2)  # one more batch tick
+        state = card.state
+        assert state.status == "succeeded"
+        assert card.has_class("-succeeded")
+        assert card.query_one(ProgressBar).percentage == 1.0
+        assert text_of(card, ".card-status") == "succeeded"
+        assert "200/200" in text_of(card, ".card-stats")
+        log = card.query_one(Log)
+        assert log.line_count == len(state.chunks) == 11
+        assert '"done": 200' in log.lines[-1]
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        replay = await client.get(f"/api/runs/{state.run_id}/events")
+    sent = [e.json() for e in split_events(replay.text) if e.event == "message"]
+    assert state.chunks == sent
+
+
+async def test_clicking_run_with_the_mouse_starts_a_run(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "silent")
+        await pilot.click("#run")
+        await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the run ends")
+        await pilot.pause(0.2)
+        card = app.cards[0]
+        assert card.state.result == {"people": 0, "imports": 0, "streamed": False}
+        assert text_of(card, ".card-hint") == HINT_NO_STREAM
+        assert card.query_one(".card-hint").display
+
+
+async def test_handle_stream_off_shows_nothing_until_the_end(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "hold")
+        app.query_one("#param-key", Input).value = "tui-off"
+        app.query_one("#param-before", Input).value = "3"
+        await pilot.press("h")
+        assert app.form.handle_stream is False
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards != [], "a card appears")
+        card = app.cards[0]
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            while (await client.get("/api/runs")).json()["runs"][0]["events"] < 3:
+                await pilot.pause(0.02)
+        await pilot.pause(0.2)
+        assert card.state.status == "running"
+        assert card.state.chunks == []
+        assert card.query_one(Log).line_count == 0
+        assert text_of(card, ".card-hint") == HINT_STREAM_OFF
+        flows.release("tui-off")
+        await until(pilot, lambda: card.state.finished, "the run ends")
+        await pilot.pause(0.2)
+        assert card.state.chunks == [{"n": 1}, {"n": 2}, {"n": 3}]
+        assert card.query_one(Log).line_count == 3
+        assert "all 3 chunks arrived at once" in text_of(card, ".card-hint")
+        assert "released" in text_of(card, ".card-outcome")
+
+
+async def test_a_failed_run_shows_the_servers_message(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "flaky")
+        app.query_one("#param-delay_ms", Input).value = "0"
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the run ends")
+        await pilot.pause(0.2)
+        card = app.cards[0]
+        assert card.has_class("-failed") and not card.has_class("-running")
+        assert text_of(card, ".card-status") == "failed"
+        assert text_of(card, ".card-outcome") == (
+            "Error: step 4 of 10 failed, as asked (fail_at=4)"
+        )
+
+
+async def test_cancel_key_cancels_the_running_card(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "hold")
+        app.query_one("#param-key", Input).value = "tui-cancel"
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards and app.cards[0].state.chunks, "a first chunk")
+        await pilot.press("c")
+        card = app.cards[0]
+        await until(pilot, lambda: card.state.status == "cancelled", "the card is cancelled")
+        await pilot.pause(0.2)
+        assert card.has_class("-cancelled")
+        assert text_of(card, ".card-status") == "cancelled"
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for _ in range(1500):
+                record = (await client.get(f"/api/runs/{card.state.run_id}")).json()
+                if record["status"] == "cancelled":
+                    break
+                await pilot.pause(0.02)
+        assert record["status"] == "cancelled"
+
+
+async def test_the_cancel_button_on_a_card(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "hold")
+        app.query_one("#param-key", Input).value = "tui-cancel-button"
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards and app.cards[0].state.chunks, "a first chunk")
+        await pilot.pause(0.1)
+        await pilot.click(".card-cancel")
+        await until(pilot, lambda: app.cards[0].state.status == "cancelled", "cancelled")
+
+
+async def test_several_runs_of_one_endpoint_at_once(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "hold")
+        app.query_one("#param-key", Input).value = "tui-many"
+        for _ in range(3):
+            await pilot.press("r")
+        await until(
+            pilot,
+            lambda: len(app.cards) == 3 and all(c.state.chunks for c in app.cards),
+            "three runs stream",
+        )
+        assert len({c.state.run_id for c in app.cards}) == 3
+        assert all(c.state.status == "running" for c in app.cards)
+        flows.release("tui-many")
+        await until(pilot, lambda: all(c.state.finished for c in app.cards), "all end")
+        assert [c.state.status for c in app.cards] == ["succeeded"] * 3
+
+
+async def test_a_text_stream_shows_the_assembled_text(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "write-text")
+        app.query_one("#param-delay_ms", Input).value = "0"
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the run ends")
+        await pilot.pause(0.2)
+        card = app.cards[0]
+        assert card.query_one(".card-text").display
+        assert not card.query_one(".card-log").display
+        assert text_of(card, ".card-text") == card.state.result["text"]
+
+
+async def test_invalid_form_values_are_marked_and_nothing_runs(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        app.query_one("#param-rows", Input).value = "lots"
+        app.query_one("#param-batch_size", Input).value = "0"
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        assert app.cards == []
+        assert str(app.query_one("#error-rows", Static).render()) == "rows must be a whole number"
+        assert str(app.query_one("#error-batch_size", Static).render()) == (
+            "batch_size must be at least 1"
+        )
+        assert app.focused is app.query_one("#param-rows")
+
+
+async def test_keys_move_between_endpoints_and_panels(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("j")
+        await until(pilot, lambda: app.form.endpoint["name"] == "pipeline", "pipeline form")
+        await pilot.press("k")
+        await until(pilot, lambda: app.form.endpoint["name"] == "import", "import form")
+        await pilot.press("w")
+        assert app.query_one("#tabs", TabbedContent).active == "tab-watch"
+        assert app.focused is app.query_one("#watch-url")
+        await pilot.press("q")  # typed into the URL field, not quitting
+        assert app.query_one("#watch-url", Input).value == "q"
+        await pilot.press("escape", "e")
+        assert app.query_one("#tabs", TabbedContent).active == "tab-endpoints"
+        await pilot.press("q")
+    assert not app.is_running
+
+
+async def test_the_watch_panel_follows_any_sse_url(server) -> None:  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        finished = await client.post("/api/endpoints/flaky", json={"fail_at": 99, "delay_ms": 0})
+    run_id = finished.headers["x-run-id"]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("w")
+        app.query_one("#watch-url", Input).value = f"{server.url}/api/runs/{run_id}/events"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the watch ends")
+        card = app.cards[0]
+        assert card.state.status == "succeeded"
+        assert len(card.state.chunks) == 10
+        assert card.state.result == {"steps": 10}
+
+        app.query_one("#watch-url", Input).value = "not a url"
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert len(app.cards) == 1
+        assert "must start with http://" in str(app.query_one("#watch-error", Static).render())
+
+
+async def test_a_server_that_is_down_is_a_readable_message(unused_tcp_port: int) -> None:
+    app = StreambindApp(f"http://127.0.0.1:{unused_tcp_port}")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: bool(app.query(".load-error")), "the error is shown")
+        message = str(app.query_one(".load-error", Static).render())
+        assert message.startswith(
+            f"Cannot list endpoints: cannot connect to http://127.0.0.1:{unused_tcp_port}"
+        )
+        assert "Traceback" not in message
+        assert any("is the server running" in n.message for n in app._notifications)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 50)])
+async def test_the_layout_works_small_and_large(server, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=size) as pilot:
+        await ready(pilot)
+        run_button = app.query_one("#run")
+        assert run_button.region.bottom <= size[1] - 1, "Run is visible without scrolling"
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the run ends")
+        await pilot.pause(0.2)
+        card = app.cards[0]
+        assert card.region.width >= 30
+        assert card.region.right <= size[0]
+
+
+async def test_a_firehose_is_applied_in_batches_not_per_message(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "firehose")
+        app.query_one("#param-n", Input).value = "20000"
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards != [], "a card appears")
+        card = app.cards[0]
+        log = card.query_one(Log)
+        writes: list[int] = []
+        original = log.write_lines
+
+        def counting_write_lines(lines, scroll_end=None):  # type: ignore[no-untyped-def]
+            lines = list(lines)
+            writes.append(len(lines))
+            return original(lines, scroll_end)
+
+        log.write_lines = counting_write_lines  # type: ignore[method-assign]
+        await until(pilot, lambda: card.state.finished, "the firehose ends")
+        await pilot.pause(0.2)
+        assert card.state.status == "succeeded"
+        assert len(card.state.chunks) == 20_000, "stream.chunks keeps every message"
+        assert log.line_count <= 200, "the log keeps a bounded number of lines"
+        assert card.query_one(ProgressBar).percentage == 1.0
+        assert len(writes) < 20_000 / 10, f"{len(writes)} widget updates for 20,000 messages"
