@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Log, ProgressBar, Static
@@ -65,7 +66,11 @@ class RunCard(Vertical):
             yield Button("Cancel", classes="card-cancel", compact=True, variant="error")
         yield Static("", classes="card-hint")
         with Horizontal(classes="card-progress"):
-            yield ProgressBar(total=None, show_eta=False, classes="card-bar")
+            # The card's clock drives the indeterminate animation too, so a fixed
+            # clock gives a still picture (snapshot tests).
+            yield ProgressBar(
+                total=None, show_eta=False, classes="card-bar", clock=Clock(get_time=self._clock)
+            )
             yield Static("", classes="card-step")
         yield Static("", classes="card-stats")
         yield Static("", classes="card-chunk")
@@ -75,6 +80,7 @@ class RunCard(Vertical):
 
     def on_mount(self) -> None:
         self._composed = True
+        self.query_one(".card-log").display = False  # shown with the first chunk
         self.query_one(".card-hint").display = False
         self.query_one(".card-text").display = False
         self.query_one(".card-outcome").display = False
@@ -130,8 +136,9 @@ class RunCard(Vertical):
             self._text = (self._text + "".join(pieces))[-TEXT_CHARS:]  # type: ignore[arg-type]
             self.query_one(".card-text", Static).update(Text(self._text))
             return
-        lines = [_one_line(c) for c in new[-LOG_LINES:]]
-        self.query_one(".card-log", Log).write_lines(lines)
+        log = self.query_one(".card-log", Log)
+        log.display = True
+        log.write_lines([_one_line(c) for c in new[-LOG_LINES:]])
 
     def _apply_chunk(self, state: StreamState, now: float) -> None:
         bar = self.query_one(".card-bar", ProgressBar)
