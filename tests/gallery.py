@@ -11,6 +11,7 @@ from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 
 NOW = 1000.0
+REPORT_WORDS = ("The", "people", "table", "holds", "45", "rows", "from", "1", "import.")
 
 
 def _state(**fields: Any) -> StreamState:
@@ -47,7 +48,7 @@ STATES = [
     ),
     _state(
         name="write-text", status="succeeded", run_id="17b9e4d2c0a85f36", streamed=True,
-        chunks=[{"text": w + " "} for w in ["The", "people", "table", "holds", "45", "rows", "from", "1", "import."]],
+        chunks=[{"text": w + " "} for w in REPORT_WORDS],
         chunk={"text": "import. "}, result={"characters": 47}, started_at=NOW - 3.0,
         finished_at=NOW - 1.2,
     ),
