@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+
 from streambind.app.client import StreamClient, StreamState
 from streambind.app.tui.app import StreambindApp
 from streambind.app.tui.run_card import RunCard
-from textual.app import App, ComposeResult
-from textual.containers import VerticalScroll
 
 NOW = 1000.0
 REPORT_WORDS = ("The", "people", "table", "holds", "45", "rows", "from", "1", "import.")

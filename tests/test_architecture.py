@@ -37,3 +37,20 @@ def test_serving_loads_no_textual() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_stream_client_has_no_ui_in_it() -> None:
+    imports = _imports(ROOT / "app")
+    for module in ("client.py", "sse.py", "progress.py", "forms.py", "call_command.py"):
+        for name in imports[f"app/{module}"]:
+            assert not name.startswith("textual"), (module, name)
+            assert not name.startswith("streambind.server"), (module, name)
+
+
+def test_only_the_embedded_mode_joins_the_two_halves() -> None:
+    joined = {
+        path
+        for path, names in _imports(ROOT / "app").items()
+        if any(n.startswith("streambind.server") for n in names)
+    }
+    assert joined == {"app/embedded.py", "app/cli.py"}

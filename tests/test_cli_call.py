@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from streambind.app.call_command import UsageError, parse_assignments
 
 TESTS = Path(__file__).parent

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from streambind.app.cli import exposure_warning
 from wire import Event, events
+
+from streambind.app.cli import exposure_warning
 
 TESTS = Path(__file__).parent
 

@@ -10,6 +10,7 @@ import flows
 import pytest
 from aiohttp import web
 from cutter import CuttingProxy
+
 from streambind.app.client import StreamClient
 
 pytestmark = pytest.mark.asyncio

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from gallery import CardGallery
+from textual.pilot import Pilot
+from textual.widgets import Input
+
 from streambind.app.embedded import EmbeddedServer
 from streambind.app.tui.app import StreambindApp
 from streambind.server import ServerConfig
-from textual.pilot import Pilot
-from textual.widgets import Input
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+
 from streambind.app.client import StreamClient
 from streambind.app.sse import SSEDecoder
 

@@ -7,11 +7,12 @@ from collections.abc import Callable
 import flows
 import httpx
 import pytest
-from streambind.app.tui.app import StreambindApp
-from streambind.app.tui.run_card import HINT_NO_STREAM, HINT_STREAM_OFF, RunCard
 from textual.pilot import Pilot
 from textual.widgets import Input, Log, OptionList, ProgressBar, Static, TabbedContent
 from wire import split_events
+
+from streambind.app.tui.app import StreambindApp
+from streambind.app.tui.run_card import HINT_NO_STREAM, HINT_STREAM_OFF, RunCard
 
 SIZE = (110, 40)
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated, Literal
 
 import pytest
+
 from streambind.server import Param, endpoint
 from streambind.server.eventlog import EventsGone, MemoryEventLog
 from streambind.server.framing import NotJSONSerialisable, encode_event, to_json

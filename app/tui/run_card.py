@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Button, Log, ProgressBar, Static
 
@@ -96,8 +98,11 @@ class RunCard(Vertical):
         """Apply every change since the last call: one widget update per batch, not per message."""
         if not self._composed:
             return
-        state = self.state
-        now = self._clock()
+        # NoMatches: the app is closing and this card's children are already gone.
+        with contextlib.suppress(NoMatches):
+            self._apply(self.state, self._clock())
+
+    def _apply(self, state: StreamState, now: float) -> None:
         if state.version != self._applied_version:
             self._applied_version = state.version
             self._apply_status(state)

@@ -1,0 +1,114 @@
+"""Take the README's screenshots: the real app, a real server, real runs, driven headless.
+
+    .venv/bin/python screenshots/take.py
+
+Writes the SVG files next to this script (Textual's own screenshot export).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList
+
+from streambind.app.tui.app import StreambindApp
+from streambind.server import ServerConfig, start_server
+
+HERE = Path(__file__).parent
+SIZE = (120, 36)
+
+
+async def until(pilot: Pilot, condition: Callable[[], bool]) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise TimeoutError("the app never reached the state this screenshot needs")
+
+
+async def choose(pilot: Pilot, app: StreambindApp, name: str, **params: str) -> None:
+    index = [e["name"] for e in app.endpoints].index(name)
+    app.query_one("#endpoint-list", OptionList).highlighted = index
+    await until(pilot, lambda: app.form is not None and app.form.endpoint["name"] == name)
+    await pilot.pause()
+    for key, value in params.items():
+        app.query_one(f"#param-{key}", Input).value = value
+
+
+async def shoot(app: StreambindApp, pilot: Pilot, name: str) -> None:
+    for field in app.query(Input):
+        field.cursor_blink = False
+    app.query_one("#endpoint-list").focus()
+    await pilot.pause(0.1)
+    app.save_screenshot(f"{name}.svg", str(HERE))
+    print(f"screenshots/{name}.svg")
+
+
+async def scene(url: str, name: str, act: Callable[[StreambindApp, Pilot], object]) -> None:
+    app = StreambindApp(url, subtitle="embedded server")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.form is not None)
+        await act(app, pilot)  # type: ignore[misc]
+        await shoot(app, pilot, name)
+        for card in app.cards:
+            await card.call.cancel()
+
+
+async def form(app: StreambindApp, pilot: Pilot) -> None:
+    await pilot.pause()
+
+
+async def in_progress(app: StreambindApp, pilot: Pilot) -> None:
+    await choose(pilot, app, "import", rows="2000", batch_size="50", delay_ms="60")
+    await pilot.press("r")
+    await until(pilot, lambda: app.cards and len(app.cards[0].state.chunks) >= 14)
+
+
+async def several(app: StreambindApp, pilot: Pilot) -> None:
+    await choose(pilot, app, "pipeline", rows="3000", batch_size="100", delay_ms="50")
+    await pilot.press("r")
+    await until(pilot, lambda: app.cards and len(app.cards[0].state.chunks) >= 8)
+    await pilot.press("c")
+    await choose(pilot, app, "flaky", delay_ms="40")
+    await pilot.press("r")
+    await until(pilot, lambda: app.cards[0].state.finished)
+    await choose(pilot, app, "import", rows="5000", batch_size="50", delay_ms="40")
+    await pilot.press("r")
+    await until(pilot, lambda: len(app.cards[0].state.chunks) >= 20)
+
+
+async def stream_off(app: StreambindApp, pilot: Pilot) -> None:
+    await choose(pilot, app, "import", rows="2000", batch_size="50", delay_ms="60")
+    await pilot.press("h", "r")
+    await until(pilot, lambda: app.cards and app.cards[0].state.status == "running")
+    await pilot.pause(1.0)
+
+
+async def text_stream(app: StreambindApp, pilot: Pilot) -> None:
+    await choose(pilot, app, "import", source="presidents.csv", delay_ms="0")
+    await pilot.press("r")
+    await until(pilot, lambda: app.cards and app.cards[0].state.finished)
+    await choose(pilot, app, "write-text", delay_ms="60")
+    await pilot.press("r")
+    await until(pilot, lambda: len(app.cards[0].state.chunks) >= 30)
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = await start_server(ServerConfig(data_dir=Path(data_dir)))
+        try:
+            await scene(server.url, "endpoint-form", form)
+            await scene(server.url, "run-in-progress", in_progress)
+            await scene(server.url, "several-runs", several)
+            await scene(server.url, "handle-stream-off", stream_off)
+            await scene(server.url, "text-stream", text_stream)
+        finally:
+            await server.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
