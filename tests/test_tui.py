@@ -314,3 +314,17 @@ async def test_a_firehose_is_applied_in_batches_not_per_message(server) -> None:
         assert log.line_count <= 200, "the log keeps a bounded number of lines"
         assert card.query_one(ProgressBar).percentage == 1.0
         assert len(writes) < 20_000 / 10, f"{len(writes)} widget updates for 20,000 messages"
+
+
+async def test_the_command_palette_offers_the_apps_actions(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert titles[:5] == ["Run", "Cancel", "Handle stream", "Watch URL", "Endpoints"]
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"handle stream")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.form.handle_stream is False, "Handle stream is off")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
 from textual.widgets import (
     Footer,
     Header,
@@ -89,6 +90,17 @@ class StreambindApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.client.aclose()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The app's own actions in the command palette (ctrl+p), beside Textual's."""
+        yield SystemCommand("Run", "Run the selected endpoint (r)", self.action_run)
+        yield SystemCommand("Cancel", "Cancel the running run (c)", self.action_cancel)
+        yield SystemCommand(
+            "Handle stream", "Turn Handle stream on or off (h)", self.action_toggle_handle_stream
+        )
+        yield SystemCommand("Watch URL", "Follow any SSE URL (w)", self.action_show_watch)
+        yield SystemCommand("Endpoints", "Back to the endpoints (e)", self.action_show_endpoints)
+        yield from super().get_system_commands(screen)
 
     # -- endpoints and the form ---------------------------------------------------
 
