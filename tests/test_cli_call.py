@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from polling import newest_run
 
 from streambind.app.call_command import UsageError, parse_assignments
 
@@ -55,12 +56,8 @@ async def test_a_failed_run_exits_1(server) -> None:  # type: ignore[no-untyped-
 async def test_a_run_cancelled_elsewhere_exits_3(server) -> None:  # type: ignore[no-untyped-def]
     call = asyncio.create_task(_call("hold", "-p", "key=cli-cancel", "--json", "--url", server.url))
     async with httpx.AsyncClient(base_url=server.url) as client:
-        for _ in range(3000):
-            runs = (await client.get("/api/runs")).json()["runs"]
-            if runs and runs[0]["events"] == 1:
-                break
-            await asyncio.sleep(0.01)
-        await client.delete(f"/api/runs/{runs[0]['id']}")
+        run = await newest_run(client, lambda r: r["events"] == 1, "the first message")
+        await client.delete(f"/api/runs/{run['id']}")
     code, out, _ = await call
     assert code == 3
     assert json.loads(out.splitlines()[-1])["status"] == "cancelled"

@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import flows
+import httpx
 import pytest
 from aiohttp import web
 from cutter import CuttingProxy
+from foreign import serve
+from polling import newest_run, run_record
 
 from streambind.app.client import StreamClient
 
@@ -77,14 +80,9 @@ async def test_handle_stream_off_shows_nothing_until_the_end(
 ) -> None:
     call = sb.call("hold", {"key": "whole", "before": 3}, handle_stream=False)
     task = asyncio.create_task(call.run())
-    async with StreamClient(server.url) as other:
-        for _ in range(3000):
-            runs = await other.runs()
-            if runs and runs[0]["events"] == 3:
-                break
-            await asyncio.sleep(0.01)
+    async with httpx.AsyncClient(base_url=server.url) as other:
+        await newest_run(other, lambda r: r["events"] == 3, "three messages sent")
         # The server has sent three messages, yet the call has taken none of them.
-        assert runs[0]["events"] == 3
         assert call.state.status == "running"
         assert call.state.chunks == [] and call.state.chunk is None
         flows.release("whole")
@@ -105,12 +103,7 @@ async def test_cancel_closes_the_stream_and_cancels_the_run(sb: StreamClient) ->
     state = await task
     assert state.status == "cancelled"
     assert state.chunks == [{"n": 1}, {"n": 2}]
-    for _ in range(3000):
-        record = (await sb.http.get(f"/api/runs/{state.run_id}")).json()
-        if record["status"] != "running":
-            break
-        await asyncio.sleep(0.01)
-    assert record["status"] == "cancelled"
+    await run_record(sb.http, state.run_id, lambda r: r["status"] == "cancelled", "cancelled")
 
 
 async def test_resume_after_forced_disconnects_has_no_gap_and_no_duplicate(start) -> None:  # type: ignore[no-untyped-def]
@@ -208,14 +201,9 @@ async def foreign() -> AsyncIterator[Foreign]:
     app = web.Application()
     app.router.add_post("/v1/chat", openai_like)
     app.router.add_get("/ticks", resumable)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield Foreign(f"http://{host}:{port}", seen, resumes)
-    finished.set()
-    await runner.cleanup()
+    async with serve(app) as url:
+        yield Foreign(url, seen, resumes)
+        finished.set()
 
 
 async def test_watching_another_servers_post_stream_with_body_and_headers(

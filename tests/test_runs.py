@@ -6,17 +6,8 @@ import asyncio
 
 import flows
 import httpx
+from polling import run_record
 from wire import Event, collect, events, split_events
-
-
-async def _wait_for_status(client: httpx.AsyncClient, run_id: str, status: str) -> dict:
-    """Poll the run until it reaches `status` (bounded: the test fails rather than hangs)."""
-    for _ in range(3000):
-        run = (await client.get(f"/api/runs/{run_id}")).json()
-        if run["status"] == status:
-            return run
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"run {run_id} stayed {run['status']}, never {status}")
 
 
 async def _finished_import(client: httpx.AsyncClient) -> tuple[str, list[Event]]:
@@ -140,10 +131,7 @@ async def test_several_followers_of_one_run_each_get_every_event(
         fast = asyncio.create_task(follow(None, slow=False))
         slow = asyncio.create_task(follow("2", slow=True))
         # Both followers are attached before the run goes on.
-        for _ in range(3000):
-            if (await client.get(f"/api/runs/{run_id}")).json()["followers"] == 3:
-                break
-            await asyncio.sleep(0.01)
+        await run_record(client, run_id, lambda r: r["followers"] == 3, "three followers")
         flows.release("followers")
         rest = [first] + [e async for e in stream if isinstance(e, Event)]
         fast_events, slow_events = await asyncio.gather(fast, slow)
@@ -206,7 +194,7 @@ async def test_a_run_nobody_follows_is_cancelled_after_the_grace_period(start) -
         async with client.stream("POST", "/api/endpoints/hold", json={"key": "abandon"}) as r:
             await anext(events(r))
             run_id = r.headers["x-run-id"]
-        run = await _wait_for_status(client, run_id, "cancelled")
+        run = await run_record(client, run_id, lambda r: r["status"] == "cancelled", "cancel")
         assert run["finished"] is not None
         replay = await client.get(f"/api/runs/{run_id}/events")
         assert split_events(replay.text)[-1].event == "cancelled"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from foreign import serve
 
 from streambind.app.client import StreamClient
 from streambind.app.sse import SSEDecoder
@@ -45,7 +46,7 @@ def test_any_chunking_gives_the_same_events(vector: dict) -> None:
 async def vector_server():  # type: ignore[no-untyped-def]
     """Serves each vector's chunks as separate writes of a real text/event-stream response."""
 
-    async def serve(request: web.Request) -> web.StreamResponse:
+    async def serve_vector(request: web.Request) -> web.StreamResponse:
         vector = VECTORS[int(request.match_info["index"])]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -54,14 +55,9 @@ async def vector_server():  # type: ignore[no-untyped-def]
         return response
 
     app = web.Application()
-    app.router.add_get("/vector/{index}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
+    app.router.add_get("/vector/{index}", serve_vector)
+    async with serve(app) as url:
+        yield url
 
 
 async def test_watching_a_real_stream_of_each_vector_yields_its_data(vector_server: str) -> None:

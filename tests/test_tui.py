@@ -7,6 +7,7 @@ from collections.abc import Callable
 import flows
 import httpx
 import pytest
+from polling import newest_run, run_record
 from textual.pilot import Pilot
 from textual.widgets import Input, Log, OptionList, ProgressBar, Static, TabbedContent
 from wire import split_events
@@ -99,8 +100,7 @@ async def test_handle_stream_off_shows_nothing_until_the_end(server) -> None:  #
         await until(pilot, lambda: app.cards != [], "a card appears")
         card = app.cards[0]
         async with httpx.AsyncClient(base_url=server.url) as client:
-            while (await client.get("/api/runs")).json()["runs"][0]["events"] < 3:
-                await pilot.pause(0.02)
+            await newest_run(client, lambda r: r["events"] == 3, "three messages sent")
         await pilot.pause(0.2)
         assert card.state.status == "running"
         assert card.state.chunks == []
@@ -147,12 +147,9 @@ async def test_cancel_key_cancels_the_running_card(server) -> None:  # type: ign
         assert card.has_class("-cancelled")
         assert text_of(card, ".card-status") == "cancelled"
         async with httpx.AsyncClient(base_url=server.url) as client:
-            for _ in range(1500):
-                record = (await client.get(f"/api/runs/{card.state.run_id}")).json()
-                if record["status"] == "cancelled":
-                    break
-                await pilot.pause(0.02)
-        assert record["status"] == "cancelled"
+            await run_record(
+                client, card.state.run_id, lambda r: r["status"] == "cancelled", "cancelled"
+            )
 
 
 async def test_the_cancel_button_on_a_card(server) -> None:  # type: ignore[no-untyped-def]

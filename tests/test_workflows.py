@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import hashlib
@@ -14,6 +13,7 @@ from pathlib import Path
 import flows
 import httpx
 import pytest
+from polling import run_record
 from wire import Event, collect, events, split_events
 
 
@@ -108,11 +108,7 @@ async def test_an_abandoned_import_is_cancelled_after_the_grace_period_leaving_n
             await anext(stream)
             await anext(stream)
             run_id = response.headers["x-run-id"]
-        for _ in range(3000):
-            if (await client.get(f"/api/runs/{run_id}")).json()["status"] != "running":
-                break
-            await asyncio.sleep(0.01)
-        assert (await client.get(f"/api/runs/{run_id}")).json()["status"] == "cancelled"
+        await run_record(client, run_id, lambda r: r["status"] == "cancelled", "cancelled")
     assert _people(data_dir) == 0
     assert _staging_files(data_dir) == []
 
