@@ -7,6 +7,7 @@ shared store (for several server processes) can replace ``MemoryEventLog``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,7 +71,9 @@ class MemoryEventLog:
         self._bytes = 0
         self._max_bytes = max_bytes
         self._closed = False
-        self._waiter: asyncio.Future[None] | None = None
+        # Followers that caught up and wait for the next event, each on a future of
+        # its own, woken directly by append: one loop hop from send to write.
+        self._waiters: list[asyncio.Future[bool]] = []
 
     @property
     def last_seq(self) -> int:
@@ -105,11 +108,11 @@ class MemoryEventLog:
         self._bytes += len(frame)
         if self._bytes > self._max_bytes:
             self._trim()
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._waiters:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(True)
+            self._waiters.clear()
         return seq
 
     def _trim(self) -> None:
@@ -137,8 +140,22 @@ class MemoryEventLog:
     async def wait(self, after: int, timeout: float | None) -> bool:
         if self.last_seq > after:
             return True
-        if self._waiter is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-        # asyncio.wait leaves the shared future alone on timeout or cancellation.
-        done, _ = await asyncio.wait([self._waiter], timeout=timeout)
-        return bool(done) or self.last_seq > after
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if timeout is None else loop.call_later(timeout, _time_out, waiter)
+        try:
+            return await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            woken = waiter.done() and not waiter.cancelled() and waiter.result()
+            if not woken:
+                # Timed out or cancelled: append never saw it done, so drop it here.
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+
+def _time_out(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)

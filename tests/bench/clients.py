@@ -1,0 +1,266 @@
+"""Measuring clients, each run in a process of its own: `python clients.py MODE JSON-ARGS`.
+
+Every mode prints one JSON object with its measurements on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from streambind.app.sse import SSEDecoder
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def _open(url: str, method: str, body: Any) -> tuple[asyncio.StreamReader, Any]:
+    """A raw HTTP/1.1 request with Connection: close, so the response ends at EOF."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port, limit=2**20)
+    payload = b"" if body is None else json.dumps(body).encode()
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n"
+        "Accept: text/event-stream\r\n"
+    )
+    if payload:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+    writer.write(head.encode() + b"\r\n" + payload)
+    await writer.drain()
+    return reader, writer
+
+
+_EVENT = b"\ndata: "  # once per event in every stack's framing
+
+
+async def count_bytes(url: str, method: str = "GET", body: Any = None) -> dict[str, float]:
+    """The cheapest possible client: read to EOF, counting bytes and events."""
+    start = time.perf_counter()
+    reader, writer = await _open(url, method, body)
+    total = events = 0
+    tail = b""  # a token split across two reads is counted once, in the second
+    while chunk := await reader.read(2**20):
+        total += len(chunk)
+        events += (tail + chunk).count(_EVENT)
+        tail = chunk[-(len(_EVENT) - 1) :]
+    seconds = time.perf_counter() - start
+    writer.close()
+    return {"seconds": seconds, "bytes": total, "events": events}
+
+
+async def latency(url: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
+    """Send-to-parse delay of each message (`t` inside is the send time, same clock)."""
+    import aiohttp
+
+    delays: list[float] = []
+    decoder = SSEDecoder()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, json=body) as response,
+    ):
+        async for chunk in response.content.iter_any():
+            now = time.monotonic()
+            for event in decoder.feed(chunk):
+                data = json.loads(event.data)
+                if isinstance(data, dict) and "t" in data:
+                    delays.append(now - data["t"])
+    return {
+        "messages": len(delays),
+        "p50_ms": percentile(delays, 50) * 1000,
+        "p99_ms": percentile(delays, 99) * 1000,
+    }
+
+
+async def stream_client_rate(url: str, n: int) -> dict[str, float]:
+    from streambind.app.client import StreamClient
+
+    async with StreamClient(url) as client:
+        start = time.perf_counter()
+        state = await client.call("firehose", {"n": n}).run()
+        seconds = time.perf_counter() - start
+    assert state.status == "succeeded" and len(state.chunks) == n, state.error
+    return {"seconds": seconds, "rate": n / seconds}
+
+
+async def httpx_sse_rate(url: str, n: int) -> dict[str, float]:
+    import httpx
+    from httpx_sse import aconnect_sse
+
+    chunks = []
+    async with httpx.AsyncClient(timeout=None) as client:
+        start = time.perf_counter()
+        async with aconnect_sse(
+            client, "POST", f"{url}/api/endpoints/firehose", json={"n": n}
+        ) as source:
+            async for event in source.aiter_sse():
+                # httpx-sse turns the retry-only block into an empty event: skip it.
+                if event.data and event.event == "message":
+                    chunks.append(json.loads(event.data))
+        seconds = time.perf_counter() - start
+    assert len(chunks) == n
+    return {"seconds": seconds, "rate": n / seconds}
+
+
+async def fanout(url: str, followers: int, n: int, key: str) -> dict[str, float]:
+    """One gated firehose run followed by `followers` clients (the caller among them)."""
+    import httpx
+
+    caller = asyncio.create_task(
+        count_bytes(f"{url}/api/endpoints/gated-firehose", "POST", {"n": n, "key": key})
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=60) as api:
+        run_id = None
+        while run_id is None:
+            runs = (await api.get("/api/runs")).json()["runs"]
+            run_id = next((r["id"] for r in runs if r["params"].get("key") == key), None)
+            await asyncio.sleep(0.01)
+        others = [
+            asyncio.create_task(count_bytes(f"{url}/api/runs/{run_id}/events"))
+            for _ in range(followers - 1)
+        ]
+        while (await api.get(f"/api/runs/{run_id}")).json()["followers"] < followers:
+            await asyncio.sleep(0.02)
+        start = time.perf_counter()
+        await api.post("/api/endpoints/release", json={"key": key})
+        results = await asyncio.gather(caller, *others)
+        seconds = time.perf_counter() - start
+    # Every follower must have had every message and the terminal event.
+    short = [r for r in results if r["events"] != n + 1]
+    return {
+        "followers": followers,
+        "messages": n,
+        "seconds": seconds,
+        "aggregate_rate": followers * n / seconds,
+        "incomplete": len(short),
+    }
+
+
+async def scale(url: str, streams: int, seconds: float, per_second: float) -> dict[str, Any]:
+    """`streams` runs at once, each sending `per_second` messages for `seconds`."""
+    import aiohttp
+
+    n = round(seconds * per_second)
+    delays: list[float] = []
+    counts: list[int] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> None:
+            decoder = SSEDecoder()
+            got = 0
+            async with session.post(
+                f"{url}/api/endpoints/sparse", json={"n": n, "interval_ms": 1000 / per_second}
+            ) as response:
+                async for chunk in response.content.iter_any():
+                    now = time.monotonic()
+                    for event in decoder.feed(chunk):
+                        if event.event == "message":
+                            delays.append(now - json.loads(event.data)["t"])
+                            got += 1
+            counts.append(got)
+
+        await asyncio.gather(*(one() for _ in range(streams)))
+    return {
+        "streams": streams,
+        "expected": streams * n,
+        "delivered": sum(counts),
+        "p99_ms": percentile(delays, 99) * 1000,
+    }
+
+
+async def chunks_memory(url: str, n: int) -> dict[str, float]:
+    """What `stream.chunks` of `n` small messages costs the client process."""
+    from streambind.app.client import StreamClient
+
+    gc.collect()
+    before = rss_bytes()
+    async with StreamClient(url) as client:
+        state = await client.call("firehose", {"n": n}).run()
+    gc.collect()
+    after = rss_bytes()
+    assert len(state.chunks) == n
+    return {"messages": n, "rss_mb": (after - before) / 2**20}
+
+
+async def tui_firehose(url: str, n: int) -> dict[str, Any]:
+    """The real app, headless: event-loop stalls while streaming, and how soon the card is done."""
+    from textual.widgets import Input, OptionList, ProgressBar
+
+    from streambind.app.tui.app import StreambindApp
+
+    app = StreambindApp(url)
+    lateness: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not app.endpoints or app.form is None:
+            await pilot.pause(0.02)
+        index = [e["name"] for e in app.endpoints].index("firehose")
+        app.query_one("#endpoint-list", OptionList).highlighted = index
+        while app.form.endpoint["name"] != "firehose":
+            await pilot.pause(0.02)
+        await pilot.pause()
+        app.query_one("#param-n", Input).value = str(n)
+
+        streaming = True
+
+        async def probe() -> None:
+            # How late a 5 ms sleep wakes up is how long the loop was busy elsewhere.
+            while streaming:
+                asked = time.perf_counter()
+                await asyncio.sleep(0.005)
+                lateness.append(time.perf_counter() - asked - 0.005)
+
+        prober = asyncio.create_task(probe())
+        await pilot.press("r")
+        while not app.cards:
+            await pilot.pause(0.01)
+        card = app.cards[0]
+        while not card.state.finished:
+            await asyncio.sleep(0.005)
+        ended = time.perf_counter()
+        streaming = False
+        await prober
+        bar = card.query_one(ProgressBar)
+        while not (bar.percentage == 1.0 and card._applied_chunks == n):
+            await asyncio.sleep(0.005)
+        shown = time.perf_counter() - ended
+        status = card.state.status
+    return {
+        "messages": n,
+        "status": status,
+        "stall_p99_ms": percentile(lateness, 99) * 1000,
+        "stall_max_ms": max(lateness) * 1000,
+        "card_done_after_end_s": shown,
+    }
+
+
+MODES = {
+    "bytes": count_bytes,
+    "latency": latency,
+    "stream-client": stream_client_rate,
+    "httpx-sse": httpx_sse_rate,
+    "fanout": fanout,
+    "scale": scale,
+    "chunks-memory": chunks_memory,
+    "tui": tui_firehose,
+}
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(asyncio.run(MODES[mode](**args))))

@@ -1,0 +1,355 @@
+"""streambind's benchmarks, side by side with the SSE stacks a user would otherwise pick.
+
+    .venv/bin/pip install -e ".[test,bench]"
+    .venv/bin/python tests/bench/run.py [--reps 5] [--only throughput,latency,...]
+
+Servers and clients run in separate processes on loopback; each figure is the median of
+`--reps` repetitions in this one run, and ratios compare figures of this run only. Prints
+Markdown tables. Not part of the test suite: timings belong here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+N_THROUGHPUT = 200_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextlib.contextmanager
+def server(kind: str, **options: str) -> Iterator[tuple[str, int]]:
+    """Start one server process; yields (base URL, pid)."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    with tempfile.TemporaryDirectory() as data_dir:
+        if kind == "streambind":
+            command = [
+                PYTHON, "-m", "streambind.app.cli", "serve", "--port", str(port),
+                "--data-dir", data_dir, "--workflows", "flows", "--max-runs", "5000",
+            ]  # fmt: skip
+            for key, value in options.items():
+                command += [f"--{key}", value]
+        else:
+            command = [PYTHON, str(HERE / "anchors.py"), kind, str(port)]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_until_listening(port, process)
+            yield f"http://127.0.0.1:{port}", process.pid
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def client(mode: str, **args: Any) -> dict[str, Any]:
+    """Run one measuring client in a process of its own."""
+    result = subprocess.run(
+        [PYTHON, str(HERE / "clients.py"), mode, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE)},
+        timeout=600,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"client {mode} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---" for _ in header) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# -- the comparisons --------------------------------------------------------------
+
+
+def ceiling_rate(n: int) -> float:
+    """Events the same process can merely JSON-encode and frame per second."""
+    from streambind.server.framing import encode_event, to_json
+
+    start = time.perf_counter()
+    for i in range(1, n + 1):
+        encode_event(i, "message", to_json({"step": "import", "done": i, "total": n}))
+    return n / (time.perf_counter() - start)
+
+
+STACKS = {
+    "streambind": ("/api/endpoints/firehose", "POST"),
+    "aiohttp-sse": ("/firehose", "GET"),
+    "sse-starlette + uvicorn": ("/firehose", "GET"),
+    "aiohttp StreamResponse, one write per event": ("/firehose", "GET"),
+}
+KINDS = {
+    "streambind": "streambind",
+    "aiohttp-sse": "aiohttp-sse",
+    "sse-starlette + uvicorn": "sse-starlette",
+    "aiohttp StreamResponse, one write per event": "aiohttp-plain",
+}
+
+
+def bench_throughput(reps: int) -> str:
+    rates: dict[str, float] = {}
+    for name, (path, method) in STACKS.items():
+        with server(KINDS[name]) as (url, _):
+            runs = []
+            for _ in range(reps):
+                if method == "POST":
+                    r = client("bytes", url=url + path, method="POST", body={"n": N_THROUGHPUT})
+                else:
+                    r = client("bytes", url=f"{url}{path}?n={N_THROUGHPUT}")
+                assert r["events"] >= N_THROUGHPUT, (name, r)
+                runs.append(N_THROUGHPUT / r["seconds"])
+            rates[name] = median(runs)
+    ceiling = median([ceiling_rate(N_THROUGHPUT) for _ in range(reps)])
+    ours = rates["streambind"]
+    rows = [
+        [name, f"{rate:,.0f}", f"{ours / rate:.2f}x" if name != "streambind" else "—"]
+        for name, rate in rates.items()
+    ]
+    rows.append(["encode + frame only, no I/O (the ceiling)", f"{ceiling:,.0f}", "—"])
+    rows.append(["streambind ÷ ceiling", f"{ours / ceiling:.2f}", ""])
+    return table(
+        f"Throughput: one follower, {N_THROUGHPUT:,} messages, a client that counts bytes",
+        ["stack", "messages/s (median)", "streambind is"],
+        rows,
+    )
+
+
+def bench_latency(reps: int) -> str:
+    rows = []
+    for name, kind, path, method in [
+        ("streambind", "streambind", "/api/endpoints/sparse", "POST"),
+        ("aiohttp-sse", "aiohttp-sse", "/sparse", "GET"),
+        ("sse-starlette + uvicorn", "sse-starlette", "/sparse", "GET"),
+    ]:
+        with server(kind) as (url, _):
+            results = []
+            for _ in range(reps):
+                if method == "POST":
+                    body = {"n": 1000, "interval_ms": 2}
+                    results.append(client("latency", url=url + path, method="POST", body=body))
+                else:
+                    results.append(client("latency", url=f"{url}{path}?n=1000&interval_ms=2"))
+            assert all(r["messages"] == 1000 for r in results), results
+            rows.append(
+                [
+                    name,
+                    f"{median([r['p50_ms'] for r in results]):.3f}",
+                    f"{median([r['p99_ms'] for r in results]):.3f}",
+                ]
+            )
+    return table(
+        "Latency: 1,000 messages 2 ms apart, from the send to the client's parse",
+        ["stack", "median (ms)", "p99 (ms)"],
+        rows,
+    )
+
+
+def bench_client(reps: int) -> str:
+    with server("streambind") as (url, _):
+        ours = median(
+            [client("stream-client", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)]
+        )
+        theirs = median(
+            [client("httpx-sse", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)]
+        )
+    return table(
+        f"Client: consuming the {N_THROUGHPUT:,}-message firehose, JSON-parsing every message",
+        ["client", "messages/s (median)"],
+        [
+            ["streambind StreamClient (chunks kept in stream.chunks)", f"{ours:,.0f}"],
+            ["httpx-sse alone (aiter_sse + json.loads into a list)", f"{theirs:,.0f}"],
+        ],
+    )
+
+
+def bench_fanout(reps: int) -> str:
+    rows = []
+    with server("streambind") as (url, _):
+        for followers in (1, 10, 100, 1000):
+            n = min(100_000, 2_000_000 // followers)
+            results = [
+                client("fanout", url=url, followers=followers, n=n, key=f"f{followers}-{rep}")
+                for rep in range(reps)
+            ]
+            incomplete = max(r["incomplete"] for r in results)
+            rows.append(
+                [
+                    f"{followers:,}",
+                    f"{n:,}",
+                    f"{median([r['aggregate_rate'] for r in results]):,.0f}",
+                    "every follower got every message" if not incomplete else f"{incomplete} short",
+                ]
+            )
+    return table(
+        "Fan-out: one firehose run, many followers",
+        ["followers", "messages each", "aggregate messages/s (median)", "delivery"],
+        rows,
+    )
+
+
+def bench_scale(streams: int = 2000, seconds: float = 20.0) -> str:
+    from clients import rss_bytes
+
+    with server("streambind") as (url, pid):
+        idle = rss_bytes(pid)
+        process = subprocess.Popen(
+            [
+                PYTHON, str(HERE / "clients.py"), "scale",
+                json.dumps({"url": url, "streams": streams, "seconds": seconds, "per_second": 5}),
+            ],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(HERE)},
+        )  # fmt: skip
+        peak = idle
+        while process.poll() is None:
+            peak = max(peak, rss_bytes(pid))
+            time.sleep(0.25)
+        result = json.loads(process.stdout.read().strip().splitlines()[-1])  # type: ignore[union-attr]
+    per_stream_kb = (peak - idle) / streams / 1024
+    return table(
+        f"Scale: {streams:,} concurrent streams at 5 messages/s for {seconds:.0f} s",
+        ["delivered", "p99 latency (ms)", "server RSS per open stream"],
+        [
+            [
+                f"{result['delivered']:,} of {result['expected']:,}",
+                f"{result['p99_ms']:.1f}",
+                f"{per_stream_kb:.1f} KB (peak {peak / 2**20:.0f} MB, idle {idle / 2**20:.0f} MB)",
+            ]
+        ],
+    )
+
+
+def bench_tui(reps: int) -> str:
+    with server("streambind") as (url, _):
+        results = [client("tui", url=url, n=N_THROUGHPUT) for _ in range(reps)]
+        memory = client("chunks-memory", url=url, n=1_000_000)
+    assert all(r["status"] == "succeeded" for r in results), results
+    return table(
+        f"The TUI under a {N_THROUGHPUT:,}-message firehose (headless run_test)",
+        ["measure", "median"],
+        [
+            [
+                "event-loop stall while streaming, p99",
+                f"{median([r['stall_p99_ms'] for r in results]):.1f} ms",
+            ],
+            [
+                "event-loop stall while streaming, worst",
+                f"{median([r['stall_max_ms'] for r in results]):.1f} ms",
+            ],
+            [
+                "card at 100% with every chunk, after the terminal event",
+                f"{median([r['card_done_after_end_s'] for r in results]):.3f} s",
+            ],
+            ["stream.chunks of 1,000,000 small messages (client RSS)", f"{memory['rss_mb']:.0f} MB"],
+        ],
+    )
+
+
+def bench_startup(reps: int) -> str:
+    helps = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        subprocess.run([PYTHON, "-m", "streambind.app.cli", "--help"], capture_output=True)
+        helps.append(time.perf_counter() - start)
+    healthz = []
+    for _ in range(reps):
+        port = free_port()
+        with tempfile.TemporaryDirectory() as data_dir:
+            start = time.perf_counter()
+            process = subprocess.Popen(
+                [PYTHON, "-m", "streambind.app.cli", "serve", "--port", str(port),
+                 "--data-dir", data_dir],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            import urllib.request
+
+            while True:
+                with contextlib.suppress(OSError):
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                        break
+                time.sleep(0.005)
+            healthz.append(time.perf_counter() - start)
+            process.send_signal(signal.SIGTERM)
+            process.wait(10)
+    return table(
+        "Start-up",
+        ["measure", "median"],
+        [
+            ["`streambind --help`", f"{median(helps):.3f} s"],
+            ["`streambind serve` until `/healthz` answers", f"{median(healthz):.3f} s"],
+        ],
+    )
+
+
+BENCHES = {
+    "throughput": bench_throughput,
+    "latency": bench_latency,
+    "client": bench_client,
+    "fanout": bench_fanout,
+    "scale": lambda reps: bench_scale(),
+    "tui": bench_tui,
+    "startup": bench_startup,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per figure")
+    parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated benches")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    print(
+        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python "
+        f"{platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"{args.reps} repetitions per figure.\n",
+        flush=True,
+    )
+    for name in args.only.split(","):
+        print(BENCHES[name](args.reps), flush=True)
+
+
+if __name__ == "__main__":
+    main()
