@@ -15,6 +15,7 @@ from aiohttp import web
 from . import workflows
 from .config import MAX_BODY_BYTES, ServerConfig
 from .errors import ApiError, Handler, error_middleware, error_response
+from .framing import utf8
 from .params import ParamsInvalid, validate_params
 from .registry import Endpoint, Registry
 from .runs import Run, RunManager, ServerClosing, TooManyRuns
@@ -133,7 +134,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
             return _plain_outcome(run)
         config = request.app[CONFIG]
         response = await open_stream(request, run, config.retry_ms)
-        await follow(response, run, 0, config.ping_interval)
+        await follow(request, response, run, 0, config.ping_interval)
         return response
     finally:
         manager.detach(run)
@@ -144,7 +145,9 @@ def _plain_outcome(run: Run) -> web.Response:
     headers = {"X-Run-Id": run.id}
     if run.status == "succeeded":
         assert run.result_json is not None
-        return web.Response(text=run.result_json, content_type="application/json", headers=headers)
+        return web.Response(
+            body=utf8(run.result_json), content_type="application/json", headers=headers
+        )
     if run.status == "failed":
         assert run.error is not None
         status = 400 if run.error["type"] == "invalid_params" else 500
@@ -193,7 +196,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     manager.attach(run)
     try:
         response = await open_stream(request, run, config.retry_ms)
-        await follow(response, run, after, config.ping_interval)
+        await follow(request, response, run, after, config.ping_interval)
         return response
     finally:
         manager.detach(run)

@@ -11,12 +11,12 @@ __all__ = [
     "encode_event",
     "retry_field",
     "to_json",
+    "utf8",
 ]
 
 PING = b": ping\n\n"
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_ascii_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 class NotJSONSerialisable(TypeError):
@@ -30,15 +30,19 @@ def to_json(data: Any) -> str:
     one event is always exactly one ``data:`` line and cannot break framing.
     """
     try:
-        text = _encoder.encode(data)
+        return _encoder.encode(data)
     except (TypeError, ValueError) as exc:
         raise NotJSONSerialisable(f"ctx.send() needs JSON-serialisable data: {exc}") from None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate cannot travel as UTF-8; \u escapes keep it representable.
-        text = _ascii_encoder.encode(data)
-    return text
+
+
+def utf8(json_text: str) -> bytes:
+    """JSON text as UTF-8 bytes.
+
+    A lone surrogate (possible in a Python string, impossible in UTF-8) can only
+    stand inside a JSON string, where ``backslashreplace`` writes it as the JSON
+    escape ``\\udxxx``: the bytes stay valid JSON. Valid text costs nothing extra.
+    """
+    return json_text.encode("utf-8", "backslashreplace")
 
 
 def encode_event(seq: int | None, event: str, data_json: str) -> bytes:
@@ -47,8 +51,8 @@ def encode_event(seq: int | None, event: str, data_json: str) -> bytes:
     With ``seq=None`` the event carries no id, so the client's last event id stays put.
     """
     if seq is None:
-        return f"event: {event}\ndata: {data_json}\n\n".encode()
-    return f"id: {seq}\nevent: {event}\ndata: {data_json}\n\n".encode()
+        return utf8(f"event: {event}\ndata: {data_json}\n\n")
+    return utf8(f"id: {seq}\nevent: {event}\ndata: {data_json}\n\n")
 
 
 def retry_field(milliseconds: int) -> bytes:

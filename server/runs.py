@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .config import ServerConfig
 from .eventlog import EventLog, MemoryEventLog
@@ -53,6 +53,8 @@ class Run:
     messages: int = 0
     last_message_json: str | None = None
     followers: int = 0
+    #: Followers that have written everything and wait for the next event (see send).
+    live: set[LiveFollower] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     _grace: asyncio.TimerHandle | None = None
 
@@ -83,6 +85,14 @@ class Run:
         return out
 
 
+class LiveFollower(Protocol):
+    def idle_for(self, seq: int) -> bool:
+        """Whether event ``seq`` can be written at once (caught up, socket idle, not busy)."""
+
+    async def write_now(self, seq: int, frame: bytes) -> None:
+        """Write event ``seq``, which ``idle_for`` accepted."""
+
+
 class RunContext:
     """What a workflow gets as its first argument."""
 
@@ -104,11 +114,29 @@ class RunContext:
         seq = await run.log.append("message", text)
         run.messages += 1
         run.last_message_json = text
+        if run.live:
+            await _write_to_idle_followers(run, seq)
         now = time.perf_counter()
         if now >= self._next_yield:
             self._next_yield = now + _YIELD_EVERY_S
             await asyncio.sleep(0)
         return seq
+
+
+async def _write_to_idle_followers(run: Run, seq: int) -> None:
+    """Idle followers get the event written right here, not when their tasks next run.
+
+    A busy follower leaves the set: its task is already woken by the log and writes
+    this event together with the ones that follow, in one write.
+    """
+    frame = None
+    for follower in list(run.live):
+        if not follower.idle_for(seq):
+            run.live.discard(follower)
+            continue
+        if frame is None:
+            frame = (await run.log.read(seq - 1, 1)).frames[0]
+        await follower.write_now(seq, frame)
 
 
 LogFactory = Callable[[ServerConfig], EventLog]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+
 from aiohttp import web
 
 from .eventlog import EventsGone
@@ -20,6 +24,9 @@ SSE_HEADERS = {
 # The most events joined into one write when a follower is behind: large enough
 # to amortise the per-write cost, small enough to keep each write's memory modest.
 _MAX_BATCH = 4096
+# A follower that wrote less than this long ago is busy: new events wait for its
+# task and go out together, instead of one system call each.
+_BUSY_S = 0.001
 
 
 async def open_stream(request: web.Request, run: Run, retry_ms: int) -> web.StreamResponse:
@@ -29,28 +36,81 @@ async def open_stream(request: web.Request, run: Run, retry_ms: int) -> web.Stre
     return response
 
 
-async def follow(response: web.StreamResponse, run: Run, after: int, ping_interval: float) -> None:
-    """Write every event with id > ``after``, live, until the terminal event.
+async def follow(
+    request: web.Request,
+    response: web.StreamResponse,
+    run: Run,
+    after: int,
+    ping_interval: float,
+) -> None:
+    """Write every event with id > ``after``, live, until the terminal event."""
+    await _Follower(request.transport, response, run, after).follow(ping_interval)
 
-    When the producer is ahead, all pending events go out in one write; when it
-    is not, each event is written the moment it is appended.
+
+class _Follower:
+    """One response following one run.
+
+    When the producer is ahead, the follower's task writes all pending events in
+    one write. When the follower is idle (caught up, and nothing written for a
+    moment), ``ctx.send`` writes the new event itself (``idle_for``/``write_now``),
+    so a sparse stream gets each event without waiting for this task's turn.
     """
-    position = after
-    while True:
-        try:
-            piece = await run.log.read(position, _MAX_BATCH)
-        except EventsGone as gone:
-            await response.write(_fell_behind(gone))
-            return
-        if piece.frames:
-            await response.write(
-                piece.frames[0] if len(piece.frames) == 1 else b"".join(piece.frames)
-            )
-            position = piece.last_seq
-            if piece.ends:
+
+    def __init__(
+        self,
+        transport: asyncio.Transport | None,
+        response: web.StreamResponse,
+        run: Run,
+        after: int,
+    ) -> None:
+        self.transport = transport
+        self.response = response
+        self.run = run
+        self.position = after
+        self.last_write = 0.0
+
+    async def follow(self, ping_interval: float) -> None:
+        log = self.run.log
+        while True:
+            try:
+                piece = await log.read(self.position, _MAX_BATCH)
+            except EventsGone as gone:
+                await self.response.write(_fell_behind(gone))
                 return
-        elif not await run.log.wait(position, ping_interval):
-            await response.write(PING)
+            if piece.frames:
+                self.position = piece.last_seq
+                self.last_write = time.perf_counter()
+                await self.response.write(
+                    piece.frames[0] if len(piece.frames) == 1 else b"".join(piece.frames)
+                )
+                if piece.ends:
+                    return
+                continue
+            self.run.live.add(self)
+            try:
+                woken = await log.wait(self.position, ping_interval)
+            finally:
+                self.run.live.discard(self)
+            if not woken:
+                await self.response.write(PING)
+
+    def idle_for(self, seq: int) -> bool:
+        transport = self.transport
+        return (
+            self.position == seq - 1
+            and time.perf_counter() - self.last_write >= _BUSY_S
+            and transport is not None
+            and not transport.is_closing()
+            # An empty buffer: the write goes straight to the socket, nothing waits.
+            and not transport.get_write_buffer_size()
+        )
+
+    async def write_now(self, seq: int, frame: bytes) -> None:
+        self.position = seq
+        self.last_write = time.perf_counter()
+        # ConnectionError: the client left, and aiohttp cancels this follower's handler.
+        with contextlib.suppress(ConnectionError):
+            await self.response.write(frame)
 
 
 def _fell_behind(gone: EventsGone) -> bytes:

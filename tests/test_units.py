@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Literal
 
 import pytest
@@ -123,7 +124,12 @@ def test_framing_is_compact_and_one_line() -> None:
     assert to_json({"a": [1, 2], "t": "x\ny"}) == '{"a":[1,2],"t":"x\\ny"}'
     assert encode_event(3, "message", "{}") == b"id: 3\nevent: message\ndata: {}\n\n"
     assert encode_event(None, "error", "{}") == b"event: error\ndata: {}\n\n"
-    assert to_json("\ud800") == '"\\ud800"'  # a lone surrogate travels escaped
+    # A lone surrogate (no UTF-8 for it) travels as its JSON escape.
+    assert (
+        encode_event(1, "message", to_json("a\ud800"))
+        == b'id: 1\nevent: message\ndata: "a\\ud800"\n\n'
+    )
+    assert json.loads(b'"a\\ud800"') == "a\ud800"
     with pytest.raises(NotJSONSerialisable, match="JSON-serialisable"):
         to_json({1, 2})
     with pytest.raises(NotJSONSerialisable):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import statistics
 import sys
 import time
 from typing import Any

@@ -193,9 +193,7 @@ def bench_client(reps: int) -> str:
         ours = median(
             [client("stream-client", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)]
         )
-        theirs = median(
-            [client("httpx-sse", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)]
-        )
+        theirs = median([client("httpx-sse", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)])
     return table(
         f"Client: consuming the {N_THROUGHPUT:,}-message firehose, JSON-parsing every message",
         ["client", "messages/s (median)"],
@@ -283,7 +281,10 @@ def bench_tui(reps: int) -> str:
                 "card at 100% with every chunk, after the terminal event",
                 f"{median([r['card_done_after_end_s'] for r in results]):.3f} s",
             ],
-            ["stream.chunks of 1,000,000 small messages (client RSS)", f"{memory['rss_mb']:.0f} MB"],
+            [
+                "stream.chunks of 1,000,000 small messages (client RSS)",
+                f"{memory['rss_mb']:.0f} MB",
+            ],
         ],
     )
 
@@ -306,10 +307,10 @@ def bench_startup(reps: int) -> str:
             )  # fmt: skip
             import urllib.request
 
+            healthz_url = f"http://127.0.0.1:{port}/healthz"
             while True:
-                with contextlib.suppress(OSError):
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                        break
+                with contextlib.suppress(OSError), urllib.request.urlopen(healthz_url, timeout=1):
+                    break
                 time.sleep(0.005)
             healthz.append(time.perf_counter() - start)
             process.send_signal(signal.SIGTERM)
