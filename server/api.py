@@ -19,7 +19,7 @@ from .framing import utf8
 from .params import ParamsInvalid, validate_params
 from .registry import Endpoint, Registry
 from .runs import Run, RunManager, ServerClosing, TooManyRuns
-from .streaming import follow, open_stream
+from .streaming import following, open_stream
 
 __all__ = ["CONFIG", "MANAGER", "REGISTRY", "build_registry", "create_app"]
 
@@ -127,15 +127,16 @@ async def start_run(request: web.Request) -> web.StreamResponse:
         raise ApiError(429, "too_many_runs", str(exc), headers={"Retry-After": "1"}) from None
     except ServerClosing as exc:
         raise ApiError(503, "shutting_down", str(exc)) from None
+    config = request.app[CONFIG]
     try:
-        # Wait for the workflow's first send or for its end, whichever comes first.
-        await run.log.wait(0, None)
-        if run.messages == 0:
-            return _plain_outcome(run)
-        config = request.app[CONFIG]
-        response = await open_stream(request, run, config.retry_ms)
-        await follow(request, response, run, 0, config.ping_interval)
-        return response
+        with following(request, run, 0) as caller:
+            # Wait for the workflow's first send or for its end, whichever comes first.
+            await run.log.wait(0, None)
+            if run.messages == 0:
+                return _plain_outcome(run)
+            response = await open_stream(request, run, config.retry_ms)
+            await caller.follow(response, config.ping_interval)
+            return response
     finally:
         manager.detach(run)
 
@@ -195,9 +196,10 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     manager.attach(run)
     try:
-        response = await open_stream(request, run, config.retry_ms)
-        await follow(request, response, run, after, config.ping_interval)
-        return response
+        with following(request, run, after) as follower:
+            response = await open_stream(request, run, config.retry_ms)
+            await follower.follow(response, config.ping_interval)
+            return response
     finally:
         manager.detach(run)
 

@@ -35,6 +35,10 @@ class ServerConfig:
     keep_seconds: float = 3600.0
     #: Bytes of framed events one run's log keeps before dropping the oldest.
     log_max_bytes: int = 8 * 1024 * 1024
+    #: A follower lagging more than half the log holds the workflow back (backpressure)
+    #: unless it takes nothing for this many seconds; then it is let go and gets the
+    #: ``fell_behind`` error event, and the other followers go on at full speed.
+    follower_stall: float = 2.0
     #: Seconds a request body may take to arrive in full.
     body_timeout: float = 10.0
     #: Extra modules whose @endpoint functions are offered next to the built-ins.

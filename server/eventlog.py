@@ -52,8 +52,16 @@ class EventLog(Protocol):
     async def close(self, event: str, data_json: str) -> int:
         """Append the terminal event; nothing can be appended after it."""
 
-    async def read(self, after: int, max_events: int) -> LogSlice:
-        """Up to ``max_events`` events with id > ``after``; raises EventsGone."""
+    async def read(self, after: int, max_events: int, max_bytes: int = 1 << 62) -> LogSlice:
+        """Events with id > ``after``: at most ``max_events`` of them, and no more than
+        about ``max_bytes`` (always at least one). Raises EventsGone."""
+
+    def backlog(self, after: int) -> int:
+        """About how many bytes of events with id > ``after`` the log holds."""
+
+    @property
+    def capacity(self) -> int:
+        """The bytes of events the log keeps before it drops the oldest."""
 
     async def wait(self, after: int, timeout: float | None) -> bool:
         """Wait until an event with id > ``after`` exists; False on timeout."""
@@ -129,13 +137,25 @@ class MemoryEventLog:
         self._first += count
         self._bytes -= dropped
 
-    async def read(self, after: int, max_events: int) -> LogSlice:
+    @property
+    def capacity(self) -> int:
+        return self._max_bytes
+
+    async def read(self, after: int, max_events: int, max_bytes: int = 1 << 62) -> LogSlice:
         if after + 1 < self._first:
             raise EventsGone(after + 1, self._first)
         start = after + 1 - self._first
         frames = self._frames[start : start + max_events]
+        if len(frames) > 1 and len(frames) * len(frames[0]) > max_bytes:
+            frames = _up_to(frames, max_bytes)
         last = after + len(frames)
         return LogSlice(frames, last, self._closed and last == self.last_seq and bool(frames))
+
+    def backlog(self, after: int) -> int:
+        pending = self.last_seq - after
+        if pending <= 0 or not self._frames:
+            return 0
+        return pending * self._bytes // len(self._frames)
 
     async def wait(self, after: int, timeout: float | None) -> bool:
         if self.last_seq > after:
@@ -154,6 +174,15 @@ class MemoryEventLog:
                 # Timed out or cancelled: append never saw it done, so drop it here.
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
+
+
+def _up_to(frames: list[bytes], max_bytes: int) -> list[bytes]:
+    total = 0
+    for count, frame in enumerate(frames):
+        total += len(frame)
+        if total > max_bytes:
+            return frames[: max(1, count)]
+    return frames
 
 
 def _time_out(waiter: asyncio.Future[bool]) -> None:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 from .config import ServerConfig
@@ -21,7 +20,7 @@ from .registry import Endpoint
 
 __all__ = ["Run", "RunContext", "RunManager", "ServerClosing", "TooManyRuns"]
 
-log = logging.getLogger("streambind.server")
+logger = logging.getLogger("streambind.server")
 
 # A workflow that sends in a tight loop never suspends on its own; ctx.send
 # yields to the event loop this often so streams are written and cancellation
@@ -53,10 +52,24 @@ class Run:
     messages: int = 0
     last_message_json: str | None = None
     followers: int = 0
-    #: Followers that have written everything and wait for the next event (see send).
-    live: set[LiveFollower] = field(default_factory=set)
+    #: Every response following the run, with how far each has got.
+    readers: set[Reader] = field(default_factory=set)
+    #: Readers that have written everything and wait for the next event (see send).
+    live: set[Reader] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     _grace: asyncio.TimerHandle | None = None
+    _progress: asyncio.Future[None] | None = None
+
+    def note_progress(self) -> None:
+        """A reader finished a write: a producer held back for it may go on."""
+        waiter = self._progress
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_for_progress(self, timeout: float) -> None:
+        if self._progress is None or self._progress.done():
+            self._progress = asyncio.get_running_loop().create_future()
+        await asyncio.wait([self._progress], timeout=timeout)
 
     @property
     def running(self) -> bool:
@@ -85,7 +98,16 @@ class Run:
         return out
 
 
-class LiveFollower(Protocol):
+class Reader(Protocol):
+    """A response following a run, as the run sees it."""
+
+    #: The id of the last event written out completely.
+    position: int
+    #: When it last finished a write (monotonic seconds).
+    progressed_at: float
+    #: Let go for holding the run back too long: no longer waited for.
+    dropped: bool
+
     def idle_for(self, seq: int) -> bool:
         """Whether event ``seq`` can be written at once (caught up, socket idle, not busy)."""
 
@@ -96,11 +118,13 @@ class LiveFollower(Protocol):
 class RunContext:
     """What a workflow gets as its first argument."""
 
-    def __init__(self, run: Run, data_dir: Path) -> None:
+    def __init__(self, run: Run, config: ServerConfig) -> None:
         self._run = run
+        self._config = config
         self._next_yield = time.perf_counter() + _YIELD_EVERY_S
+        self._unchecked_bytes = 0
         self.run_id = run.id
-        self.data_dir = data_dir
+        self.data_dir = config.data_dir
         self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
 
     async def send(self, data: Any) -> int:
@@ -116,11 +140,47 @@ class RunContext:
         run.last_message_json = text
         if run.live:
             await _write_to_idle_followers(run, seq)
+        # Look for followers to wait for often enough that none can be overtaken by
+        # the log's trimming in between (half the log is the most one may lag).
+        self._unchecked_bytes += len(text)
+        if self._unchecked_bytes > run.log.capacity // 8 and run.readers:
+            self._unchecked_bytes = 0
+            await self._hold_for_slow_readers()
         now = time.perf_counter()
         if now >= self._next_yield:
             self._next_yield = now + _YIELD_EVERY_S
             await asyncio.sleep(0)
         return seq
+
+    async def _hold_for_slow_readers(self) -> None:
+        """Backpressure: wait while a reader lags more than half the log, if it still reads.
+
+        A reader that takes nothing for ``follower_stall`` seconds is let go: it will
+        get the ``fell_behind`` error event, and the others go on at full speed.
+        """
+        run, log = self._run, self._run.log
+        high_water = log.capacity // 2
+        stall = self._config.follower_stall
+        while True:
+            now = time.monotonic()
+            lagging = [
+                r for r in run.readers if not r.dropped and log.backlog(r.position) > high_water
+            ]
+            if not lagging:
+                return
+            for reader in lagging:
+                if now - reader.progressed_at >= stall:
+                    reader.dropped = True
+                    logger.warning(
+                        "run %s: a follower took nothing for %gs; it is no longer waited for",
+                        run.id,
+                        stall,
+                    )
+            waiting = [r for r in lagging if not r.dropped]
+            if not waiting:
+                return
+            oldest = min(r.progressed_at for r in waiting)
+            await run.wait_for_progress(max(0.0, stall - (now - oldest)))
 
 
 async def _write_to_idle_followers(run: Run, seq: int) -> None:
@@ -175,7 +235,7 @@ class RunManager:
         run.task = asyncio.get_running_loop().create_task(
             self._execute(run), name=f"run {run.id} ({endpoint.name})"
         )
-        log.info("run %s started: %s %s", run.id, endpoint.name, json.dumps(params))
+        logger.info("run %s started: %s %s", run.id, endpoint.name, json.dumps(params))
         return run
 
     def get(self, run_id: str) -> Run | None:
@@ -201,13 +261,15 @@ class RunManager:
         if run.followers > 0 or not run.running:
             return
         grace = self.config.detach_grace
-        log.info("run %s has no follower; cancelling it in %gs unless one returns", run.id, grace)
+        logger.info(
+            "run %s has no follower; cancelling it in %gs unless one returns", run.id, grace
+        )
         run._grace = asyncio.get_running_loop().call_later(grace, self._abandon, run)
 
     def _abandon(self, run: Run) -> None:
         run._grace = None
         if run.followers == 0 and run.running:
-            log.info("run %s: nobody followed it within the grace period; cancelling", run.id)
+            logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
             self.cancel(run)
 
     # -- ending ---------------------------------------------------------------
@@ -229,7 +291,7 @@ class RunManager:
             await asyncio.wait(tasks, timeout=timeout)
 
     async def _execute(self, run: Run) -> None:
-        ctx = RunContext(run, self.config.data_dir)
+        ctx = RunContext(run, self.config)
         try:
             try:
                 result = await run.endpoint.fn(ctx, **run.params)
@@ -238,17 +300,17 @@ class RunManager:
                 await run.log.close("cancelled", '{"status":"cancelled"}')
                 return
             except ParamsInvalid as exc:
-                log.info("run %s refused its parameters: %s", run.id, exc.fields)
+                logger.info("run %s refused its parameters: %s", run.id, exc.fields)
                 await self._fail(run, exc)
                 return
             except Exception as exc:
-                log.exception("run %s (%s) failed", run.id, run.endpoint.name)
+                logger.exception("run %s (%s) failed", run.id, run.endpoint.name)
                 await self._fail(run, exc)
                 return
             try:
                 result_json = to_json(result)
             except NotJSONSerialisable as exc:
-                log.error("run %s (%s): result is not JSON: %s", run.id, run.endpoint.name, exc)
+                logger.error("run %s (%s): result is not JSON: %s", run.id, run.endpoint.name, exc)
                 await self._fail(run, TypeError(f"the workflow's return value: {exc}"))
                 return
             run.result_json = result_json
@@ -259,7 +321,7 @@ class RunManager:
             if run._grace is not None:
                 run._grace.cancel()
                 run._grace = None
-            log.info("run %s %s after %d messages", run.id, run.status, run.messages)
+            logger.info("run %s %s after %d messages", run.id, run.status, run.messages)
 
     async def _fail(self, run: Run, exc: BaseException) -> None:
         error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or "(no message)"}

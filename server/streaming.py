@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
+from collections.abc import Iterator
 
 from aiohttp import web
 
@@ -12,7 +12,7 @@ from .eventlog import EventsGone
 from .framing import PING, encode_event, retry_field, to_json
 from .runs import Run
 
-__all__ = ["SSE_HEADERS", "follow", "open_stream"]
+__all__ = ["SSE_HEADERS", "Follower", "following", "open_stream"]
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -24,6 +24,7 @@ SSE_HEADERS = {
 # The most events joined into one write when a follower is behind: large enough
 # to amortise the per-write cost, small enough to keep each write's memory modest.
 _MAX_BATCH = 4096
+_MAX_BATCH_BYTES = 256 * 1024
 # A follower that wrote less than this long ago is busy: new events wait for its
 # task and go out together, instead of one system call each.
 _BUSY_S = 0.001
@@ -36,18 +37,23 @@ async def open_stream(request: web.Request, run: Run, retry_ms: int) -> web.Stre
     return response
 
 
-async def follow(
-    request: web.Request,
-    response: web.StreamResponse,
-    run: Run,
-    after: int,
-    ping_interval: float,
-) -> None:
-    """Write every event with id > ``after``, live, until the terminal event."""
-    await _Follower(request.transport, response, run, after).follow(ping_interval)
+@contextlib.contextmanager
+def following(request: web.Request, run: Run, after: int) -> Iterator[Follower]:
+    """A follower of ``run`` from event ``after`` on, known to the run for the block's length.
+
+    Known from the start, so the workflow waits for it (backpressure) even before
+    its response has begun: no event it needs is dropped in between.
+    """
+    follower = Follower(request, run, after)
+    run.readers.add(follower)
+    try:
+        yield follower
+    finally:
+        run.readers.discard(follower)
+        run.note_progress()  # a workflow waiting for this follower need not any more
 
 
-class _Follower:
+class Follower:
     """One response following one run.
 
     When the producer is ahead, the follower's task writes all pending events in
@@ -56,48 +62,51 @@ class _Follower:
     so a sparse stream gets each event without waiting for this task's turn.
     """
 
-    def __init__(
-        self,
-        transport: asyncio.Transport | None,
-        response: web.StreamResponse,
-        run: Run,
-        after: int,
-    ) -> None:
-        self.transport = transport
-        self.response = response
+    def __init__(self, request: web.Request, run: Run, after: int) -> None:
+        self.transport = request.transport
         self.run = run
+        self.response: web.StreamResponse | None = None
+        #: The id of the last event written out completely.
         self.position = after
         self.last_write = 0.0
+        self.progressed_at = time.monotonic()
+        self.dropped = False
 
-    async def follow(self, ping_interval: float) -> None:
-        log = self.run.log
+    async def follow(self, response: web.StreamResponse, ping_interval: float) -> None:
+        """Write every event after ``position``, live, until the terminal event."""
+        self.response = response
+        run, log = self.run, self.run.log
         while True:
             try:
-                piece = await log.read(self.position, _MAX_BATCH)
+                piece = await log.read(self.position, _MAX_BATCH, _MAX_BATCH_BYTES)
             except EventsGone as gone:
-                await self.response.write(_fell_behind(gone))
+                await response.write(_fell_behind(gone))
                 return
             if piece.frames:
-                self.position = piece.last_seq
                 self.last_write = time.perf_counter()
-                await self.response.write(
+                await response.write(
                     piece.frames[0] if len(piece.frames) == 1 else b"".join(piece.frames)
                 )
+                # Written out (below the socket's high-water mark): that is progress.
+                self.position = piece.last_seq
+                self.progressed_at = time.monotonic()
+                run.note_progress()
                 if piece.ends:
                     return
                 continue
-            self.run.live.add(self)
+            run.live.add(self)
             try:
                 woken = await log.wait(self.position, ping_interval)
             finally:
-                self.run.live.discard(self)
+                run.live.discard(self)
             if not woken:
-                await self.response.write(PING)
+                await response.write(PING)
 
     def idle_for(self, seq: int) -> bool:
         transport = self.transport
         return (
-            self.position == seq - 1
+            self.response is not None
+            and self.position == seq - 1
             and time.perf_counter() - self.last_write >= _BUSY_S
             and transport is not None
             and not transport.is_closing()
@@ -106,8 +115,10 @@ class _Follower:
         )
 
     async def write_now(self, seq: int, frame: bytes) -> None:
+        assert self.response is not None
         self.position = seq
         self.last_write = time.perf_counter()
+        self.progressed_at = time.monotonic()
         # ConnectionError: the client left, and aiohttp cancels this follower's handler.
         with contextlib.suppress(ConnectionError):
             await self.response.write(frame)

@@ -260,3 +260,44 @@ async def test_with_a_token_every_api_request_needs_it(start) -> None:  # type: 
         ok = await client.get("/api/endpoints", headers={"Authorization": "Bearer s3cret-token"})
         assert ok.status_code == 200
         assert (await client.get("/api/runs?access_token=s3cret-token")).status_code == 200
+
+
+async def test_a_slow_follower_holds_the_workflow_back_rather_than_lose_events(start) -> None:  # type: ignore[no-untyped-def]
+    server = await start(log_max_bytes=20_000)
+    async with (
+        httpx.AsyncClient(base_url=server.url) as client,
+        client.stream("POST", "/api/endpoints/firehose", json={"n": 5_000}) as response,
+    ):
+        got = []
+        async for item in events(response):
+            if isinstance(item, Event):
+                got.append(item)
+                if len(got) % 500 == 0:
+                    await asyncio.sleep(0.01)  # a slower reader, not a synchronisation
+    # The log holds about 250 events, yet a reader twenty times behind lost none.
+    assert [int(e.id) for e in got] == list(range(1, 5_002))
+    assert got[-1].event == "end"
+
+
+async def test_a_follower_that_takes_nothing_is_let_go_and_the_others_go_on(start) -> None:  # type: ignore[no-untyped-def]
+    server = await start(log_max_bytes=64 * 1024, follower_stall=0.2)
+    n = 200_000
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        fast_events = []
+        async with client.stream("POST", "/api/endpoints/firehose", json={"n": n}) as fast:
+            # A second follower that connects and then reads nothing, until the end.
+            stalled, request = await asyncio.open_connection(server.host, server.port)
+            run_id = fast.headers["x-run-id"]
+            request.write(f"GET /api/runs/{run_id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            await request.drain()
+            async for item in events(fast):
+                if isinstance(item, Event):
+                    fast_events.append(item)
+        # The fast follower got every event, although the other took nothing.
+        assert [int(e.id) for e in fast_events] == list(range(1, n + 2))
+        # The stalled follower, reading at last, finds an explicit error, not a gap.
+        body = b""
+        while b"fell_behind" not in body and (chunk := await stalled.read(1 << 20)):
+            body += chunk
+        request.close()
+    assert b"event: error" in body and b'"status":"fell_behind"' in body
