@@ -64,6 +64,7 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
 
 async def _prepare_data_dir(app: web.Application) -> None:
     await asyncio.to_thread(workflows.prepare, app[CONFIG].data_dir)
+    app[MANAGER].start_pinger()
 
 
 async def _finish_runs(app: web.Application) -> None:
@@ -135,7 +136,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
             if run.messages == 0:
                 return _plain_outcome(run)
             response = await open_stream(request, run, config.retry_ms)
-            await caller.follow(response, config.ping_interval)
+            await caller.follow(response)
             return response
     finally:
         manager.detach(run)
@@ -198,7 +199,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     try:
         with following(request, run, after) as follower:
             response = await open_stream(request, run, config.retry_ms)
-            await follower.follow(response, config.ping_interval)
+            await follower.follow(response)
             return response
     finally:
         manager.detach(run)

@@ -26,6 +26,9 @@ logger = logging.getLogger("streambind.server")
 # yields to the event loop this often so streams are written and cancellation
 # is delivered while it runs.
 _YIELD_EVERY_S = 0.002
+# Sends closer together than this make a dense stream: events are then written by
+# each follower's task in batches, not one system call per event and follower.
+_DENSE_S = 0.001
 
 
 class TooManyRuns(Exception):
@@ -109,10 +112,13 @@ class Reader(Protocol):
     dropped: bool
 
     def idle_for(self, seq: int) -> bool:
-        """Whether event ``seq`` can be written at once (caught up, socket idle, not busy)."""
+        """Whether event ``seq`` can be written at once (caught up, socket idle)."""
 
     async def write_now(self, seq: int, frame: bytes) -> None:
         """Write event ``seq``, which ``idle_for`` accepted."""
+
+    async def ping_if_quiet(self, now: float, interval: float) -> None:
+        """Write a keep-alive comment if nothing was written for ``interval`` seconds."""
 
 
 class RunContext:
@@ -123,6 +129,8 @@ class RunContext:
         self._config = config
         self._next_yield = time.perf_counter() + _YIELD_EVERY_S
         self._unchecked_bytes = 0
+        self._last_send = 0.0
+        self._paused_by_send = False  # the last send yielded to let streams be written
         self.run_id = run.id
         self.data_dir = config.data_dir
         self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
@@ -138,18 +146,31 @@ class RunContext:
         seq = await run.log.append("message", text)
         run.messages += 1
         run.last_message_json = text
+        now = time.perf_counter()
+        # Dense: the workflow sends in quick succession by its own pace (a pause that
+        # send itself made, to let followers write, does not count as a gap).
+        dense = self._paused_by_send or now - self._last_send < _DENSE_S
+        self._paused_by_send = False
         if run.live:
-            await _write_to_idle_followers(run, seq)
+            if dense:
+                # The log has woken the idle followers; each one's task writes this
+                # event together with the next ones, in one write.
+                run.live.clear()
+            else:
+                await _write_to_idle_followers(run, seq)
+        self._last_send = now
         # Look for followers to wait for often enough that none can be overtaken by
         # the log's trimming in between (half the log is the most one may lag).
         self._unchecked_bytes += len(text)
         if self._unchecked_bytes > run.log.capacity // 8 and run.readers:
             self._unchecked_bytes = 0
             await self._hold_for_slow_readers()
-        now = time.perf_counter()
         if now >= self._next_yield:
-            self._next_yield = now + _YIELD_EVERY_S
+            self._paused_by_send = True
             await asyncio.sleep(0)
+            # Measured from the resumption: however long the followers took to write,
+            # the workflow then gets a full slice of its own.
+            self._next_yield = time.perf_counter() + _YIELD_EVERY_S
         return seq
 
     async def _hold_for_slow_readers(self) -> None:
@@ -184,10 +205,10 @@ class RunContext:
 
 
 async def _write_to_idle_followers(run: Run, seq: int) -> None:
-    """Idle followers get the event written right here, not when their tasks next run.
+    """Idle followers of a sparse stream get the event written here, not when their tasks run.
 
-    A busy follower leaves the set: its task is already woken by the log and writes
-    this event together with the ones that follow, in one write.
+    A follower that cannot take it at once leaves the set: its task is already woken
+    by the log and writes this event together with the ones that follow.
     """
     frame = None
     for follower in list(run.live):
@@ -214,6 +235,24 @@ class RunManager:
         self._log_factory = log_factory
         self._runs: dict[str, Run] = {}
         self._closing = False
+        self._pinger: asyncio.Task[None] | None = None
+
+    def start_pinger(self) -> None:
+        """Keep idle streams alive with ``: ping`` comments (one task for all of them)."""
+        if self._pinger is None:
+            self._pinger = asyncio.get_running_loop().create_task(self._ping_quiet_streams())
+
+    async def _ping_quiet_streams(self) -> None:
+        # One sweep a second (or faster for short intervals) instead of a timer per
+        # waiting follower: cheap with thousands of streams, precise to the tick.
+        interval = self.config.ping_interval
+        tick = min(1.0, interval / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for run in list(self._runs.values()):
+                for reader in list(run.readers):
+                    await reader.ping_if_quiet(now, interval)
 
     # -- starting and finding -------------------------------------------------
 
@@ -284,6 +323,8 @@ class RunManager:
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel every running run and wait for their terminal events."""
         self._closing = True
+        if self._pinger is not None:
+            self._pinger.cancel()
         tasks = [r.task for r in self._runs.values() if r.running and r.task is not None]
         for task in tasks:
             task.cancel()

@@ -25,9 +25,6 @@ SSE_HEADERS = {
 # to amortise the per-write cost, small enough to keep each write's memory modest.
 _MAX_BATCH = 4096
 _MAX_BATCH_BYTES = 256 * 1024
-# A follower that wrote less than this long ago is busy: new events wait for its
-# task and go out together, instead of one system call each.
-_BUSY_S = 0.001
 
 
 async def open_stream(request: web.Request, run: Run, retry_ms: int) -> web.StreamResponse:
@@ -57,9 +54,9 @@ class Follower:
     """One response following one run.
 
     When the producer is ahead, the follower's task writes all pending events in
-    one write. When the follower is idle (caught up, and nothing written for a
-    moment), ``ctx.send`` writes the new event itself (``idle_for``/``write_now``),
-    so a sparse stream gets each event without waiting for this task's turn.
+    one write. In a sparse stream, when the follower is idle (caught up, its socket
+    buffer empty), ``ctx.send`` writes the new event itself (``idle_for`` and
+    ``write_now``), so it goes out without waiting for this task's turn.
     """
 
     def __init__(self, request: web.Request, run: Run, after: int) -> None:
@@ -68,12 +65,17 @@ class Follower:
         self.response: web.StreamResponse | None = None
         #: The id of the last event written out completely.
         self.position = after
-        self.last_write = 0.0
         self.progressed_at = time.monotonic()
         self.dropped = False
+        #: When this follower last wrote anything (for pings).
+        self.wrote_at = self.progressed_at
+        self._parked = False
 
-    async def follow(self, response: web.StreamResponse, ping_interval: float) -> None:
-        """Write every event after ``position``, live, until the terminal event."""
+    async def follow(self, response: web.StreamResponse) -> None:
+        """Write every event after ``position``, live, until the terminal event.
+
+        Pings while it waits come from the run manager's pinger (``ping_if_quiet``).
+        """
         self.response = response
         run, log = self.run, self.run.log
         while True:
@@ -83,31 +85,29 @@ class Follower:
                 await response.write(_fell_behind(gone))
                 return
             if piece.frames:
-                self.last_write = time.perf_counter()
                 await response.write(
                     piece.frames[0] if len(piece.frames) == 1 else b"".join(piece.frames)
                 )
                 # Written out (below the socket's high-water mark): that is progress.
                 self.position = piece.last_seq
-                self.progressed_at = time.monotonic()
+                self.progressed_at = self.wrote_at = time.monotonic()
                 run.note_progress()
                 if piece.ends:
                     return
                 continue
             run.live.add(self)
+            self._parked = True
             try:
-                woken = await log.wait(self.position, ping_interval)
+                await log.wait(self.position, None)
             finally:
+                self._parked = False
                 run.live.discard(self)
-            if not woken:
-                await response.write(PING)
 
     def idle_for(self, seq: int) -> bool:
         transport = self.transport
         return (
             self.response is not None
             and self.position == seq - 1
-            and time.perf_counter() - self.last_write >= _BUSY_S
             and transport is not None
             and not transport.is_closing()
             # An empty buffer: the write goes straight to the socket, nothing waits.
@@ -117,11 +117,25 @@ class Follower:
     async def write_now(self, seq: int, frame: bytes) -> None:
         assert self.response is not None
         self.position = seq
-        self.last_write = time.perf_counter()
-        self.progressed_at = time.monotonic()
+        self.progressed_at = self.wrote_at = time.monotonic()
         # ConnectionError: the client left, and aiohttp cancels this follower's handler.
         with contextlib.suppress(ConnectionError):
             await self.response.write(frame)
+
+    async def ping_if_quiet(self, now: float, interval: float) -> None:
+        """Write a ``: ping`` comment if this follower has waited silently for ``interval``."""
+        transport = self.transport
+        if (
+            self._parked
+            and self.response is not None
+            and now - self.wrote_at >= interval
+            and transport is not None
+            and not transport.is_closing()
+            and not transport.get_write_buffer_size()
+        ):
+            self.wrote_at = now
+            with contextlib.suppress(ConnectionError):
+                await self.response.write(PING)
 
 
 def _fell_behind(gone: EventsGone) -> bytes:
