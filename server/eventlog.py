@@ -110,9 +110,10 @@ class MemoryEventLog:
     def _append(self, event: str, data_json: str) -> int:
         if self._closed:
             raise RuntimeError("the run has ended; no event can follow its terminal event")
-        seq = self.last_seq + 1
+        frames = self._frames
+        seq = self._first + len(frames)
         frame = encode_event(seq, event, data_json)
-        self._frames.append(frame)
+        frames.append(frame)
         self._bytes += len(frame)
         if self._bytes > self._max_bytes:
             self._trim()

@@ -129,6 +129,7 @@ class RunContext:
         self._config = config
         self._next_yield = time.perf_counter() + _YIELD_EVERY_S
         self._unchecked_bytes = 0
+        self._check_every_bytes = run.log.capacity // 8
         self._last_send = 0.0
         self._paused_by_send = False  # the last send yielded to let streams be written
         self.run_id = run.id
@@ -162,7 +163,7 @@ class RunContext:
         # Look for followers to wait for often enough that none can be overtaken by
         # the log's trimming in between (half the log is the most one may lag).
         self._unchecked_bytes += len(text)
-        if self._unchecked_bytes > run.log.capacity // 8 and run.readers:
+        if self._unchecked_bytes > self._check_every_bytes and run.readers:
             self._unchecked_bytes = 0
             await self._hold_for_slow_readers()
         if now >= self._next_yield:
