@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from .chunks import Chunks
 from .sse import ServerSentEvent, SSEDecoder
 
 __all__ = ["ClientError", "StreamCall", "StreamClient", "StreamState"]
@@ -50,8 +51,8 @@ class StreamState:
     status: str = "pending"
     #: The latest message (``stream.chunk``), JSON-decoded where it is JSON.
     chunk: Any = None
-    #: Every message so far, in order (``stream.chunks``).
-    chunks: list[Any] = field(default_factory=list)
+    #: Every message so far, in order (``stream.chunks``), kept compactly.
+    chunks: Chunks = field(default_factory=Chunks)
     result: Any = None
     error: dict[str, Any] | None = None
     run_id: str | None = None
@@ -361,10 +362,10 @@ class StreamCall:
         if event.data == DONE_SENTINEL:
             self._finish("succeeded")
             return
-        data = _parse(event.data)
+        data, is_json = _parse(event.data)
         if event.event != "message" and self._is_terminal(event.event, data):
             return
-        state.chunks.append(data)
+        state.chunks.add(event.data, is_json)
         state.chunk = data
         if state.first_chunk_at is None:
             state.first_chunk_at = self.client.clock()
@@ -435,11 +436,15 @@ class _Opened:
             await self._response.aclose()
 
 
-def _parse(data: str) -> Any:
+def _parse(data: str) -> tuple[Any, bool]:
+    """The message's value (JSON where it is JSON, else the text) and whether it was JSON."""
     try:
-        return json.loads(data)
+        return _decode(data), True
     except ValueError:
-        return data
+        return data, False
+
+
+_decode = json.JSONDecoder().decode
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

@@ -134,3 +134,23 @@ def test_framing_is_compact_and_one_line() -> None:
         to_json({1, 2})
     with pytest.raises(NotJSONSerialisable):
         to_json(float("inf"))
+
+
+def test_chunks_hand_back_what_arrived_and_compare_like_a_list() -> None:
+    from streambind.app.chunks import Chunks
+
+    chunks = Chunks()
+    chunks.add('{"done":1}', True)
+    chunks.add("not json", False)
+    chunks.add('"a json string"', True)
+    chunks.add("[1,2]", True)
+    assert len(chunks) == 4
+    assert chunks[0] == {"done": 1}
+    assert chunks[1] == "not json" and type(chunks[1]) is str
+    assert chunks[-2] == "a json string"
+    assert chunks[1:3] == ["not json", "a json string"]
+    assert list(chunks) == [{"done": 1}, "not json", "a json string", [1, 2]]
+    assert chunks == [{"done": 1}, "not json", "a json string", [1, 2]]
+    assert chunks != [{"done": 1}]
+    assert "4" not in repr(chunks[:0])
+    assert repr(chunks).endswith("… 1 more])")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -87,6 +88,14 @@ class StreambindApp(App[None]):
         self.set_interval(1 / REFRESH_HZ, self._refresh_cards)
         self.query_one("#endpoint-list").focus()
         self.load_endpoints()
+        self.call_after_refresh(self._freeze_startup_objects)
+
+    def _freeze_startup_objects(self) -> None:
+        # A full garbage collection walks every object the UI holds: tens of
+        # milliseconds in which no stream is read and no key answered. Objects that
+        # live as long as the app are set aside once, so those walks stay short.
+        gc.collect()
+        gc.freeze()
 
     async def on_unmount(self) -> None:
         await self.client.aclose()

@@ -55,6 +55,7 @@ class RunCard(Vertical):
         self._status = ""
         self._stats_final = False  # a finished run's stats no longer change
         self._shown_run_id: str | None = None
+        self._shown_step = ""
         self._composed = False  # the app's timer may tick before the children exist
 
     @property
@@ -128,22 +129,29 @@ class RunCard(Vertical):
             self.query_one(".card-title", Static).update(f"{self._title} · {state.run_id}")
 
     def _apply_chunks(self, state: StreamState) -> None:
-        new = state.chunks[self._applied_chunks :]
-        if not new:
+        count = len(state.chunks)
+        if count == self._applied_chunks:
             return
-        self._applied_chunks = len(state.chunks)
-        pieces = [text_piece(c) for c in new]
-        if all(p is not None for p in pieces):
-            if not self._text_mode:
-                self._text_mode = True
-                self.query_one(".card-log").display = False
-                self.query_one(".card-text").display = True
-            self._text = (self._text + "".join(pieces))[-TEXT_CHARS:]  # type: ignore[arg-type]
-            self.query_one(".card-text", Static).update(Text(self._text))
-            return
+        first_new = self._applied_chunks
+        self._applied_chunks = count
+        if text_piece(state.chunks[first_new]) is not None and text_piece(state.chunk) is not None:
+            # Text pieces: every one counts towards the assembled text.
+            pieces = [text_piece(c) for c in state.chunks[first_new:]]
+            if all(p is not None for p in pieces):
+                self._show_text("".join(pieces))  # type: ignore[arg-type]
+                return
+        # Only the lines the log keeps are decoded and written: one write per batch.
         log = self.query_one(".card-log", Log)
         log.display = True
-        log.write_lines([_one_line(c) for c in new[-LOG_LINES:]])
+        log.write_lines([_one_line(c) for c in state.chunks[max(first_new, count - LOG_LINES) :]])
+
+    def _show_text(self, text: str) -> None:
+        if not self._text_mode:
+            self._text_mode = True
+            self.query_one(".card-log").display = False
+            self.query_one(".card-text").display = True
+        self._text = (self._text + text)[-TEXT_CHARS:]
+        self.query_one(".card-text", Static).update(Text(self._text))
 
     def _apply_chunk(self, state: StreamState, now: float) -> None:
         bar = self.query_one(".card-bar", ProgressBar)
@@ -152,9 +160,13 @@ class RunCard(Vertical):
             bar.update(total=1.0, progress=progress.fraction)
         elif state.finished and state.status == "succeeded":
             bar.update(total=1.0, progress=1.0)
-        self.query_one(".card-step", Static).update(progress.step or "")
+        step = progress.step or ""
+        if step != self._shown_step:  # its width may change: a layout pass, but rarely
+            self._shown_step = step
+            self.query_one(".card-step", Static).update(step)
         chunk = "" if state.chunk is None else f"chunk: {_one_line(state.chunk)}"
-        self.query_one(".card-chunk", Static).update(Text(chunk[:_CHUNK_CHARS]))
+        # One line that never changes size: no layout pass for it.
+        self.query_one(".card-chunk", Static).update(Text(chunk[:_CHUNK_CHARS]), layout=False)
 
     def _apply_stats(self, state: StreamState, now: float) -> None:
         if self._stats_final:
@@ -172,7 +184,7 @@ class RunCard(Vertical):
         parts.append(f"{count:,} chunk{'' if count == 1 else 's'}")
         if state.reconnects:
             parts.append(f"{state.reconnects} reconnect{'' if state.reconnects == 1 else 's'}")
-        self.query_one(".card-stats", Static).update(" · ".join(parts))
+        self.query_one(".card-stats", Static).update(" · ".join(parts), layout=False)
         self._stats_final = state.finished
 
     def _apply_hint(self, state: StreamState) -> None:
