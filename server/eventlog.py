@@ -11,8 +11,6 @@ import contextlib
 from dataclasses import dataclass
 from typing import Protocol
 
-from .framing import encode_event
-
 __all__ = ["EventLog", "EventsGone", "LogSlice", "MemoryEventLog"]
 
 
@@ -46,11 +44,15 @@ class EventLog(Protocol):
     def closed(self) -> bool:
         """Whether the terminal event has been appended."""
 
-    async def append(self, event: str, data_json: str) -> int:
-        """Frame and store one event; return its id."""
+    def append(self, event: str, data_json: str) -> int:
+        """Frame and store one event; return its id. Never blocks: a store that ships
+        events elsewhere buffers them and sends them on in the background."""
 
-    async def close(self, event: str, data_json: str) -> int:
+    def close(self, event: str, data_json: str) -> int:
         """Append the terminal event; nothing can be appended after it."""
+
+    def frame(self, seq: int) -> bytes:
+        """The framed bytes of a kept event (the newest, typically)."""
 
     async def read(self, after: int, max_events: int, max_bytes: int = 1 << 62) -> LogSlice:
         """Events with id > ``after``: at most ``max_events`` of them, and no more than
@@ -99,20 +101,23 @@ class MemoryEventLog:
     def size_bytes(self) -> int:
         return self._bytes
 
-    async def append(self, event: str, data_json: str) -> int:
-        return self._append(event, data_json)
-
-    async def close(self, event: str, data_json: str) -> int:
-        seq = self._append(event, data_json)
+    def close(self, event: str, data_json: str) -> int:
+        seq = self.append(event, data_json)
         self._closed = True
         return seq
 
-    def _append(self, event: str, data_json: str) -> int:
+    def frame(self, seq: int) -> bytes:
+        return self._frames[seq - self._first]
+
+    def append(self, event: str, data_json: str) -> int:
         if self._closed:
             raise RuntimeError("the run has ended; no event can follow its terminal event")
         frames = self._frames
         seq = self._first + len(frames)
-        frame = encode_event(seq, event, data_json)
+        # framing.encode_event, inlined: this runs once per event of every run.
+        frame = f"id: {seq}\nevent: {event}\ndata: {data_json}\n\n".encode(
+            "utf-8", "backslashreplace"
+        )
         frames.append(frame)
         self._bytes += len(frame)
         if self._bytes > self._max_bytes:
@@ -125,16 +130,12 @@ class MemoryEventLog:
         return seq
 
     def _trim(self) -> None:
-        # Drop down to three quarters of the bound at once, so trimming costs
-        # one list slice per many appends rather than one per append.
-        target = self._max_bytes * 3 // 4
-        dropped = 0
-        count = 0
-        keep_last = len(self._frames) - 1
-        while count < keep_last and self._bytes - dropped > target:
-            dropped += len(self._frames[count])
-            count += 1
-        del self._frames[:count]
+        # Drop the oldest quarter at once, so trimming costs one list slice per many
+        # appends rather than one per append. The newest event always stays.
+        frames = self._frames
+        count = min(max(1, len(frames) // 4), len(frames) - 1)
+        dropped = sum(map(len, frames[:count]))
+        del frames[:count]
         self._first += count
         self._bytes -= dropped
 

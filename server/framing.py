@@ -46,7 +46,7 @@ def to_json(data: Any) -> str:
     one event is always exactly one ``data:`` line and cannot break framing.
     """
     try:
-        if _c_encoder is None or isinstance(data, str):
+        if _c_encoder is None:
             return _encoder.encode(data)
         return "".join(_c_encoder(data, 0))
     except (TypeError, ValueError, RecursionError) as exc:

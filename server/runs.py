@@ -144,21 +144,20 @@ class RunContext:
         """
         text = to_json(data)
         run = self._run
-        seq = await run.log.append("message", text)
+        seq = run.log.append("message", text)
         run.messages += 1
         run.last_message_json = text
         now = time.perf_counter()
-        # Dense: the workflow sends in quick succession by its own pace (a pause that
-        # send itself made, to let followers write, does not count as a gap).
-        dense = self._paused_by_send or now - self._last_send < _DENSE_S
-        self._paused_by_send = False
         if run.live:
-            if dense:
+            # Dense: the workflow sends in quick succession by its own pace (a pause
+            # that send itself made, to let followers write, does not count as a gap).
+            if self._paused_by_send or now - self._last_send < _DENSE_S:
                 # The log has woken the idle followers; each one's task writes this
                 # event together with the next ones, in one write.
                 run.live.clear()
             else:
                 await _write_to_idle_followers(run, seq)
+        self._paused_by_send = False
         self._last_send = now
         # Look for followers to wait for often enough that none can be overtaken by
         # the log's trimming in between (half the log is the most one may lag).
@@ -211,14 +210,12 @@ async def _write_to_idle_followers(run: Run, seq: int) -> None:
     A follower that cannot take it at once leaves the set: its task is already woken
     by the log and writes this event together with the ones that follow.
     """
-    frame = None
+    frame = run.log.frame(seq)
     for follower in list(run.live):
-        if not follower.idle_for(seq):
+        if follower.idle_for(seq):
+            await follower.write_now(seq, frame)
+        else:
             run.live.discard(follower)
-            continue
-        if frame is None:
-            frame = (await run.log.read(seq - 1, 1)).frames[0]
-        await follower.write_now(seq, frame)
 
 
 LogFactory = Callable[[ServerConfig], EventLog]
@@ -339,7 +336,7 @@ class RunManager:
                 result = await run.endpoint.fn(ctx, **run.params)
             except asyncio.CancelledError:
                 run.status = "cancelled"
-                await run.log.close("cancelled", '{"status":"cancelled"}')
+                run.log.close("cancelled", '{"status":"cancelled"}')
                 return
             except ParamsInvalid as exc:
                 logger.info("run %s refused its parameters: %s", run.id, exc.fields)
@@ -357,7 +354,7 @@ class RunManager:
                 return
             run.result_json = result_json
             run.status = "succeeded"
-            await run.log.close("end", '{"status":"succeeded","result":' + result_json + "}")
+            run.log.close("end", '{"status":"succeeded","result":' + result_json + "}")
         finally:
             run.finished = time.time()
             if run._grace is not None:
@@ -371,7 +368,7 @@ class RunManager:
             error = {"type": "invalid_params", "message": str(exc), "fields": exc.fields}
         run.error = error
         run.status = "failed"
-        await run.log.close("error", to_json({"status": "failed", "error": run.error}))
+        run.log.close("error", to_json({"status": "failed", "error": run.error}))
 
     def _prune(self) -> None:
         finished = [r for r in self._runs.values() if not r.running]

@@ -89,7 +89,7 @@ def test_endpoint_names_are_url_safe() -> None:
 async def test_the_log_drops_oldest_events_and_says_so() -> None:
     log = MemoryEventLog(max_bytes=1000)
     for i in range(200):
-        await log.append("message", to_json({"i": i}))
+        log.append("message", to_json({"i": i}))
     assert log.last_seq == 200
     assert log.size_bytes <= 1000
     with pytest.raises(EventsGone) as gone:
@@ -103,12 +103,12 @@ async def test_the_log_drops_oldest_events_and_says_so() -> None:
 
 async def test_the_terminal_event_is_always_kept() -> None:
     log = MemoryEventLog(max_bytes=10)
-    await log.append("message", "1")
-    await log.close("end", to_json({"status": "succeeded", "result": "x" * 100}))
+    log.append("message", "1")
+    log.close("end", to_json({"status": "succeeded", "result": "x" * 100}))
     piece = await log.read(1, 10)
     assert piece.ends
     with pytest.raises(RuntimeError, match="terminal"):
-        await log.append("message", "2")
+        log.append("message", "2")
 
 
 async def test_waiting_wakes_on_append_and_times_out_otherwise() -> None:
@@ -116,7 +116,7 @@ async def test_waiting_wakes_on_append_and_times_out_otherwise() -> None:
     assert await log.wait(0, 0.01) is False
     waiter = asyncio.create_task(log.wait(0, None))
     await asyncio.sleep(0)
-    await log.append("message", "1")
+    log.append("message", "1")
     assert await waiter is True
 
 
@@ -154,3 +154,10 @@ def test_chunks_hand_back_what_arrived_and_compare_like_a_list() -> None:
     assert chunks != [{"done": 1}]
     assert "4" not in repr(chunks[:0])
     assert repr(chunks).endswith("… 1 more])")
+
+
+def test_the_log_frames_events_exactly_as_framing_does() -> None:
+    log = MemoryEventLog()
+    for event, data in [("message", '{"a":1}'), ("message", '"\ud800"'), ("end", "{}")]:
+        seq = log.append(event, data)
+        assert log.frame(seq) == encode_event(seq, event, data)
