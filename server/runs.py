@@ -63,6 +63,11 @@ class Run:
     _grace: asyncio.TimerHandle | None = None
     _progress: asyncio.Future[None] | None = None
 
+    def wake_followers(self) -> None:
+        """Wake every parked follower: there is something for each to write."""
+        for reader in list(self.live):
+            reader.wake()  # which also takes it out of the parked set
+
     def note_progress(self) -> None:
         """A reader finished a write: a producer held back for it may go on."""
         waiter = self._progress
@@ -117,6 +122,9 @@ class Reader(Protocol):
     async def write_now(self, seq: int, frame: bytes) -> None:
         """Write event ``seq``, which ``idle_for`` accepted."""
 
+    def wake(self) -> None:
+        """Let the reader's own task write what has arrived."""
+
     async def ping_if_quiet(self, now: float, interval: float) -> None:
         """Write a keep-alive comment if nothing was written for ``interval`` seconds."""
 
@@ -152,9 +160,9 @@ class RunContext:
             # Dense: the workflow sends in quick succession by its own pace (a pause
             # that send itself made, to let followers write, does not count as a gap).
             if self._paused_by_send or now - self._last_send < _DENSE_S:
-                # The log has woken the idle followers; each one's task writes this
-                # event together with the next ones, in one write.
-                run.live.clear()
+                # Each parked follower's task writes this event together with the
+                # next ones, in one write.
+                run.wake_followers()
             else:
                 await _write_to_idle_followers(run, seq)
         self._paused_by_send = False
@@ -207,15 +215,14 @@ class RunContext:
 async def _write_to_idle_followers(run: Run, seq: int) -> None:
     """Idle followers of a sparse stream get the event written here, not when their tasks run.
 
-    A follower that cannot take it at once leaves the set: its task is already woken
-    by the log and writes this event together with the ones that follow.
+    A follower that cannot take it at once is woken, to write it with the ones that follow.
     """
     frame = run.log.frame(seq)
     for follower in list(run.live):
         if follower.idle_for(seq):
             await follower.write_now(seq, frame)
         else:
-            run.live.discard(follower)
+            follower.wake()
 
 
 LogFactory = Callable[[ServerConfig], EventLog]
@@ -356,6 +363,7 @@ class RunManager:
             run.status = "succeeded"
             run.log.close("end", '{"status":"succeeded","result":' + result_json + "}")
         finally:
+            run.wake_followers()  # each writes the terminal event and ends
             run.finished = time.time()
             if run._grace is not None:
                 run._grace.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
@@ -54,9 +55,10 @@ class Follower:
     """One response following one run.
 
     When the producer is ahead, the follower's task writes all pending events in
-    one write. In a sparse stream, when the follower is idle (caught up, its socket
-    buffer empty), ``ctx.send`` writes the new event itself (``idle_for`` and
-    ``write_now``), so it goes out without waiting for this task's turn.
+    one write. When it has caught up it parks in ``run.live``; in a sparse stream
+    ``ctx.send`` then writes each new event itself (``idle_for``, ``write_now``), so
+    it goes out at once and this task is not even woken; otherwise ``ctx.send``
+    wakes it (``wake``) and it writes the events that gathered in one go.
     """
 
     def __init__(self, request: web.Request, run: Run, after: int) -> None:
@@ -69,7 +71,7 @@ class Follower:
         self.dropped = False
         #: When this follower last wrote anything (for pings).
         self.wrote_at = self.progressed_at
-        self._parked = False
+        self._parked: asyncio.Future[None] | None = None
 
     async def follow(self, response: web.StreamResponse) -> None:
         """Write every event after ``position``, live, until the terminal event.
@@ -95,13 +97,21 @@ class Follower:
                 if piece.ends:
                     return
                 continue
+            # Caught up: park until the workflow sends. Nothing can arrive between the
+            # read above and here (no await), so no event is missed.
+            self._parked = asyncio.get_running_loop().create_future()
             run.live.add(self)
-            self._parked = True
             try:
-                await log.wait(self.position, None)
+                await self._parked
             finally:
-                self._parked = False
+                self._parked = None
                 run.live.discard(self)
+
+    def wake(self) -> None:
+        """Let this follower's task write what arrived; it leaves the parked set now."""
+        self.run.live.discard(self)
+        if self._parked is not None and not self._parked.done():
+            self._parked.set_result(None)
 
     def idle_for(self, seq: int) -> bool:
         transport = self.transport
@@ -126,7 +136,7 @@ class Follower:
         """Write a ``: ping`` comment if this follower has waited silently for ``interval``."""
         transport = self.transport
         if (
-            self._parked
+            self._parked is not None
             and self.response is not None
             and now - self.wrote_at >= interval
             and transport is not None
