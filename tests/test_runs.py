@@ -280,7 +280,7 @@ async def test_a_slow_follower_holds_the_workflow_back_rather_than_lose_events(s
 
 
 async def test_a_follower_that_takes_nothing_is_let_go_and_the_others_go_on(start) -> None:  # type: ignore[no-untyped-def]
-    server = await start(log_max_bytes=64 * 1024, follower_stall=0.2)
+    server = await start(log_max_bytes=64 * 1024, follower_stall=0.5)
     n = 200_000
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         fast_events = []
