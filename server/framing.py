@@ -25,8 +25,9 @@ def _refuse(value: Any) -> Any:
 
 # The C encoder, made once: json.dumps builds a new one on every call, which costs
 # as much as encoding a small message. No circular-reference bookkeeping (a cycle
-# ends in RecursionError, reported the same way).
-_c_encoder = (
+# ends in RecursionError, reported the same way). ``"".join(json_parts(value, 0))``
+# is compact JSON; None where the C accelerator is missing.
+json_parts = (
     json.encoder.c_make_encoder(
         None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
     )
@@ -46,9 +47,9 @@ def to_json(data: Any) -> str:
     one event is always exactly one ``data:`` line and cannot break framing.
     """
     try:
-        if _c_encoder is None:
+        if json_parts is None:
             return _encoder.encode(data)
-        return "".join(_c_encoder(data, 0))
+        return "".join(json_parts(data, 0))
     except (TypeError, ValueError, RecursionError) as exc:
         if isinstance(exc, RecursionError):
             exc = ValueError("it nests too deeply, or refers to itself")
