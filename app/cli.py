@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $STREAMBIND_TOKEN)",
     )
     serve.add_argument(
+        "--cors-origin",
+        metavar="ORIGIN",
+        help="let browser pages from this origin (https://app.example) call the API; "
+        "without it no CORS headers are sent",
+    )
+    serve.add_argument(
         "--max-runs", type=_positive_int, default=64, help="runs at once (default: %(default)s)"
     )
     serve.add_argument(
@@ -236,6 +242,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config_kwargs = {} if args.data_dir is None else {"data_dir": args.data_dir}
     config = ServerConfig(
         token=args.token or None,
+        cors_origin=args.cors_origin,
         max_runs=args.max_runs,
         ping_interval=args.ping,
         detach_grace=args.detach_grace,

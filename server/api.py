@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import workflows
 from .config import MAX_BODY_BYTES, ServerConfig
+from .cors import cors_middleware
 from .errors import ApiError, Handler, error_middleware, error_response
 from .framing import utf8
 from .params import ParamsInvalid, validate_params
@@ -39,9 +40,10 @@ def build_registry(extra_modules: Iterable[ModuleType | str] = ()) -> Registry:
 
 
 def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Application:
-    app = web.Application(
-        middlewares=[error_middleware, _auth_middleware], client_max_size=MAX_BODY_BYTES
-    )
+    middlewares = [error_middleware, _auth_middleware]
+    if config.cors_origin:
+        middlewares.insert(0, cors_middleware(config.cors_origin))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[REGISTRY] = registry if registry is not None else build_registry(config.workflows)
     app[MANAGER] = RunManager(config)
@@ -135,7 +137,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
             await run.log.wait(0, None)
             if run.messages == 0:
                 return _plain_outcome(run)
-            response = await open_stream(request, run, config.retry_ms)
+            response = await open_stream(request, run, config.retry_ms, config.cors_origin)
             await caller.follow(response)
             return response
     finally:
@@ -198,7 +200,7 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     manager.attach(run)
     try:
         with following(request, run, after) as follower:
-            response = await open_stream(request, run, config.retry_ms)
+            response = await open_stream(request, run, config.retry_ms, config.cors_origin)
             await follower.follow(response)
             return response
     finally:

@@ -41,6 +41,8 @@ class ServerConfig:
     follower_stall: float = 2.0
     #: Seconds a request body may take to arrive in full.
     body_timeout: float = 10.0
+    #: The one origin whose browser pages may call the API (CORS); None: no CORS headers.
+    cors_origin: str | None = None
     #: Extra modules whose @endpoint functions are offered next to the built-ins.
     workflows: list[str] = field(default_factory=list)
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
+from .cors import add_cors_headers
 from .eventlog import EventsGone
 from .framing import PING, encode_event, retry_field, to_json
 from .runs import Run
@@ -28,8 +29,11 @@ _MAX_BATCH = 4096
 _MAX_BATCH_BYTES = 256 * 1024
 
 
-async def open_stream(request: web.Request, run: Run, retry_ms: int) -> web.StreamResponse:
+async def open_stream(
+    request: web.Request, run: Run, retry_ms: int, cors_origin: str | None = None
+) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, "X-Run-Id": run.id})
+    add_cors_headers(request, response, cors_origin)
     await response.prepare(request)
     await response.write(retry_field(retry_ms))
     return response
