@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -53,12 +54,12 @@ async def test_serve_answers_and_loads_user_workflows(tmp_path: Path) -> None:
 
 
 async def test_sigterm_ends_every_open_stream_and_exits_cleanly(tmp_path: Path) -> None:
-    process, url = await _serve("--max-runs", "10", data_dir=tmp_path)
+    process, url = await _serve("--max-runs", "60", data_dir=tmp_path)
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         slow = {"rows": 1000, "batch_size": 10, "delay_ms": 10_000}
         async with contextlib.AsyncExitStack() as stack:
             streams = []
-            for _ in range(5):
+            for _ in range(50):
                 response = await stack.enter_async_context(
                     client.stream("POST", "/api/endpoints/import", json=slow)
                 )
@@ -70,8 +71,10 @@ async def test_sigterm_ends_every_open_stream_and_exits_cleanly(tmp_path: Path) 
             for stream in streams:
                 rest = [e async for e in stream if isinstance(e, Event)]
                 assert rest[-1].event == "cancelled"
+        signalled = time.monotonic()
         code = await asyncio.wait_for(process.wait(), 30)
     assert code == 0
+    assert time.monotonic() - signalled < 5, "the process exits within 5 s"
     with contextlib.closing(sqlite3.connect(tmp_path / "streambind.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT COUNT(*) FROM people").fetchone() == (0,)
@@ -121,3 +124,34 @@ def test_serve_defaults_are_the_documented_ones() -> None:
     assert help_text.host == "127.0.0.1"
     assert help_text.detach_grace == 30.0
     assert help_text.ping == 15.0
+
+
+async def test_after_sigkill_mid_import_a_restart_finds_no_partial_import(tmp_path: Path) -> None:
+    process, url = await _serve(data_dir=tmp_path)
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=60) as client,
+        client.stream(
+            "POST",
+            "/api/endpoints/import",
+            json={"rows": 100_000, "batch_size": 100, "delay_ms": 10_000},
+        ) as response,
+    ):
+        stream = events(response)
+        await anext(stream)
+        await anext(stream)  # rows are staged: the crash comes mid-import
+        process.kill()
+        await process.wait()
+    staged = [p for p in (tmp_path / "staging").rglob("*.db")]
+    assert staged, "the killed server left its staging file behind"
+    process, url = await _serve(data_dir=tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            counts = (await client.post("/api/endpoints/silent")).json()
+        assert counts == {"people": 0, "imports": 0, "streamed": False}
+        assert [p for p in (tmp_path / "staging").rglob("*.db")] == []
+        with contextlib.closing(sqlite3.connect(tmp_path / "streambind.db")) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        process.terminate()
+        await process.wait()
