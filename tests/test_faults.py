@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import sqlite3
 
 import flows
 import httpx
 from cutter import CuttingProxy
-from polling import newest_run, run_record
+from polling import newest_run, run_record, wait_for
 
 from streambind.app.client import StreamClient
 
@@ -54,3 +57,54 @@ async def test_a_resume_storm_leaves_every_client_with_every_message_once(start)
         assert state.chunks == expected
     total_cuts = sum(state.reconnects for state in states)
     assert total_cuts == CLIENTS * CUTS_EACH, f"{total_cuts} cuts happened"
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_cancelling_imports_at_random_points_leaves_all_rows_or_none(start) -> None:  # type: ignore[no-untyped-def]
+    server = await start(detach_grace=0.05)
+    data_dir = server.config.data_dir
+    rng = random.Random(7)
+    rows = 300
+
+    async def one_import(client: httpx.AsyncClient, how: str, after: int) -> str:
+        async with client.stream(
+            "POST", "/api/endpoints/import", json={"rows": rows, "batch_size": 10, "delay_ms": 1}
+        ) as response:
+            run_id = response.headers["x-run-id"]
+            seen = 0
+            async for line in response.aiter_lines():
+                seen += line.startswith("event: ")
+                if seen == after:
+                    break
+            if how == "delete":
+                await client.delete(f"/api/runs/{run_id}")
+        # "disconnect": leaving the block closed the connection; the grace period ends it.
+        await run_record(client, run_id, lambda r: r["status"] != "running", "the run ends")
+        return run_id
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        await one_import(client, "delete", 3)  # warm up: connections, threads, files
+        tasks_before = len(asyncio.all_tasks())
+        fds_before = _open_fds()
+        for attempt in range(12):
+            how = "delete" if attempt % 2 else "disconnect"
+            run_id = await one_import(client, how, rng.randint(1, 31))
+            with contextlib.closing(sqlite3.connect(data_dir / "streambind.db")) as db:
+                (count,) = db.execute(
+                    "SELECT COUNT(*) FROM people WHERE run_id = ?", (run_id,)
+                ).fetchone()
+            assert count in (0, rows), f"{how} left {count} of {rows} rows"
+            assert [p for p in (data_dir / "staging").rglob("*.db")] == []
+
+        async def leftovers() -> tuple[int, int]:
+            return len(asyncio.all_tasks()), _open_fds()
+
+        # Handlers of the last runs may still be returning: wait (bounded) until they have.
+        await wait_for(
+            leftovers,
+            lambda now: now[0] <= tasks_before and now[1] <= fds_before,
+            "no task and no file descriptor left over",
+        )
