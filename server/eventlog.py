@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = ["EventLog", "EventsGone", "LogSlice", "MemoryEventLog"]
+
+
+# What keeping one event costs beyond its bytes: the bytes object's header and the
+# list's slot. Counted, so that the bound is on memory, not only on payload.
+_FRAME_OVERHEAD = sys.getsizeof(b"") + 8
 
 
 class EventsGone(Exception):
@@ -119,7 +125,7 @@ class MemoryEventLog:
             "utf-8", "backslashreplace"
         )
         frames.append(frame)
-        self._bytes += len(frame)
+        self._bytes += len(frame) + _FRAME_OVERHEAD
         if self._bytes > self._max_bytes:
             self._trim()
         if self._waiters:
@@ -134,7 +140,7 @@ class MemoryEventLog:
         # appends rather than one per append. The newest event always stays.
         frames = self._frames
         count = min(max(1, len(frames) // 4), len(frames) - 1)
-        dropped = sum(map(len, frames[:count]))
+        dropped = sum(map(len, frames[:count])) + count * _FRAME_OVERHEAD
         del frames[:count]
         self._first += count
         self._bytes -= dropped
