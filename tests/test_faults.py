@@ -187,3 +187,61 @@ async def test_a_1kb_per_second_reader_never_costs_memory_or_the_fast_reader_a_m
     # The bound: the run's log (8 MiB, counted with each event's overhead) plus a batch
     # (at most 256 KiB) per follower. 1,000,000 messages went through (about 45 MB).
     assert peak - baseline < 24 * 2**20, f"grew by {(peak - baseline) / 2**20:.0f} MiB"
+
+
+async def test_load_of_300_runs_and_1000_followers_then_the_run_limit(start) -> None:  # type: ignore[no-untyped-def]
+    server = await start(max_runs=300)
+    key = "load"
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=400)
+    ) as client:
+
+        async def one_run() -> list[int]:
+            body = {"key": key, "before": 1, "after": 9}
+            async with client.stream("POST", "/api/endpoints/hold", json=body) as response:
+                text = b"".join([chunk async for chunk in response.aiter_raw()]).decode()
+            return [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
+
+        runs = [asyncio.create_task(one_run()) for _ in range(300)]
+        listed = await wait_for(
+            lambda: _running(client),
+            lambda running: len(running) == 300,
+            "300 runs running",
+        )
+        # At the limit: one more is refused, with Retry-After, and nothing else changes.
+        refused = await client.post("/api/endpoints/silent")
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+
+        async def follow(run_id: str) -> int:
+            reader, writer = await _raw_get(server.host, server.port, f"/api/runs/{run_id}/events")
+            events, tail = 0, b""
+            while chunk := await reader.read(65536):
+                events += (tail + chunk).count(b"\ndata: ")
+                tail = chunk[-6:]
+            writer.close()
+            return events
+
+        followers = [asyncio.create_task(follow(listed[i % 300])) for i in range(1_000)]
+        await wait_for(
+            lambda: _followers(client),
+            lambda count: count >= 1_300,
+            "1,000 followers attached",
+        )
+        health = await client.get("/healthz")
+        assert health.status_code == 200 and health.json()["running"] == 300
+        flows.release(key)
+        ids = await asyncio.gather(*runs)
+        counts = await asyncio.gather(*followers)
+    assert all(found == list(range(1, 12)) for found in ids)  # 10 messages and the end
+    assert counts == [11] * 1_000
+
+
+async def _running(client: httpx.AsyncClient) -> list[str]:
+    runs = (await client.get("/api/runs")).json()["runs"]
+    return [r["id"] for r in runs if r["status"] == "running" and r["endpoint"] == "hold"]
+
+
+async def _followers(client: httpx.AsyncClient) -> int:
+    ids = await _running(client)
+    records = await asyncio.gather(*(client.get(f"/api/runs/{i}") for i in ids))
+    return sum(r.json()["followers"] for r in records)
