@@ -139,7 +139,7 @@ class RunContext:
         self._next_yield = time.perf_counter() + _YIELD_EVERY_S
         self._unchecked_bytes = 0
         self._sends = 0
-        self._check_every_bytes = run.log.capacity // 8
+        self._check_every_bytes = run.log.capacity // 16
         self._last_send = 0.0
         self._paused_by_send = False  # the last send yielded to let streams be written
         self.run_id = run.id
@@ -163,7 +163,8 @@ class RunContext:
         run.last_message_json = text
         # Look for followers to wait for often enough that none can be overtaken by
         # the log's trimming in between (half the log is the most one may lag).
-        self._unchecked_bytes += len(text)
+        # (What the log will count for it: the text, its framing and its bookkeeping.)
+        self._unchecked_bytes += len(text) + 64
         if self._unchecked_bytes > self._check_every_bytes and run.readers:
             self._unchecked_bytes = 0
             await self._hold_for_slow_readers()
