@@ -131,17 +131,15 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     except ServerClosing as exc:
         raise ApiError(503, "shutting_down", str(exc)) from None
     config = request.app[CONFIG]
-    try:
-        with following(request, run, 0) as caller:
-            # Wait for the workflow's first send or for its end, whichever comes first.
-            await run.log.wait(0, None)
-            if run.messages == 0:
-                return _plain_outcome(run)
-            response = await open_stream(request, run, config.retry_ms, config.cors_origin)
-            await caller.follow(response)
-            return response
-    finally:
-        manager.detach(run)
+    # The caller is the run's first follower, attached before the workflow first runs.
+    with following(manager, request, run, 0) as caller:
+        # Wait for the workflow's first send or for its end, whichever comes first.
+        await run.log.wait(0)
+        if run.messages == 0:
+            return _plain_outcome(run)
+        response = await open_stream(request, run, config.retry_ms, config.cors_origin)
+        await caller.follow(response)
+        return response
 
 
 def _plain_outcome(run: Run) -> web.Response:
@@ -195,16 +193,11 @@ async def run_events(request: web.Request) -> web.StreamResponse:
             "invalid_last_event_id",
             f"Last-Event-ID {after} is beyond this run's last event ({last})",
         )
-    manager = request.app[MANAGER]
     config = request.app[CONFIG]
-    manager.attach(run)
-    try:
-        with following(request, run, after) as follower:
-            response = await open_stream(request, run, config.retry_ms, config.cors_origin)
-            await follower.follow(response)
-            return response
-    finally:
-        manager.detach(run)
+    with following(request.app[MANAGER], request, run, after) as follower:
+        response = await open_stream(request, run, config.retry_ms, config.cors_origin)
+        await follower.follow(response)
+        return response
 
 
 # -- request parts --------------------------------------------------------------

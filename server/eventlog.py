@@ -71,8 +71,8 @@ class EventLog(Protocol):
     def capacity(self) -> int:
         """The bytes of events the log keeps before it drops the oldest."""
 
-    async def wait(self, after: int, timeout: float | None) -> bool:
-        """Wait until an event with id > ``after`` exists; False on timeout."""
+    async def wait(self, after: int) -> None:
+        """Wait until an event with id > ``after`` exists."""
 
 
 class MemoryEventLog:
@@ -89,7 +89,7 @@ class MemoryEventLog:
         self._closed = False
         # Followers that caught up and wait for the next event, each on a future of
         # its own, woken directly by append: one loop hop from send to write.
-        self._waiters: list[asyncio.Future[bool]] = []
+        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def last_seq(self) -> int:
@@ -131,7 +131,7 @@ class MemoryEventLog:
         if self._waiters:
             for waiter in self._waiters:
                 if not waiter.done():
-                    waiter.set_result(True)
+                    waiter.set_result(None)
             self._waiters.clear()
         return seq
 
@@ -165,21 +165,16 @@ class MemoryEventLog:
             return 0
         return pending * self._bytes // len(self._frames)
 
-    async def wait(self, after: int, timeout: float | None) -> bool:
+    async def wait(self, after: int) -> None:
         if self.last_seq > after:
-            return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        timer = None if timeout is None else loop.call_later(timeout, _time_out, waiter)
         try:
-            return await waiter
+            await waiter
         finally:
-            if timer is not None:
-                timer.cancel()
-            woken = waiter.done() and not waiter.cancelled() and waiter.result()
-            if not woken:
-                # Timed out or cancelled: append never saw it done, so drop it here.
+            if not waiter.done() or waiter.cancelled():
+                # Cancelled: append never saw it done, so drop it here.
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
 
@@ -191,8 +186,3 @@ def _up_to(frames: list[bytes], max_bytes: int) -> list[bytes]:
         if total > max_bytes:
             return frames[: max(1, count)]
     return frames
-
-
-def _time_out(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)

@@ -55,7 +55,6 @@ class Run:
     error: dict[str, Any] | None = None
     messages: int = 0
     last_message_json: str | None = None
-    followers: int = 0
     #: Every response following the run, with how far each has got.
     readers: set[Reader] = field(default_factory=set)
     #: Readers that have written everything and wait for the next event (see send).
@@ -83,6 +82,10 @@ class Run:
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def followers(self) -> int:
+        return len(self.readers)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -273,7 +276,7 @@ class RunManager:
     # -- starting and finding -------------------------------------------------
 
     def start(self, endpoint: Endpoint, params: dict[str, Any]) -> Run:
-        """Start a run with one follower attached (the caller that started it)."""
+        """Start a run; its caller attaches as its first follower before anything runs."""
         if self._closing:
             raise ServerClosing("the server is shutting down")
         self._prune()
@@ -285,7 +288,6 @@ class RunManager:
             params=params,
             log=self._log_factory(self.config),
         )
-        run.followers = 1
         self._runs[run.id] = run
         run.task = asyncio.get_running_loop().create_task(
             self._execute(run), name=f"run {run.id} ({endpoint.name})"
@@ -305,15 +307,17 @@ class RunManager:
 
     # -- followers ------------------------------------------------------------
 
-    def attach(self, run: Run) -> None:
-        run.followers += 1
+    def attach(self, run: Run, reader: Reader) -> None:
+        run.readers.add(reader)
         if run._grace is not None:
             run._grace.cancel()
             run._grace = None
 
-    def detach(self, run: Run) -> None:
-        run.followers -= 1
-        if run.followers > 0 or not run.running:
+    def detach(self, run: Run, reader: Reader) -> None:
+        run.readers.discard(reader)
+        run.live.discard(reader)
+        run.note_progress()  # a workflow waiting for this follower need not any more
+        if run.readers or not run.running:
             return
         grace = self.config.detach_grace
         logger.info(

@@ -12,7 +12,7 @@ from aiohttp import web
 from .cors import add_cors_headers
 from .eventlog import EventsGone
 from .framing import PING, encode_event, retry_field, to_json
-from .runs import Run
+from .runs import Run, RunManager
 
 __all__ = ["SSE_HEADERS", "Follower", "following", "open_stream"]
 
@@ -40,19 +40,20 @@ async def open_stream(
 
 
 @contextlib.contextmanager
-def following(request: web.Request, run: Run, after: int) -> Iterator[Follower]:
-    """A follower of ``run`` from event ``after`` on, known to the run for the block's length.
+def following(
+    manager: RunManager, request: web.Request, run: Run, after: int
+) -> Iterator[Follower]:
+    """A follower of ``run`` from event ``after`` on, attached for the block's length.
 
-    Known from the start, so the workflow waits for it (backpressure) even before
-    its response has begun: no event it needs is dropped in between.
+    Attached from the start, so the workflow waits for it (backpressure) even before
+    its response has begun, and leaving starts the run's detach grace period.
     """
     follower = Follower(request, run, after)
-    run.readers.add(follower)
+    manager.attach(run, follower)
     try:
         yield follower
     finally:
-        run.readers.discard(follower)
-        run.note_progress()  # a workflow waiting for this follower need not any more
+        manager.detach(run, follower)
 
 
 class Follower:
@@ -117,16 +118,18 @@ class Follower:
         if self._parked is not None and not self._parked.done():
             self._parked.set_result(None)
 
-    def idle_for(self, seq: int) -> bool:
+    def _socket_idle(self) -> bool:
+        # An empty buffer: a write goes straight to the socket, and nothing waits.
         transport = self.transport
         return (
             self.response is not None
-            and self.position == seq - 1
             and transport is not None
             and not transport.is_closing()
-            # An empty buffer: the write goes straight to the socket, nothing waits.
             and not transport.get_write_buffer_size()
         )
+
+    def idle_for(self, seq: int) -> bool:
+        return self.position == seq - 1 and self._socket_idle()
 
     async def write_now(self, seq: int, frame: bytes) -> None:
         assert self.response is not None
@@ -138,15 +141,7 @@ class Follower:
 
     async def ping_if_quiet(self, now: float, interval: float) -> None:
         """Write a ``: ping`` comment if this follower has waited silently for ``interval``."""
-        transport = self.transport
-        if (
-            self._parked is not None
-            and self.response is not None
-            and now - self.wrote_at >= interval
-            and transport is not None
-            and not transport.is_closing()
-            and not transport.get_write_buffer_size()
-        ):
+        if self._parked is not None and now - self.wrote_at >= interval and self._socket_idle():
             self.wrote_at = now
             with contextlib.suppress(ConnectionError):
                 await self.response.write(PING)

@@ -111,13 +111,19 @@ async def test_the_terminal_event_is_always_kept() -> None:
         log.append("message", "2")
 
 
-async def test_waiting_wakes_on_append_and_times_out_otherwise() -> None:
+async def test_waiting_wakes_on_append_and_a_cancelled_wait_leaves_nothing_behind() -> None:
     log = MemoryEventLog()
-    assert await log.wait(0, 0.01) is False
-    waiter = asyncio.create_task(log.wait(0, None))
+    waiter = asyncio.create_task(log.wait(0))
+    gone = asyncio.create_task(log.wait(0))
     await asyncio.sleep(0)
+    assert not waiter.done()
+    gone.cancel()
+    await asyncio.sleep(0)
+    assert len(log._waiters) == 1
     log.append("message", "1")
-    assert await waiter is True
+    await waiter
+    await log.wait(0)  # an event is already there: returns at once
+    assert log._waiters == []
 
 
 def test_framing_is_compact_and_one_line() -> None:
