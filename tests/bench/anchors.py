@@ -30,6 +30,15 @@ def _params(query) -> tuple[int, float]:  # type: ignore[no-untyped-def]
     return int(query.get("n", "1000")), float(query.get("interval_ms", "0"))
 
 
+def _aiohttp_app(stream):  # type: ignore[no-untyped-def]
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_get("/firehose", stream)
+    app.router.add_get("/sparse", stream)
+    return app
+
+
 def aiohttp_sse_app():  # type: ignore[no-untyped-def]
     from aiohttp import web
     from aiohttp_sse import sse_response
@@ -41,10 +50,7 @@ def aiohttp_sse_app():  # type: ignore[no-untyped-def]
                 await response.send(data, id=str(i))
         return response
 
-    app = web.Application()
-    app.router.add_get("/firehose", stream)
-    app.router.add_get("/sparse", stream)
-    return app
+    return _aiohttp_app(stream)
 
 
 def aiohttp_plain_app():  # type: ignore[no-untyped-def]
@@ -58,10 +64,7 @@ def aiohttp_plain_app():  # type: ignore[no-untyped-def]
             await response.write(f"id: {i}\nevent: message\ndata: {data}\n\n".encode())
         return response
 
-    app = web.Application()
-    app.router.add_get("/firehose", stream)
-    app.router.add_get("/sparse", stream)
-    return app
+    return _aiohttp_app(stream)
 
 
 def sse_starlette_app():  # type: ignore[no-untyped-def]
