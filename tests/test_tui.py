@@ -34,7 +34,8 @@ async def ready(pilot: Pilot) -> StreambindApp:
     return app  # type: ignore[return-value]
 
 
-async def select(pilot: Pilot, name: str) -> None:
+async def select(pilot: Pilot, name: str, **values: str) -> None:
+    """Pick an endpoint, then type ``values`` into its form's fields."""
     app: StreambindApp = pilot.app  # type: ignore[assignment]
     index = [e["name"] for e in app.endpoints].index(name)
     app.query_one("#endpoint-list", OptionList).highlighted = index
@@ -42,6 +43,8 @@ async def select(pilot: Pilot, name: str) -> None:
         pilot, lambda: app.form is not None and app.form.endpoint["name"] == name, f"{name} form"
     )
     await pilot.pause()  # let the new form be laid out before anything clicks it
+    for field, value in values.items():
+        app.query_one(f"#param-{field}", Input).value = value
 
 
 def text_of(card: RunCard, selector: str) -> str:
@@ -91,9 +94,7 @@ async def test_handle_stream_off_shows_nothing_until_the_end(server) -> None:  #
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await select(pilot, "hold")
-        app.query_one("#param-key", Input).value = "tui-off"
-        app.query_one("#param-before", Input).value = "3"
+        await select(pilot, "hold", key="tui-off", before="3")
         await pilot.press("h")
         assert app.form.handle_stream is False
         await pilot.press("r")
@@ -119,8 +120,7 @@ async def test_a_failed_run_shows_the_servers_message(server) -> None:  # type: 
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await select(pilot, "flaky")
-        app.query_one("#param-delay_ms", Input).value = "0"
+        await select(pilot, "flaky", delay_ms="0")
         await pilot.press("r")
         await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the run ends")
         await pilot.pause(0.2)
@@ -136,8 +136,7 @@ async def test_cancel_key_cancels_the_running_card(server) -> None:  # type: ign
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await select(pilot, "hold")
-        app.query_one("#param-key", Input).value = "tui-cancel"
+        await select(pilot, "hold", key="tui-cancel")
         await pilot.press("r")
         await until(pilot, lambda: app.cards and app.cards[0].state.chunks, "a first chunk")
         await pilot.press("c")
@@ -156,8 +155,7 @@ async def test_the_cancel_button_on_a_card(server) -> None:  # type: ignore[no-u
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await select(pilot, "hold")
-        app.query_one("#param-key", Input).value = "tui-cancel-button"
+        await select(pilot, "hold", key="tui-cancel-button")
         await pilot.press("r")
         await until(pilot, lambda: app.cards and app.cards[0].state.chunks, "a first chunk")
         await pilot.pause(0.1)
@@ -169,8 +167,7 @@ async def test_several_runs_of_one_endpoint_at_once(server) -> None:  # type: ig
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await select(pilot, "hold")
-        app.query_one("#param-key", Input).value = "tui-many"
+        await select(pilot, "hold", key="tui-many")
         for _ in range(3):
             await pilot.press("r")
         await until(
@@ -189,8 +186,7 @@ async def test_a_text_stream_shows_the_assembled_text(server) -> None:  # type: 
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await select(pilot, "write-text")
-        app.query_one("#param-delay_ms", Input).value = "0"
+        await select(pilot, "write-text", delay_ms="0")
         await pilot.press("r")
         await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the run ends")
         await pilot.pause(0.2)
@@ -289,8 +285,7 @@ async def test_a_firehose_is_applied_in_batches_not_per_message(server) -> None:
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await select(pilot, "firehose")
-        app.query_one("#param-n", Input).value = "20000"
+        await select(pilot, "firehose", n="20000")
         await pilot.press("r")
         await until(pilot, lambda: app.cards != [], "a card appears")
         card = app.cards[0]
