@@ -139,9 +139,18 @@ class RunContext:
     def __init__(self, run: Run, config: ServerConfig) -> None:
         self._run = run
         self._config = config
-        self._next_yield = time.perf_counter() + _YIELD_EVERY_S
+        self._loop = asyncio.get_running_loop()
+        # The workflow's running time is counted in slices: a slice starts when the
+        # workflow comes back from an await of its own, and send yields once a slice
+        # reaches _YIELD_EVERY_S. A callback queued at each slice's start tells
+        # whether the loop has turned since, i.e. whether the workflow has awaited.
+        self._awaited = True
+        self._next_yield = 0.0
         self._unchecked_bytes = 0
         self._sends = 0
+        # The clock is read at every send while sends are far apart, and at every
+        # 32nd of a dense stream's (where the clock would cost more than it tells).
+        self._clock_mask = 0
         self._check_every_bytes = run.log.capacity // 16
         self._last_send = 0.0
         self._paused_by_send = False  # the last send yielded to let streams be written
@@ -172,14 +181,17 @@ class RunContext:
             self._unchecked_bytes = 0
             await self._hold_for_slow_readers()
         self._sends += 1
-        # The clock is read when a parked follower may be written to, and otherwise
-        # every 32nd message: enough for the 2 ms slices below.
-        if run.live or not self._sends & 31:
+        # The clock is also read whenever a parked follower may be written to.
+        if run.live or not self._sends & self._clock_mask:
             now = time.perf_counter()
+            close_to_last = now - self._last_send < _DENSE_S
+            self._clock_mask = 31 if close_to_last else 0
+            if self._awaited:
+                self._start_slice(now)
             if run.live:
                 # Dense: the workflow sends in quick succession by its own pace (a
                 # pause that send made itself, to let followers write, is no gap).
-                if self._paused_by_send or now - self._last_send < _DENSE_S:
+                if self._paused_by_send or close_to_last:
                     # Each parked follower's task writes this event together with
                     # the next ones, in one write.
                     run.wake_followers()
@@ -191,9 +203,18 @@ class RunContext:
                 self._paused_by_send = True
                 await asyncio.sleep(0)
                 # Measured from the resumption: however long the followers took to
-                # write, the workflow then gets a full slice of its own.
-                self._next_yield = time.perf_counter() + _YIELD_EVERY_S
+                # write, the workflow then gets a full slice of its own. This pause
+                # was send's own, not the workflow's: it starts no slice.
+                self._start_slice(time.perf_counter())
         return seq
+
+    def _start_slice(self, now: float) -> None:
+        self._awaited = False
+        self._next_yield = now + _YIELD_EVERY_S
+        self._loop.call_soon(self._note_await)
+
+    def _note_await(self) -> None:
+        self._awaited = True
 
     async def _hold_for_slow_readers(self) -> None:
         """Backpressure: wait while a reader lags more than half the log, if it still reads.

@@ -6,6 +6,8 @@ Also the module `streambind serve --workflows flows` loads in the CLI test.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from streambind.server import RunContext, endpoint
@@ -65,3 +67,35 @@ async def tidy(ctx: RunContext, key: str = "t") -> dict[str, Any]:
     finally:
         cleaned_up.add(key)
     return {}
+
+
+#: Per key, called by `paced` after each send it makes once released, with the event's
+#: id and whether the event loop ran anything else during that send.
+paced_probes: dict[str, Callable[[int, bool], None]] = {}
+
+
+@endpoint("paced")
+async def paced(
+    ctx: RunContext,
+    key: str = "p",
+    n: int = 4,
+    pause: Literal["await", "busy"] = "await",
+    pause_ms: float = 3.0,
+) -> dict[str, Any]:
+    """Sends one message, waits for the test, then `n` more, each after a pause: awaited
+    (asyncio.sleep) or spent on the CPU without ever awaiting (a blocking computation)."""
+    await ctx.send({"n": 0})
+    await gate(key).wait()
+    loop = asyncio.get_running_loop()
+    for i in range(1, n + 1):
+        if pause == "await":
+            await asyncio.sleep(pause_ms / 1000)
+        else:
+            busy_until = time.perf_counter() + pause_ms / 1000
+            while time.perf_counter() < busy_until:
+                pass
+        loop_ran: list[bool] = []
+        loop.call_soon(loop_ran.append, True)
+        seq = await ctx.send({"n": i})
+        paced_probes[key](seq, bool(loop_ran))
+    return {"sent": n}
