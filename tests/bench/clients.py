@@ -84,6 +84,7 @@ async def latency(url: str, method: str = "GET", body: Any = None) -> dict[str, 
         "messages": len(delays),
         "p50_ms": percentile(delays, 50) * 1000,
         "p99_ms": percentile(delays, 99) * 1000,
+        "delays_ms": [round(d * 1000, 4) for d in delays],
     }
 
 
