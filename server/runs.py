@@ -148,12 +148,9 @@ class RunContext:
         self._next_yield = 0.0
         self._unchecked_bytes = 0
         self._sends = 0
-        # The clock is read at every send while sends are far apart, and at every
-        # 32nd of a dense stream's (where the clock would cost more than it tells).
-        self._clock_mask = 0
+        self._clock_mask = 0  # see send
         self._check_every_bytes = run.log.capacity // 16
         self._last_send = 0.0
-        self._paused_by_send = False  # the last send yielded to let streams be written
         self.run_id = run.id
         self.data_dir = config.data_dir
         self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
@@ -181,31 +178,32 @@ class RunContext:
             self._unchecked_bytes = 0
             await self._hold_for_slow_readers()
         self._sends += 1
-        # The clock is also read whenever a parked follower may be written to.
+        # The clock is read at every send of a sparse stream, at every 32nd of a dense
+        # one (where it would cost more than it tells), and whenever a parked follower
+        # may be written to.
         if run.live or not self._sends & self._clock_mask:
             now = time.perf_counter()
-            close_to_last = now - self._last_send < _DENSE_S
-            self._clock_mask = 31 if close_to_last else 0
+            # Dense: the workflow sends in quick succession by its own pace.
+            dense = now - self._last_send < _DENSE_S
+            self._clock_mask = 31 if dense else 0
             if self._awaited:
                 self._start_slice(now)
             if run.live:
-                # Dense: the workflow sends in quick succession by its own pace (a
-                # pause that send made itself, to let followers write, is no gap).
-                if self._paused_by_send or close_to_last:
+                if dense:
                     # Each parked follower's task writes this event together with
                     # the next ones, in one write.
                     run.wake_followers()
                 else:
                     await _write_to_idle_followers(run, seq)
-            self._paused_by_send = False
             self._last_send = now
             if now >= self._next_yield:
-                self._paused_by_send = True
                 await asyncio.sleep(0)
                 # Measured from the resumption: however long the followers took to
-                # write, the workflow then gets a full slice of its own. This pause
-                # was send's own, not the workflow's: it starts no slice.
-                self._start_slice(time.perf_counter())
+                # write, the workflow then gets a full slice of its own. The pause
+                # was send's own, not the workflow's: it starts no slice, and it is
+                # no gap between sends.
+                self._last_send = time.perf_counter()
+                self._start_slice(self._last_send)
         return seq
 
     def _start_slice(self, now: float) -> None:

@@ -212,7 +212,7 @@ async def tui_firehose(url: str, n: int) -> dict[str, Any]:
             await pilot.pause(0.02)
         index = [e["name"] for e in app.endpoints].index("firehose")
         app.query_one("#endpoint-list", OptionList).highlighted = index
-        while app.form.endpoint["name"] != "firehose":
+        while app.form is None or app.form.endpoint["name"] != "firehose":
             await pilot.pause(0.02)
         await pilot.pause()
         app.query_one("#param-n", Input).value = str(n)
