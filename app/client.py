@@ -232,10 +232,8 @@ class StreamCall:
                 async with self._open(request) as response:
                     if not await self._accept(response):
                         return
-                    async for event in self._events(response):
-                        self._apply(event)
-                        if self.state.finished:
-                            return
+                    if await self._take_events(response):
+                        return
                     if not self._streambind:
                         # Other servers end a stream by closing it cleanly; streambind
                         # always sends a terminal event first, so for it this is a loss.
@@ -309,15 +307,22 @@ class StreamCall:
         state.version += 1
         return True
 
-    async def _events(self, response: httpx.Response):  # type: ignore[no-untyped-def]
+    async def _take_events(self, response: httpx.Response) -> bool:
+        """Apply each event as its bytes arrive; True once an event has ended the call."""
         decoder = SSEDecoder()
         state = self.state
+        apply = self._apply
         async for chunk in response.aiter_bytes():
             state.bytes_received += len(chunk)
+            # Applied here, not handed on one by one through an async generator:
+            # that hop would cost more than the decoding.
             for event in decoder.feed(chunk):
-                yield event
+                apply(event)
+                if state.finished:
+                    return True
             if decoder.retry is not None:
                 self._retry_ms = decoder.retry
+        return False
 
     async def _run_whole(self) -> None:
         """Handle stream off: one request, read to its end, and only then any state."""
@@ -357,15 +362,21 @@ class StreamCall:
 
     def _apply(self, event: ServerSentEvent) -> None:
         state = self.state
+        text = event.data
         if event.id:
             state.last_event_id = event.id
-        if event.data == DONE_SENTINEL:
+        if text == DONE_SENTINEL:
             self._finish("succeeded")
             return
-        data, is_json = _parse(event.data)
-        if event.event != "message" and self._is_terminal(event.event, data):
+        # The message's value: JSON where it is JSON, else the text.
+        try:
+            data, is_json = _decode(text), True
+        except ValueError:
+            data, is_json = text, False
+        name = event.event
+        if name != "message" and self._is_terminal(name, data):
             return
-        state.chunks.add(event.data, is_json)
+        state.chunks.add(text, is_json)
         state.chunk = data
         if state.first_chunk_at is None:
             state.first_chunk_at = self.client.clock()
@@ -434,14 +445,6 @@ class _Opened:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.aclose()
-
-
-def _parse(data: str) -> tuple[Any, bool]:
-    """The message's value (JSON where it is JSON, else the text) and whether it was JSON."""
-    try:
-        return _decode(data), True
-    except ValueError:
-        return data, False
 
 
 _decode = json.JSONDecoder().decode

@@ -64,37 +64,34 @@ class SSEDecoder:
         if self._partial:
             lines[0] = self._partial + lines[0]
         self._partial = lines.pop()
+        # The standard's line rules, in one loop with the block's fields in locals:
+        # this runs once per line of every stream.
         events = []
+        data, event_type, event_id = self._data, self._event, self._id
         for line in lines:
-            if line:
-                self._field(line)
-            elif (event := self._dispatch()) is not None:
-                events.append(event)
+            if not line:  # a blank line dispatches the block
+                self.last_event_id = event_id
+                if data:
+                    events.append(
+                        ServerSentEvent(event_type, "\n".join(data), event_id, self.retry)
+                    )
+                    data = []
+                event_type = ""
+                continue
+            if line[0] == ":":
+                self.comments += 1
+                continue
+            name, colon, value = line.partition(":")
+            if colon and value[:1] == " ":
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event_type = value
+            elif name == "id":
+                if "\0" not in value:
+                    event_id = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                self.retry = int(value)
+        self._data, self._event, self._id = data, event_type, event_id
         return events
-
-    def _field(self, line: str) -> None:
-        if line[0] == ":":
-            self.comments += 1
-            return
-        name, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            if "\0" not in value:
-                self._id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self.retry = int(value)
-
-    def _dispatch(self) -> ServerSentEvent | None:
-        self.last_event_id = self._id
-        if not self._data:
-            self._event = ""
-            return None
-        event = ServerSentEvent(self._event, "\n".join(self._data), self._id, self.retry)
-        self._data = []
-        self._event = ""
-        return event

@@ -308,6 +308,48 @@ async def test_a_firehose_is_applied_in_batches_not_per_message(server) -> None:
         assert len(writes) < 20_000 / 10, f"{len(writes)} widget updates for 20,000 messages"
 
 
+async def test_new_chunks_of_a_running_call_ask_for_no_layout_pass(server) -> None:  # type: ignore[no-untyped-def]
+    # A layout pass costs tens of milliseconds on a small machine: a card asks for one
+    # only when a size can change, never on every batch of chunks.
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "hold", key="no-layout", before="10")
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards != [], "a card appears")
+        card = app.cards[0]
+        await until(pilot, lambda: card._applied_chunks == 10, "the first chunks are shown")
+        state = card.state
+
+        def arrive(numbers: range) -> None:  # as a batch from the stream would
+            for n in numbers:
+                state.chunks.add(f'{{"n": {n}}}', True)
+                state.chunk = {"n": n}
+                state.version += 1
+
+        arrive(range(10, 300))  # the log is full (200 lines) and as wide as it gets
+        card.refresh_from_state()
+        await pilot.pause()
+        layout_requests: list[str] = []
+        for widget in [card, *card.query("*")]:
+
+            def spy(*regions, _widget=widget, _refresh=widget.refresh, layout=False, **options):  # type: ignore[no-untyped-def]
+                if layout:
+                    layout_requests.append(type(_widget).__name__)
+                return _refresh(*regions, layout=layout, **options)
+
+            widget.refresh = spy  # type: ignore[method-assign]
+        for start in range(300, 1000, 50):
+            arrive(range(start, start + 50))
+            card.refresh_from_state()
+            await pilot.pause()
+        requested = list(layout_requests)
+        flows.release("no-layout")
+        await until(pilot, lambda: card.state.finished, "the run ends")
+    assert card._applied_chunks == 1000
+    assert requested == []
+
+
 async def test_the_command_palette_offers_the_apps_actions(server) -> None:  # type: ignore[no-untyped-def]
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:

@@ -56,6 +56,7 @@ class RunCard(Vertical):
         self._stats_final = False  # a finished run's stats no longer change
         self._shown_run_id: str | None = None
         self._shown_step = ""
+        self._shown_hint = ""
         self._composed = False  # the app's timer may tick before the children exist
 
     @property
@@ -195,6 +196,9 @@ class RunCard(Vertical):
             hint = HINT_STREAM_WAS_OFF.format(n=f"{len(state.chunks):,}")
         elif state.status == "succeeded" and not state.streamed:
             hint = HINT_NO_STREAM
+        if hint == self._shown_hint:  # an update is a layout pass: only on a change
+            return
+        self._shown_hint = hint
         widget = self.query_one(".card-hint", Static)
         widget.update(hint)
         widget.display = bool(hint)
