@@ -8,13 +8,12 @@ it is read back from here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
-__all__ = ["Chunks"]
+from .jsondecode import decode_json
 
-_decode = json.JSONDecoder().decode
+__all__ = ["Chunks"]
 
 
 class _Raw(str):
@@ -67,4 +66,4 @@ class Chunks(Sequence[Any]):
 
 
 def _value(item: str) -> Any:
-    return str(item) if isinstance(item, _Raw) else _decode(item)
+    return str(item) if isinstance(item, _Raw) else decode_json(item)

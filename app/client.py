@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from .chunks import Chunks
+from .jsondecode import decode_json
 from .sse import ServerSentEvent, SSEDecoder
 
 __all__ = ["ClientError", "StreamCall", "StreamClient", "StreamState"]
@@ -370,7 +370,7 @@ class StreamCall:
             return
         # The message's value: JSON where it is JSON, else the text.
         try:
-            data, is_json = _decode(text), True
+            data, is_json = decode_json(text), True
         except ValueError:
             data, is_json = text, False
         name = event.event
@@ -445,9 +445,6 @@ class _Opened:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.aclose()
-
-
-_decode = json.JSONDecoder().decode
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

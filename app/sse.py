@@ -69,29 +69,34 @@ class SSEDecoder:
         events = []
         data, event_type, event_id = self._data, self._event, self._id
         for line in lines:
-            if not line:  # a blank line dispatches the block
+            # The usual spellings first; they mean what the general rule at the end says.
+            if line.startswith("data: "):
+                data.append(line[6:])
+            elif not line:  # a blank line dispatches the block
                 self.last_event_id = event_id
                 if data:
-                    events.append(
-                        ServerSentEvent(event_type, "\n".join(data), event_id, self.retry)
-                    )
+                    joined = data[0] if len(data) == 1 else "\n".join(data)
+                    events.append(ServerSentEvent(event_type, joined, event_id, self.retry))
                     data = []
                 event_type = ""
-                continue
-            if line[0] == ":":
+            elif line.startswith("id: ") and "\0" not in line:
+                event_id = line[4:]
+            elif line.startswith("event: "):
+                event_type = line[7:]
+            elif line[0] == ":":
                 self.comments += 1
-                continue
-            name, colon, value = line.partition(":")
-            if colon and value[:1] == " ":
-                value = value[1:]
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                event_type = value
-            elif name == "id":
-                if "\0" not in value:
-                    event_id = value
-            elif name == "retry" and value.isascii() and value.isdigit():
-                self.retry = int(value)
+            else:
+                name, colon, value = line.partition(":")
+                if colon and value[:1] == " ":
+                    value = value[1:]
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    event_type = value
+                elif name == "id":
+                    if "\0" not in value:
+                        event_id = value
+                elif name == "retry" and value.isascii() and value.isdigit():
+                    self.retry = int(value)
         self._data, self._event, self._id = data, event_type, event_id
         return events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,3 +65,56 @@ def test_the_decoder_never_raises_on_arbitrary_bytes(data: bytes, cuts: list[int
     again = SSEDecoder()
     many = [(e.event, e.data, e.id) for p in _split(data, cuts) for e in again.feed(p)]
     assert one == many
+
+
+def _as_the_standard_reads_it(text: str) -> list[tuple[str, str, str, int | None]]:
+    """WHATWG HTML's "interpret an event stream", transcribed step by step with no shortcut."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = re.split(r"\r\n|\r|\n", text)
+    lines.pop()  # what follows the last line ending is not a line yet
+    data, event_type, last_id, retry = "", "", "", None
+    events = []
+    for line in lines:
+        if line == "":
+            if data == "":
+                event_type = ""
+                continue
+            events.append((event_type or "message", data.removesuffix("\n"), last_id, retry))
+            data, event_type = "", ""
+            continue
+        if line.startswith(":"):
+            continue
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "event":
+            event_type = value
+        elif name == "data":
+            data += value + "\n"
+        elif name == "id" and "\0" not in value:
+            last_id = value
+        elif name == "retry" and value and all(c in "0123456789" for c in value):
+            retry = int(value)
+    return events
+
+
+# Pieces that make streams with every field spelled the usual way and otherwise.
+SSE_TEXT = st.lists(
+    st.sampled_from(
+        [
+            *["data", "id", "event", "retry", "message", ":", ": ", " ", "\n", "\r", "\r\n"],
+            *["\n\n", "\0", "x", "7", "-", "\ufeff", "é", "data: ", "id: ", "event: ", "data:"],
+            "retry: ",
+        ]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@SETTINGS
+@given(text=SSE_TEXT, cuts=st.lists(st.integers(0, 400)))
+def test_the_decoder_reads_every_stream_as_the_standard_does(text: str, cuts: list[int]) -> None:
+    decoder = SSEDecoder()
+    events = [e for piece in _split(text.encode(), cuts) for e in decoder.feed(piece)]
+    assert [(e.event, e.data, e.id, e.retry) for e in events] == _as_the_standard_reads_it(text)
