@@ -350,6 +350,31 @@ async def test_new_chunks_of_a_running_call_ask_for_no_layout_pass(server) -> No
     assert requested == []
 
 
+async def test_a_status_change_restyles_the_card_once(server) -> None:  # type: ignore[no-untyped-def]
+    # Restyling a card's widgets costs tens of milliseconds on a small machine.
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "hold", key="one-restyle")
+        await pilot.press("r")
+        await until(pilot, lambda: app.cards != [], "a card appears")
+        card = app.cards[0]
+        await until(pilot, lambda: card.has_class("-running"), "the card shows it running")
+        restyled: list[object] = []
+        update_styles = app.update_styles
+
+        def counting_update_styles(node, animate=True):  # type: ignore[no-untyped-def]
+            if node is card:
+                restyled.append(node)
+            return update_styles(node, animate)
+
+        app.update_styles = counting_update_styles  # type: ignore[method-assign]
+        flows.release("one-restyle")
+        await until(pilot, lambda: card.has_class("-succeeded"), "the card shows it succeeded")
+    assert not card.has_class("-running")
+    assert len(restyled) == 1
+
+
 async def test_the_command_palette_offers_the_apps_actions(server) -> None:  # type: ignore[no-untyped-def]
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:

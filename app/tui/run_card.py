@@ -118,7 +118,9 @@ class RunCard(Vertical):
     def _apply_status(self, state: StreamState) -> None:
         if state.status == self._status:
             return
-        self.remove_class(f"-{self._status}" if self._status else "-pending")
+        # One restyle of the card's widgets for the swap, not one per class: each
+        # costs tens of milliseconds on a small machine.
+        self.remove_class(f"-{self._status}" if self._status else "-pending", update=False)
         self._status = state.status
         self.add_class(f"-{state.status}")
         self.query_one(".card-status", Static).update(state.status)
