@@ -26,7 +26,7 @@ import httpx
 
 from .chunks import Chunks
 from .jsondecode import decode_json
-from .sse import ServerSentEvent, SSEDecoder
+from .sse import SSEDecoder
 
 __all__ = ["ClientError", "StreamCall", "StreamClient", "StreamState"]
 
@@ -316,9 +316,9 @@ class StreamCall:
             state.bytes_received += len(chunk)
             # Applied here, not handed on one by one through an async generator:
             # that hop would cost more than the decoding.
-            for event in decoder.feed(chunk):
-                apply(event)
-                if state.finished:
+            for event_type, data, event_id, _ in decoder.feed_fields(chunk):
+                apply(event_type, data, event_id)
+                if state.status in TERMINAL:  # state.finished, inlined
                     return True
             if decoder.retry is not None:
                 self._retry_ms = decoder.retry
@@ -338,8 +338,10 @@ class StreamCall:
             return
         state.streamed = True
         decoder = SSEDecoder()
-        for event in decoder.feed(response.content) + decoder.close():
-            self._apply(event)
+        events = decoder.feed_fields(response.content)
+        decoder.close()  # the body is complete: an event it left unfinished is dropped
+        for event_type, data, event_id, _ in events:
+            self._apply(event_type, data, event_id)
             if state.finished:
                 return
         self._fail("connection_lost", "the stream ended without saying how the run ended")
@@ -360,11 +362,10 @@ class StreamCall:
 
     # -- applying what arrived -------------------------------------------------------
 
-    def _apply(self, event: ServerSentEvent) -> None:
+    def _apply(self, event_type: str, text: str, event_id: str) -> None:
         state = self.state
-        text = event.data
-        if event.id:
-            state.last_event_id = event.id
+        if event_id:
+            state.last_event_id = event_id
         if text == DONE_SENTINEL:
             self._finish("succeeded")
             return
@@ -373,8 +374,7 @@ class StreamCall:
             data, is_json = decode_json(text), True
         except ValueError:
             data, is_json = text, False
-        name = event.event
-        if name != "message" and self._is_terminal(name, data):
+        if event_type != "message" and self._is_terminal(event_type, data):
             return
         state.chunks.add(text, is_json)
         state.chunk = data
