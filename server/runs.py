@@ -140,9 +140,9 @@ class RunContext:
         self._run = run
         self._config = config
         self._loop = asyncio.get_running_loop()
-        # The workflow's running time is counted in slices: a slice starts when the
-        # workflow comes back from an await of its own, and send yields once a slice
-        # reaches _YIELD_EVERY_S. A callback queued at each slice's start tells
+        # The workflow's running time is counted in slices: a slice starts at the first
+        # send after the workflow has awaited something of its own, and send yields once
+        # a slice reaches _YIELD_EVERY_S. A callback queued at each slice's start tells
         # whether the loop has turned since, i.e. whether the workflow has awaited.
         self._awaited = True
         self._next_yield = 0.0

@@ -31,6 +31,8 @@ async def ready(pilot: Pilot) -> StreambindApp:
     app = pilot.app
     await until(pilot, lambda: len(app.endpoints) > 0, "the endpoints are listed")
     await until(pilot, lambda: app.form is not None, "a form is shown")
+    # The form is set as soon as it is created; its widgets are mounted a moment later.
+    await until(pilot, lambda: bool(app.query("#run")), "the form's Run button is shown")
     return app  # type: ignore[return-value]
 
 
@@ -44,7 +46,17 @@ async def select(pilot: Pilot, name: str, **values: str) -> None:
     )
     await pilot.pause()  # let the new form be laid out before anything clicks it
     for field, value in values.items():
-        app.query_one(f"#param-{field}", Input).value = value
+        selector = f"#param-{field}"
+        await until(pilot, lambda s=selector: bool(app.query(s)), f"the {field} field")
+        app.query_one(selector, Input).value = value
+
+
+async def run_first(pilot: Pilot) -> RunCard:
+    """Press Run (r) with no run on screen yet; the new run's card."""
+    app: StreambindApp = pilot.app  # type: ignore[assignment]
+    await pilot.press("r")
+    await until(pilot, lambda: app.cards != [], "a card appears")
+    return app.cards[0]
 
 
 def text_of(card: RunCard, selector: str) -> str:
@@ -97,9 +109,7 @@ async def test_handle_stream_off_shows_nothing_until_the_end(server) -> None:  #
         await select(pilot, "hold", key="tui-off", before="3")
         await pilot.press("h")
         assert app.form.handle_stream is False
-        await pilot.press("r")
-        await until(pilot, lambda: app.cards != [], "a card appears")
-        card = app.cards[0]
+        card = await run_first(pilot)
         async with httpx.AsyncClient(base_url=server.url) as client:
             await newest_run(client, lambda r: r["events"] == 3, "three messages sent")
         await pilot.pause(0.2)
@@ -286,9 +296,7 @@ async def test_a_firehose_is_applied_in_batches_not_per_message(server) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await select(pilot, "firehose", n="20000")
-        await pilot.press("r")
-        await until(pilot, lambda: app.cards != [], "a card appears")
-        card = app.cards[0]
+        card = await run_first(pilot)
         log = card.query_one(Log)
         writes: list[int] = []
         original = log.write_lines
@@ -315,9 +323,7 @@ async def test_new_chunks_of_a_running_call_ask_for_no_layout_pass(server) -> No
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await select(pilot, "hold", key="no-layout", before="10")
-        await pilot.press("r")
-        await until(pilot, lambda: app.cards != [], "a card appears")
-        card = app.cards[0]
+        card = await run_first(pilot)
         await until(pilot, lambda: card._applied_chunks == 10, "the first chunks are shown")
         state = card.state
 
@@ -356,9 +362,7 @@ async def test_a_status_change_restyles_the_card_once(server) -> None:  # type: 
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await select(pilot, "hold", key="one-restyle")
-        await pilot.press("r")
-        await until(pilot, lambda: app.cards != [], "a card appears")
-        card = app.cards[0]
+        card = await run_first(pilot)
         await until(pilot, lambda: card.has_class("-running"), "the card shows it running")
         restyled: list[object] = []
         update_styles = app.update_styles

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import pytest
 
+from streambind.app.jsondecode import decode_json
 from streambind.server import Param, endpoint
 from streambind.server.eventlog import EventsGone, MemoryEventLog
 from streambind.server.framing import NotJSONSerialisable, encode_event, to_json
@@ -167,3 +168,33 @@ def test_the_log_frames_events_exactly_as_framing_does() -> None:
     for event, data in [("message", '{"a":1}'), ("message", '"\ud800"'), ("end", "{}")]:
         seq = log.append(event, data)
         assert log.frame(seq) == encode_event(seq, event, data)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"step":"import","done":1,"total":2}',
+        ' {"a": [1, 2.5, null, true]}\n',
+        '"text"',
+        "NaN",
+        "-Infinity",
+        "[1,2",
+        "1 2",
+        '{"a":1}x',
+        "",
+        "  ",
+        "tru",
+        "[DONE]",
+        '{"é": "\\u2028"}',
+    ],
+)
+def test_messages_decode_as_json_loads_decodes_them(text: str) -> None:
+    try:
+        expected: object = ("value", json.dumps(json.loads(text)))
+    except ValueError as exc:
+        expected = ("error", str(exc))
+    try:
+        got: object = ("value", json.dumps(decode_json(text)))
+    except ValueError as exc:
+        got = ("error", str(exc))
+    assert got == expected
