@@ -60,7 +60,9 @@ class RawStream:
         return f"\nid: {seq}\n".encode() in self.received
 
 
-def _record_sends(key: str, stream: RawStream | None, n: int):  # type: ignore[no-untyped-def]
+def _record_sends(
+    key: str, stream: RawStream | None, n: int
+) -> tuple[list[tuple[int, bool, bool]], asyncio.Event]:
     """Install the probe `paced` calls after each send; returns (records, all sent)."""
     records: list[tuple[int, bool, bool]] = []
     all_sent = asyncio.Event()
