@@ -13,9 +13,9 @@ Write a workflow::
 
 from .api import build_registry, create_app
 from .config import ServerConfig
+from .context import RunContext
 from .params import InvalidParam, Param
 from .registry import Endpoint, Registry, endpoint
-from .runs import RunContext
 from .serve import RunningServer, run_server, start_server
 
 __all__ = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
@@ -14,17 +13,16 @@ from aiohttp import web
 
 from . import workflows
 from .config import MAX_BODY_BYTES, ServerConfig
-from .cors import cors_middleware
+from .cors import enable_cors
 from .errors import ApiError, Handler, error_middleware, error_response
 from .framing import utf8
+from .manager import RunManager, ServerClosing, TooManyRuns
 from .params import ParamsInvalid, validate_params
 from .registry import Endpoint, Registry
-from .runs import Run, RunManager, ServerClosing, TooManyRuns
+from .run import Run
 from .streaming import following, open_stream
 
 __all__ = ["CONFIG", "MANAGER", "REGISTRY", "build_registry", "create_app"]
-
-log = logging.getLogger("streambind.server")
 
 CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY = web.AppKey("registry", Registry)
@@ -40,10 +38,11 @@ def build_registry(extra_modules: Iterable[ModuleType | str] = ()) -> Registry:
 
 
 def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Application:
-    middlewares = [error_middleware, _auth_middleware]
+    app = web.Application(
+        middlewares=[error_middleware, _auth_middleware], client_max_size=MAX_BODY_BYTES
+    )
     if config.cors_origin:
-        middlewares.insert(0, cors_middleware(config.cors_origin))
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
+        enable_cors(app, config.cors_origin)
     app[CONFIG] = config
     app[REGISTRY] = registry if registry is not None else build_registry(config.workflows)
     app[MANAGER] = RunManager(config)
@@ -85,12 +84,12 @@ async def _auth_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             given = request.query.get("access_token", "")
         if not hmac.compare_digest(given.encode(), token.encode()):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "this server needs a token: send Authorization: Bearer TOKEN",
-                headers={"WWW-Authenticate": "Bearer"},
+            message = (
+                "the token sent is not this server's token; check it and send it again"
+                if given
+                else "this server needs a token; send it as Authorization: Bearer <token>"
             )
+            raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
     return await handler(request)
 
 
@@ -137,7 +136,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
         await run.log.wait(0)
         if run.messages == 0:
             return _plain_outcome(run)
-        response = await open_stream(request, run, config.retry_ms, config.cors_origin)
+        response = await open_stream(request, run, config.retry_ms)
         await caller.follow(response)
         return response
 
@@ -147,8 +146,12 @@ def _plain_outcome(run: Run) -> web.Response:
     headers = {"X-Run-Id": run.id}
     if run.status == "succeeded":
         assert run.result_json is not None
+        # The same Content-Type as every other JSON answer of the API.
         return web.Response(
-            body=utf8(run.result_json), content_type="application/json", headers=headers
+            body=utf8(run.result_json),
+            content_type="application/json",
+            charset="utf-8",
+            headers=headers,
         )
     if run.status == "failed":
         assert run.error is not None
@@ -176,15 +179,18 @@ async def get_run(request: web.Request) -> web.Response:
 async def cancel_run(request: web.Request) -> web.Response:
     run = _run(request)
     if not request.app[MANAGER].cancel(run):
-        raise ApiError(409, "not_running", f"run {run.id} has already {run.status}")
+        raise ApiError(
+            409, "not_running", f"run {run.id} already ended as {run.status}: nothing to cancel"
+        )
     return web.json_response(run.detail(), status=202)
 
 
 async def run_events(request: web.Request) -> web.StreamResponse:
     run = _run(request)
     after = _last_event_id(request)
-    last = run.log.last_seq
-    if run.log.closed and after >= last:
+    log = run.log
+    last = log.last_seq
+    if log.closed and after >= last:
         # Nothing is left to send, ever: 204 tells EventSource to stop reconnecting.
         return web.Response(status=204, headers={"X-Run-Id": run.id})
     if after > last:
@@ -193,9 +199,21 @@ async def run_events(request: web.Request) -> web.StreamResponse:
             "invalid_last_event_id",
             f"Last-Event-ID {after} is beyond this run's last event ({last})",
         )
+    if after + 1 < log.first_kept:
+        # Answered before any stream starts: a standard EventSource stops on a
+        # status other than 200, where a 200 that ends at once would make it
+        # reconnect every few seconds for as long as the run is kept.
+        raise ApiError(
+            410,
+            "events_gone",
+            f"events from id {after + 1} on are no longer kept (the oldest kept is "
+            f"{log.first_kept}); GET /api/runs/{run.id} has the run's state and result",
+            headers={"X-Run-Id": run.id},
+            details={"first_kept": log.first_kept, "run": f"/api/runs/{run.id}"},
+        )
     config = request.app[CONFIG]
     with following(request.app[MANAGER], request, run, after) as follower:
-        response = await open_stream(request, run, config.retry_ms, config.cors_origin)
+        response = await open_stream(request, run, config.retry_ms)
         await follower.follow(response)
         return response
 

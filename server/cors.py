@@ -6,48 +6,40 @@ from aiohttp import web
 
 from .errors import Handler
 
-__all__ = ["add_cors_headers", "cors_middleware"]
+__all__ = ["enable_cors"]
 
 _ALLOW_HEADERS = "Authorization, Content-Type, Last-Event-ID, Cache-Control"
 _EXPOSE_HEADERS = "X-Run-Id"
 
 
-def cors_middleware(origin: str):  # type: ignore[no-untyped-def]
-    """Answer requests from ``origin`` (and its preflights) with CORS headers; no one else."""
+def enable_cors(app: web.Application, origin: str) -> None:
+    """Let browser pages from ``origin``, and no other, call the API.
+
+    Preflights are answered by a middleware that runs before routing and
+    authentication (browsers send them without credentials); every other response,
+    streams included, gets its headers in the ``on_response_prepare`` hook, so no
+    handler needs to know about CORS.
+    """
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        from_origin = request.headers.get("Origin") == origin
-        if from_origin and request.method == "OPTIONS":
-            # A preflight: answered here, before routing and authentication, since
-            # browsers send it without credentials.
+    async def answer_preflights(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "OPTIONS" and request.headers.get("Origin") == origin:
             return web.Response(
                 status=204,
                 headers={
-                    "Access-Control-Allow-Origin": origin,
                     "Access-Control-Allow-Methods": "GET, POST, DELETE",
                     "Access-Control-Allow-Headers": _ALLOW_HEADERS,
                     "Access-Control-Max-Age": "600",
-                    "Vary": "Origin",
                 },
             )
-        response = await handler(request)
-        if from_origin and not response.prepared:
-            _add_headers(response, origin)
-        return response
+        return await handler(request)
 
-    return middleware
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        if request.headers.get("Origin") == origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            if request.method != "OPTIONS":
+                response.headers["Access-Control-Expose-Headers"] = _EXPOSE_HEADERS
 
-
-def _add_headers(response: web.StreamResponse, origin: str) -> None:
-    response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Access-Control-Expose-Headers"] = _EXPOSE_HEADERS
-    response.headers["Vary"] = "Origin"
-
-
-def add_cors_headers(
-    request: web.Request, response: web.StreamResponse, origin: str | None
-) -> None:
-    """For streams, which send their headers before the handler returns."""
-    if origin and request.headers.get("Origin") == origin:
-        _add_headers(response, origin)
+    app.middlewares.insert(0, answer_preflights)
+    app.on_response_prepare.append(add_headers)

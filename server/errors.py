@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 __all__ = ["ApiError", "error_middleware", "error_response"]
-
-log = logging.getLogger("streambind.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -28,7 +25,10 @@ _HTTP_ERROR_TYPES = {
 
 
 class ApiError(Exception):
-    """An error answered as ``{"error": {"type", "message", "fields"?}}`` with a status."""
+    """An error answered as ``{"error": {"type", "message", "fields"?, ...}}`` with a status.
+
+    ``details`` are further facts about the error, as keys beside ``type`` and ``message``.
+    """
 
     def __init__(
         self,
@@ -38,6 +38,7 @@ class ApiError(Exception):
         *,
         fields: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -45,6 +46,7 @@ class ApiError(Exception):
         self.message = message
         self.fields = fields
         self.headers = headers or {}
+        self.details = details or {}
 
 
 def error_response(
@@ -54,10 +56,13 @@ def error_response(
     *,
     fields: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> web.Response:
     body: dict[str, Any] = {"type": type, "message": message}
     if fields:
         body["fields"] = fields
+    if details:
+        body.update(details)
     return web.json_response({"error": body}, status=status, headers=headers)
 
 
@@ -67,7 +72,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(
-            exc.status, exc.type, exc.message, fields=exc.fields, headers=exc.headers
+            exc.status,
+            exc.type,
+            exc.message,
+            fields=exc.fields,
+            headers=exc.headers,
+            details=exc.details,
         )
     except web.HTTPException as exc:
         if exc.status < 400:

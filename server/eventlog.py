@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from typing import Protocol
 
+from .framing import encode_event
+
 __all__ = ["EventLog", "EventsGone", "LogSlice", "MemoryEventLog"]
 
 
@@ -27,8 +29,7 @@ class EventsGone(Exception):
         self.wanted = wanted
         self.first_kept = first_kept
         super().__init__(
-            f"events from id {wanted} on are no longer kept "
-            f"(the oldest kept is {first_kept}): this follower fell too far behind"
+            f"events from id {wanted} on are no longer kept (the oldest kept is {first_kept})"
         )
 
 
@@ -45,6 +46,10 @@ class EventLog(Protocol):
     @property
     def last_seq(self) -> int:
         """The id of the newest event (0 before the first)."""
+
+    @property
+    def first_kept(self) -> int:
+        """The id of the oldest event still kept (``last_seq + 1`` while there is none)."""
 
     @property
     def closed(self) -> bool:
@@ -120,10 +125,7 @@ class MemoryEventLog:
             raise RuntimeError("the run has ended; no event can follow its terminal event")
         frames = self._frames
         seq = self._first + len(frames)
-        # framing.encode_event, inlined: this runs once per event of every run.
-        frame = f"id: {seq}\nevent: {event}\ndata: {data_json}\n\n".encode(
-            "utf-8", "backslashreplace"
-        )
+        frame = encode_event(seq, event, data_json)
         frames.append(frame)
         self._bytes += len(frame) + _FRAME_OVERHEAD
         if self._bytes > self._max_bytes:

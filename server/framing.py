@@ -1,4 +1,10 @@
-"""Server-Sent Events framing: turning one event into the exact bytes sent on the wire."""
+"""The wire vocabulary: the exact bytes of every event a stream carries, defined once.
+
+Every frame the server sends is made here: the messages (``encode_event``), the
+terminal events that end a run's stream (``end``, ``error``, ``cancelled``), the
+error a follower gets when the events it needs are gone (``fell_behind``), the
+``retry:`` field and the keep-alive comment.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,29 @@ import json
 from typing import Any
 
 __all__ = [
+    "CANCELLED",
+    "CANCELLED_DATA",
+    "END",
+    "ERROR",
+    "MESSAGE",
     "PING",
     "NotJSONSerialisable",
     "encode_event",
+    "end_data",
+    "failed_data",
+    "fell_behind_event",
     "retry_field",
     "to_json",
     "utf8",
 ]
+
+#: The event type of every message a workflow sends.
+MESSAGE = "message"
+#: The terminal events: exactly one ends every run's stream.
+END = "end"
+ERROR = "error"
+CANCELLED = "cancelled"
+CANCELLED_DATA = '{"status":"cancelled"}'
 
 PING = b": ping\n\n"
 
@@ -66,15 +88,39 @@ def utf8(json_text: str) -> bytes:
     return json_text.encode("utf-8", "backslashreplace")
 
 
-def encode_event(seq: int | None, event: str, data_json: str) -> bytes:
+def encode_event(seq: int, event: str, data_json: str) -> bytes:
     """One complete event: ``id``, ``event``, ``data`` and the blank line that dispatches it.
 
-    With ``seq=None`` the event carries no id, so the client's last event id stays put.
+    The one definition of a frame; the event log calls it for every event it keeps.
     """
-    if seq is None:
-        return utf8(f"event: {event}\ndata: {data_json}\n\n")
     # utf8() inlined: this runs once per event.
     return f"id: {seq}\nevent: {event}\ndata: {data_json}\n\n".encode("utf-8", "backslashreplace")
+
+
+def end_data(result_json: str) -> str:
+    """The ``end`` event's data, around a result that is already JSON."""
+    return '{"status":"succeeded","result":' + result_json + "}"
+
+
+def failed_data(error: dict[str, Any]) -> str:
+    """The ``error`` event's data when the workflow failed."""
+    return to_json({"status": "failed", "error": error})
+
+
+def fell_behind_event(position: int, message: str, first_kept: int) -> bytes:
+    """The ``error`` event a follower gets when the events after ``position`` are gone.
+
+    Its id is the follower's own position, the last event it really has: a client
+    that reconnects sends it as ``Last-Event-ID`` and is answered ``410 Gone``,
+    so a standard EventSource stops instead of coming back to this error forever.
+    """
+    data = to_json(
+        {
+            "status": "fell_behind",
+            "error": {"type": "fell_behind", "message": message, "first_kept": first_kept},
+        }
+    )
+    return encode_event(position, ERROR, data)
 
 
 def retry_field(milliseconds: int) -> bytes:

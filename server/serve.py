@@ -18,7 +18,6 @@ from .registry import Registry
 
 __all__ = ["RunningServer", "run_server", "start_server"]
 
-log = logging.getLogger("streambind.server")
 
 # Runs are cancelled first on shutdown, so streams end quickly; this only bounds
 # how long a handler that is stuck on a dead connection may hold the exit up.

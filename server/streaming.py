@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 from aiohttp import web
 
-from .cors import add_cors_headers
 from .eventlog import EventsGone
-from .framing import PING, encode_event, retry_field, to_json
-from .runs import Run, RunManager
+from .framing import PING, fell_behind_event, retry_field
+from .manager import RunManager
+from .run import Run
 
-__all__ = ["SSE_HEADERS", "Follower", "following", "open_stream"]
+__all__ = ["SSE_HEADERS", "ResponseFollower", "following", "open_stream"]
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -29,11 +29,8 @@ _MAX_BATCH = 4096
 _MAX_BATCH_BYTES = 256 * 1024
 
 
-async def open_stream(
-    request: web.Request, run: Run, retry_ms: int, cors_origin: str | None = None
-) -> web.StreamResponse:
+async def open_stream(request: web.Request, run: Run, retry_ms: int) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, "X-Run-Id": run.id})
-    add_cors_headers(request, response, cors_origin)
     await response.prepare(request)
     await response.write(retry_field(retry_ms))
     return response
@@ -42,13 +39,13 @@ async def open_stream(
 @contextlib.contextmanager
 def following(
     manager: RunManager, request: web.Request, run: Run, after: int
-) -> Iterator[Follower]:
+) -> Iterator[ResponseFollower]:
     """A follower of ``run`` from event ``after`` on, attached for the block's length.
 
     Attached from the start, so the workflow waits for it (backpressure) even before
     its response has begun, and leaving starts the run's detach grace period.
     """
-    follower = Follower(request, run, after)
+    follower = ResponseFollower(request, run, after)
     manager.attach(run, follower)
     try:
         yield follower
@@ -56,14 +53,15 @@ def following(
         manager.detach(run, follower)
 
 
-class Follower:
-    """One response following one run.
+class ResponseFollower:
+    """A follower (``run.Follower``) that is one HTTP response.
 
-    When the producer is ahead, the follower's task writes all pending events in
-    one write. When it has caught up it parks in ``run.live``; in a sparse stream
-    ``ctx.send`` then writes each new event itself (``idle_for``, ``write_now``), so
-    it goes out at once and this task is not even woken; otherwise ``ctx.send``
-    wakes it (``wake``) and it writes the events that gathered in one go.
+    When the workflow is ahead, the follower's task writes all pending events in
+    one write. When it has caught up it waits in ``run.caught_up``; in a sparse
+    stream ``ctx.send`` then writes each new event itself (``idle_for``,
+    ``write_now``), so it goes out at once and this task is not even woken;
+    otherwise ``ctx.send`` wakes it (``wake``) and it writes the events that
+    gathered in one go.
     """
 
     def __init__(self, request: web.Request, run: Run, after: int) -> None:
@@ -76,7 +74,7 @@ class Follower:
         self.dropped = False
         #: When this follower last wrote anything (for pings).
         self.wrote_at = self.progressed_at
-        self._parked: asyncio.Future[None] | None = None
+        self._waiting: asyncio.Future[None] | None = None
 
     async def follow(self, response: web.StreamResponse) -> None:
         """Write every event after ``position``, live, until the terminal event.
@@ -89,7 +87,8 @@ class Follower:
             try:
                 piece = await log.read(self.position, _MAX_BATCH, _MAX_BATCH_BYTES)
             except EventsGone as gone:
-                await response.write(_fell_behind(gone))
+                message = f"{gone}: this follower fell too far behind"
+                await response.write(fell_behind_event(self.position, message, gone.first_kept))
                 return
             if piece.frames:
                 await response.write(
@@ -102,21 +101,24 @@ class Follower:
                 if piece.ends:
                     return
                 continue
-            # Caught up: park until the workflow sends. Nothing can arrive between the
+            # Caught up: wait until the workflow sends. Nothing can arrive between the
             # read above and here (no await), so no event is missed.
-            self._parked = asyncio.get_running_loop().create_future()
-            run.live.add(self)
+            self._waiting = asyncio.get_running_loop().create_future()
+            run.caught_up.add(self)
             try:
-                await self._parked
+                await self._waiting
             finally:
-                self._parked = None
-                run.live.discard(self)
+                self._waiting = None
+                run.caught_up.discard(self)
 
     def wake(self) -> None:
-        """Let this follower's task write what arrived; it leaves the parked set now."""
-        self.run.live.discard(self)
-        if self._parked is not None and not self._parked.done():
-            self._parked.set_result(None)
+        """Let this follower's task write what arrived; it is no longer caught up."""
+        self.run.caught_up.discard(self)
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_result(None)
+            # A follower that was caught up had nothing to write: its time without
+            # progress starts now, not at its last write.
+            self.progressed_at = time.monotonic()
 
     def _socket_idle(self) -> bool:
         # An empty buffer: a write goes straight to the socket, and nothing waits.
@@ -141,22 +143,7 @@ class Follower:
 
     async def ping_if_quiet(self, now: float, interval: float) -> None:
         """Write a ``: ping`` comment if this follower has waited silently for ``interval``."""
-        if self._parked is not None and now - self.wrote_at >= interval and self._socket_idle():
+        if self._waiting is not None and now - self.wrote_at >= interval and self._socket_idle():
             self.wrote_at = now
             with contextlib.suppress(ConnectionError):
                 await self.response.write(PING)
-
-
-def _fell_behind(gone: EventsGone) -> bytes:
-    # No id: the follower's Last-Event-ID must stay at the last event it really has.
-    data = to_json(
-        {
-            "status": "fell_behind",
-            "error": {
-                "type": "fell_behind",
-                "message": str(gone),
-                "first_kept": gone.first_kept,
-            },
-        }
-    )
-    return encode_event(None, "error", data)

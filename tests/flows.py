@@ -23,13 +23,21 @@ def release(key: str) -> None:
     gate(key).set()
 
 
-@endpoint("hold", title="Hold", description="Sends `before` messages, then waits for the test.")
-async def hold(ctx: RunContext, key: str = "k", before: int = 1, after: int = 0) -> dict[str, Any]:
+@endpoint(
+    "hold",
+    title="Hold",
+    description="Sends `before` messages, waits for the test, then sends `after` more, "
+    "each padded with `pad` characters.",
+)
+async def hold(
+    ctx: RunContext, key: str = "k", before: int = 1, after: int = 0, pad: int = 0
+) -> dict[str, Any]:
+    padding = {"pad": "x" * pad} if pad else {}
     for i in range(1, before + 1):
-        await ctx.send({"n": i})
+        await ctx.send({"n": i, **padding})
     await gate(key).wait()
     for i in range(before + 1, before + after + 1):
-        await ctx.send({"n": i})
+        await ctx.send({"n": i, **padding})
     return {"released": key}
 
 

@@ -75,7 +75,10 @@ async def test_a_workflow_that_never_sends_gets_an_ordinary_json_response(
 ) -> None:
     response = await client.post("/api/endpoints/silent")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("application/json")
+    # Exactly what docs/http-api.md says, as for every other JSON answer.
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    listed = await client.get("/api/endpoints")
+    assert listed.headers["content-type"] == response.headers["content-type"]
     assert response.headers["x-run-id"]
     assert response.json() == {"people": 0, "imports": 0, "streamed": False}
     run = (await client.get(f"/api/runs/{response.headers['x-run-id']}")).json()

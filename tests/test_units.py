@@ -11,7 +11,12 @@ import pytest
 from streambind.app.jsondecode import decode_json
 from streambind.server import Param, endpoint
 from streambind.server.eventlog import EventsGone, MemoryEventLog
-from streambind.server.framing import NotJSONSerialisable, encode_event, to_json
+from streambind.server.framing import (
+    NotJSONSerialisable,
+    encode_event,
+    fell_behind_event,
+    to_json,
+)
 from streambind.server.params import ParamsInvalid, params_from_signature, validate_params
 
 
@@ -130,7 +135,11 @@ async def test_waiting_wakes_on_append_and_a_cancelled_wait_leaves_nothing_behin
 def test_framing_is_compact_and_one_line() -> None:
     assert to_json({"a": [1, 2], "t": "x\ny"}) == '{"a":[1,2],"t":"x\\ny"}'
     assert encode_event(3, "message", "{}") == b"id: 3\nevent: message\ndata: {}\n\n"
-    assert encode_event(None, "error", "{}") == b"event: error\ndata: {}\n\n"
+    assert fell_behind_event(7, "gone", 9) == (
+        b"id: 7\nevent: error\ndata: "
+        b'{"status":"fell_behind","error":{"type":"fell_behind","message":"gone","first_kept":9}}'
+        b"\n\n"
+    )
     # A lone surrogate (no UTF-8 for it) travels as its JSON escape.
     assert (
         encode_event(1, "message", to_json("a\ud800"))

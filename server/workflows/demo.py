@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from ..context import RunContext
 from ..params import Param
 from ..registry import endpoint
-from ..runs import RunContext
 from .pacing import DelayMs, pause
 from .store import read_transaction
 from .threads import in_thread

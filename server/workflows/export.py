@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
+from ..context import RunContext
 from ..params import InvalidParam, Param
 from ..registry import endpoint
-from ..runs import RunContext
 from .pacing import DelayMs, pause
 from .store import exports_dir, read_transaction
 from .threads import in_thread, in_thread_to_the_end

@@ -6,9 +6,9 @@ import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
+from ..context import RunContext
 from ..params import Param
 from ..registry import endpoint
-from ..runs import RunContext
 from .pacing import DelayMs, pause
 from .rows import RowSource, open_source
 from .store import StagedImport, connect

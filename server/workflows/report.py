@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..context import RunContext
 from ..registry import endpoint
-from ..runs import RunContext
 from .pacing import DelayMs, pause
 from .store import read_transaction
 from .threads import in_thread

@@ -1,0 +1,207 @@
+"""The run manager: starts runs, tracks who follows them, cancels and forgets them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .config import ServerConfig
+from .context import RunContext
+from .eventlog import EventLog, MemoryEventLog
+from .framing import (
+    CANCELLED,
+    CANCELLED_DATA,
+    END,
+    ERROR,
+    NotJSONSerialisable,
+    end_data,
+    failed_data,
+    to_json,
+)
+from .params import ParamsInvalid
+from .registry import Endpoint
+from .run import Follower, Run
+
+__all__ = ["RunManager", "ServerClosing", "TooManyRuns"]
+
+logger = logging.getLogger("streambind.server")
+
+
+class TooManyRuns(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"{limit} runs are already running; try again shortly")
+
+
+class ServerClosing(Exception):
+    pass
+
+
+LogFactory = Callable[[ServerConfig], EventLog]
+
+
+def memory_log(config: ServerConfig) -> EventLog:
+    return MemoryEventLog(config.log_max_bytes)
+
+
+class RunManager:
+    """Starts runs, tracks who follows them, cancels abandoned ones, forgets old ones."""
+
+    def __init__(self, config: ServerConfig, log_factory: LogFactory = memory_log) -> None:
+        self.config = config
+        self._log_factory = log_factory
+        self._runs: dict[str, Run] = {}
+        self._closing = False
+        self._pinger: asyncio.Task[None] | None = None
+
+    def start_pinger(self) -> None:
+        """Keep idle streams alive with ``: ping`` comments (one task for all of them)."""
+        if self._pinger is None:
+            self._pinger = asyncio.get_running_loop().create_task(self._ping_quiet_streams())
+
+    async def _ping_quiet_streams(self) -> None:
+        # One sweep a second (or faster for short intervals) instead of a timer per
+        # waiting follower: cheap with thousands of streams, precise to the tick.
+        interval = self.config.ping_interval
+        tick = min(1.0, interval / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for run in list(self._runs.values()):
+                for follower in list(run.followers):
+                    await follower.ping_if_quiet(now, interval)
+
+    # -- starting and finding -------------------------------------------------
+
+    def start(self, endpoint: Endpoint, params: dict[str, Any]) -> Run:
+        """Start a run; its caller attaches as its first follower before anything runs."""
+        if self._closing:
+            raise ServerClosing("the server is shutting down")
+        self._prune()
+        if self.running_count() >= self.config.max_runs:
+            raise TooManyRuns(self.config.max_runs)
+        run = Run(
+            id=secrets.token_hex(8),
+            endpoint=endpoint,
+            params=params,
+            log=self._log_factory(self.config),
+        )
+        self._runs[run.id] = run
+        run.task = asyncio.get_running_loop().create_task(
+            self._execute(run), name=f"run {run.id} ({endpoint.name})"
+        )
+        logger.info("run %s started: %s %s", run.id, endpoint.name, json.dumps(params))
+        return run
+
+    def get(self, run_id: str) -> Run | None:
+        return self._runs.get(run_id)
+
+    def list(self) -> list[Run]:
+        self._prune()
+        return list(reversed(self._runs.values()))
+
+    def running_count(self) -> int:
+        return sum(1 for r in self._runs.values() if r.running)
+
+    # -- followers ------------------------------------------------------------
+
+    def attach(self, run: Run, follower: Follower) -> None:
+        run.followers.add(follower)
+        if run.grace is not None:
+            run.grace.cancel()
+            run.grace = None
+
+    def detach(self, run: Run, follower: Follower) -> None:
+        run.followers.discard(follower)
+        run.caught_up.discard(follower)
+        run.note_progress()  # a workflow waiting for this follower need not any more
+        if run.followers or not run.running:
+            return
+        grace = self.config.detach_grace
+        logger.info(
+            "run %s has no follower; cancelling it in %gs unless one returns", run.id, grace
+        )
+        run.grace = asyncio.get_running_loop().call_later(grace, self._abandon, run)
+
+    def _abandon(self, run: Run) -> None:
+        run.grace = None
+        if not run.followers and run.running:
+            logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
+            self.cancel(run)
+
+    # -- ending ---------------------------------------------------------------
+
+    def cancel(self, run: Run) -> bool:
+        """Ask a running run to stop; False if it had already finished."""
+        if not run.running or run.task is None:
+            return False
+        run.task.cancel()
+        return True
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel every running run and wait for their terminal events."""
+        self._closing = True
+        if self._pinger is not None:
+            self._pinger.cancel()
+        tasks = [r.task for r in self._runs.values() if r.running and r.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def _execute(self, run: Run) -> None:
+        ctx = RunContext(run, self.config)
+        try:
+            try:
+                result = await run.endpoint.fn(ctx, **run.params)
+            except asyncio.CancelledError:
+                run.status = "cancelled"
+                run.log.close(CANCELLED, CANCELLED_DATA)
+                return
+            except ParamsInvalid as exc:
+                logger.info("run %s refused its parameters: %s", run.id, exc.fields)
+                await self._fail(run, exc)
+                return
+            except Exception as exc:
+                logger.exception("run %s (%s) failed", run.id, run.endpoint.name)
+                await self._fail(run, exc)
+                return
+            try:
+                result_json = to_json(result)
+            except NotJSONSerialisable as exc:
+                logger.error("run %s (%s): result is not JSON: %s", run.id, run.endpoint.name, exc)
+                await self._fail(run, TypeError(f"the workflow's return value: {exc}"))
+                return
+            run.result_json = result_json
+            run.status = "succeeded"
+            run.log.close(END, end_data(result_json))
+        finally:
+            run.wake_followers()  # each writes the terminal event and ends
+            run.finished = time.time()
+            if run.grace is not None:
+                run.grace.cancel()
+                run.grace = None
+            logger.info("run %s %s after %d messages", run.id, run.status, run.messages)
+
+    async def _fail(self, run: Run, exc: BaseException) -> None:
+        error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or "(no message)"}
+        if isinstance(exc, ParamsInvalid):
+            error = {"type": "invalid_params", "message": str(exc), "fields": exc.fields}
+        run.error = error
+        run.status = "failed"
+        run.log.close(ERROR, failed_data(error))
+
+    def _prune(self) -> None:
+        finished = [r for r in self._runs.values() if not r.running]
+        cutoff = time.time() - self.config.keep_seconds
+        excess = len(finished) - self.config.keep_runs
+        for run in finished:  # oldest first: dicts keep insertion order
+            expired = run.finished is not None and run.finished < cutoff
+            if (excess > 0 or expired) and not run.followers:
+                del self._runs[run.id]
+                excess -= 1

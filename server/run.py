@@ -1,0 +1,116 @@
+"""A run as the server keeps it: its record, its event log, and the followers of its stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .eventlog import EventLog
+from .registry import Endpoint
+
+__all__ = ["Follower", "Run"]
+
+
+class Follower(Protocol):
+    """One response that follows a run's stream, as the run sees it.
+
+    A follower keeps its own position in the run's log. While it is behind, its own
+    task writes what it has not written yet; once it has caught up it waits in
+    ``Run.caught_up`` until ``ctx.send`` writes the next event for it (``idle_for``,
+    ``write_now``) or wakes it (``wake``).
+    """
+
+    #: The id of the last event written out completely.
+    position: int
+    #: When it last finished a write (monotonic seconds).
+    progressed_at: float
+    #: Let go for holding the run back too long: no longer waited for.
+    dropped: bool
+
+    def idle_for(self, seq: int) -> bool:
+        """Whether event ``seq`` can be written at once (caught up, socket idle)."""
+
+    async def write_now(self, seq: int, frame: bytes) -> None:
+        """Write event ``seq``, which ``idle_for`` accepted."""
+
+    def wake(self) -> None:
+        """Let the follower's own task write what has arrived."""
+
+    async def ping_if_quiet(self, now: float, interval: float) -> None:
+        """Write a keep-alive comment if nothing was written for ``interval`` seconds."""
+
+
+@dataclass(eq=False)
+class Run:
+    id: str
+    endpoint: Endpoint
+    params: dict[str, Any]
+    log: EventLog
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    status: str = "running"
+    result_json: str | None = None
+    error: dict[str, Any] | None = None
+    messages: int = 0
+    last_message_json: str | None = None
+    #: Every follower of the run's stream, each with its own position.
+    followers: set[Follower] = field(default_factory=set)
+    #: The followers that have written everything and wait for the next event.
+    caught_up: set[Follower] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+    grace: asyncio.TimerHandle | None = None
+    _progress: asyncio.Future[None] | None = None
+
+    def wake_followers(self) -> None:
+        """Wake every caught-up follower: there is something for each to write."""
+        for follower in list(self.caught_up):
+            follower.wake()  # which also takes it out of the caught-up set
+
+    def note_progress(self) -> None:
+        """A follower finished a write: a workflow held back for it may go on."""
+        waiter = self._progress
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_for_progress(self, timeout: float) -> None:
+        if self._progress is None or self._progress.done():
+            self._progress = asyncio.get_running_loop().create_future()
+        await asyncio.wait([self._progress], timeout=timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "endpoint": self.endpoint.name,
+            "params": self.params,
+            "status": self.status,
+            "created": _iso(self.created),
+            "finished": _iso(self.finished) if self.finished is not None else None,
+            "events": self.messages,
+            "last_message": _loads(self.last_message_json),
+        }
+
+    def detail(self) -> dict[str, Any]:
+        out = self.summary()
+        out["followers"] = len(self.followers)
+        out["last_event_id"] = self.log.last_seq
+        if self.status == "succeeded":
+            out["result"] = _loads(self.result_json)
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
