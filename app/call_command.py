@@ -10,9 +10,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from .client import ClientError, StreamClient, StreamState
+from .client import ClientError, StreamClient
 from .forms import parse_value
-from .progress import progress_of, text_piece
+from .progress import bar_fraction, chunk_count, done_of_total, joined_text, progress_of
+from .state import StreamState
 
 __all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_USAGE", "parse_assignments", "run_call"]
 
@@ -112,19 +113,21 @@ async def _run_with_progress(call: Any, out: Console) -> StreamState:
 
         def show() -> None:
             nonlocal printed, streamed_text
-            new = state.chunks[printed:]
+            text = joined_text(state.chunks[printed:])
             printed = len(state.chunks)
-            pieces = [text_piece(c) for c in new]
-            if pieces and all(p is not None for p in pieces):
+            if text is not None:
                 streamed_text = True
-                bar.console.print("".join(pieces), end="")  # type: ignore[arg-type]
+                bar.console.print(text, end="")
             progress = progress_of(state.chunk)
-            counts = f"{len(state.chunks):,} chunks"
-            if progress.done is not None:
-                counts = f"{progress.done:,.0f}/{progress.total:,.0f} · {counts}"
+            counts = " · ".join(
+                part
+                for part in (done_of_total(progress), chunk_count(len(state.chunks)))
+                if part is not None
+            )
             description = progress.step or label
-            if progress.fraction is not None:
-                bar.update(task_id, total=1.0, completed=progress.fraction, counts=counts,
+            fraction = bar_fraction(state)
+            if fraction is not None:
+                bar.update(task_id, total=1.0, completed=fraction, counts=counts,
                            description=description)  # fmt: skip
             else:
                 bar.update(task_id, counts=counts, description=description)
@@ -137,8 +140,7 @@ async def _run_with_progress(call: Any, out: Console) -> StreamState:
         except asyncio.CancelledError:
             await call.cancel()  # Ctrl-C: the run is cancelled on the server too
             await runner
-        if state.status == "succeeded" and progress_of(state.chunk).fraction is None:
-            bar.update(task_id, total=1.0, completed=1.0)
+        show()  # the final state, after Ctrl-C too
         if streamed_text:
             bar.console.print()  # end the streamed text's last line before the bar
     return await runner
@@ -153,7 +155,7 @@ def _print_outcome(state: StreamState, out: Console, err: Console) -> None:
             )
         out.print_json(data=state.result)
     elif state.status == "cancelled":
-        err.print(f"[yellow]cancelled[/] after {len(state.chunks):,} chunks")
+        err.print(f"[yellow]cancelled[/] after {chunk_count(len(state.chunks))}")
     else:
         err.print(f"[red]failed:[/] {state.error_message()}")
 

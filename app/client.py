@@ -19,71 +19,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from .chunks import Chunks
-from .jsondecode import decode_json
 from .sse import SSEDecoder
+from .state import TERMINAL, StreamState
 
 __all__ = ["ClientError", "StreamCall", "StreamClient", "StreamState"]
 
-TERMINAL = ("succeeded", "failed", "cancelled")
-#: The sentinel OpenAI-style APIs send as their last message.
-DONE_SENTINEL = "[DONE]"
 _DEFAULT_RETRY_MS = 3000
+_NO_TERMINAL_EVENT = "the stream ended without saying how the run ended"
 _MAX_BACKOFF_S = 30.0
 
 
 class ClientError(Exception):
     """A request to the server failed; the message is meant for people."""
-
-
-@dataclass(eq=False)
-class StreamState:
-    """Everything known about one call; UIs bind ``chunk`` and ``chunks``."""
-
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-    handle_stream: bool = True
-    status: str = "pending"
-    #: The latest message (``stream.chunk``), JSON-decoded where it is JSON.
-    chunk: Any = None
-    #: Every message so far, in order (``stream.chunks``), kept compactly.
-    chunks: Chunks = field(default_factory=Chunks)
-    result: Any = None
-    error: dict[str, Any] | None = None
-    run_id: str | None = None
-    last_event_id: str = ""
-    #: Whether the response was an event stream (False: one plain JSON response).
-    streamed: bool = False
-    reconnects: int = 0
-    bytes_received: int = 0
-    started_at: float | None = None
-    first_chunk_at: float | None = None
-    finished_at: float | None = None
-    #: Bumped on every change, so a UI can apply changes in batches on a timer.
-    version: int = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.status in TERMINAL
-
-    def elapsed(self, now: float) -> float:
-        if self.started_at is None:
-            return 0.0
-        return (self.finished_at if self.finished_at is not None else now) - self.started_at
-
-    def error_message(self) -> str:
-        if not self.error:
-            return ""
-        message = str(self.error.get("message", ""))
-        fields = self.error.get("fields")
-        if isinstance(fields, dict) and fields:
-            message += ": " + "; ".join(f"{k} {v}" for k, v in fields.items())
-        return message
 
 
 class StreamClient:
@@ -122,11 +73,16 @@ class StreamClient:
 
     async def endpoints(self) -> list[dict[str, Any]]:
         """The server's workflows with their parameter schemas; raises ClientError."""
-        body = await self._get_json("/api/endpoints")
+        body = await self.get_json("/api/endpoints")
         return list(body.get("endpoints", []))
 
     async def runs(self) -> list[dict[str, Any]]:
-        return list((await self._get_json("/api/runs")).get("runs", []))
+        """The runs the server keeps, newest first; raises ClientError."""
+        return list((await self.get_json("/api/runs")).get("runs", []))
+
+    async def run_record(self, run_id: str) -> dict[str, Any]:
+        """One run's record (``GET /api/runs/{id}``) with its status and result."""
+        return await self.get_json(f"/api/runs/{run_id}")
 
     def call(
         self, name: str, params: dict[str, Any] | None = None, *, handle_stream: bool = True
@@ -147,11 +103,12 @@ class StreamClient:
         state = StreamState(name=url, params={} if body is None else {"body": body})
         return StreamCall(self, state, method.upper(), url, body, headers or {}, False)
 
-    async def _get_json(self, path: str) -> dict[str, Any]:
+    async def get_json(self, path: str) -> dict[str, Any]:
+        """A JSON object from the server; raises ClientError with a readable message."""
         try:
             response = await self.http.get(path)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise ClientError(describe_transport_error(exc, self.base_url)) from None
+            raise ClientError(describe_transport_error(exc, self.base_url, own=True)) from None
         if response.status_code != 200:
             raise ClientError(http_error(response)["message"])
         try:
@@ -188,24 +145,32 @@ class StreamCall:
 
     # -- the call ---------------------------------------------------------------
 
+    @property
+    def _target(self) -> str:
+        """What a connection problem is blamed on: the server, or the watched URL."""
+        return self.client.base_url if self._streambind else self._url
+
     async def run(self) -> StreamState:
         state = self.state
+        clock = self.client.clock
         self._task = asyncio.current_task()
-        state.started_at = self.client.clock()
-        self._set_status("running")
+        state.start(clock())
         try:
             if state.handle_stream:
                 await self._run_streaming()
             else:
                 await self._run_whole()
         except asyncio.CancelledError:
-            self._finish("cancelled")
+            state.finish("cancelled", clock())
             if not self._cancel_requested:
                 raise
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            self._fail("connection_error", describe_transport_error(exc, self.client.base_url))
+            message = describe_transport_error(exc, self._target, own=self._streambind)
+            state.fail("connection_error", message, clock())
         if not state.finished:  # pragma: no cover - every path above ends the call
-            self._fail("protocol_error", "the stream ended without saying how the run ended")
+            state.fail(
+                "protocol_error", "the stream ended without saying how the run ended", clock()
+            )
         return state
 
     async def cancel(self) -> None:
@@ -215,7 +180,7 @@ class StreamCall:
         self._cancel_requested = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        self._finish("cancelled")
+        self.state.finish("cancelled", self.client.clock())
         if self._streambind and self.state.run_id:
             # If this fails the stream is closed anyway: the server cancels the run
             # once its grace period passes with nobody following.
@@ -237,7 +202,7 @@ class StreamCall:
                     if not self._streambind:
                         # Other servers end a stream by closing it cleanly; streambind
                         # always sends a terminal event first, so for it this is a loss.
-                        self._finish("succeeded")
+                        self.state.finish("succeeded", self.client.clock())
                         return
             except httpx.TransportError as exc:
                 lost = exc  # refused, reset or cut mid-stream: resume below
@@ -250,7 +215,7 @@ class StreamCall:
     async def _resume_request(self, attempt: int, lost: Exception | None) -> httpx.Request | None:
         state = self.state
         reason = (
-            describe_transport_error(lost, self.client.base_url)
+            describe_transport_error(lost, self._target, own=self._streambind)
             if isinstance(lost, httpx.HTTPError)
             else "the connection closed before the run ended"
         )
@@ -258,12 +223,14 @@ class StreamCall:
             not self._streambind and state.last_event_id
         )
         if not can_resume:
-            self._fail("connection_lost" if lost is None else "connection_error", reason)
+            kind = "connection_lost" if lost is None else "connection_error"
+            state.fail(kind, reason, self.client.clock())
             return None
         if attempt > self.client.max_reconnects:
-            self._fail(
+            state.fail(
                 "connection_lost",
-                f"{reason}; gave up after {self.client.max_reconnects} reconnection attempts",
+                f"gave up after {self.client.max_reconnects} reconnection attempts: {reason}",
+                self.client.clock(),
             )
             return None
         retry_ms = self._retry_ms if self._retry_ms is not None else _DEFAULT_RETRY_MS
@@ -297,11 +264,11 @@ class StreamCall:
             return False
         if response.status_code >= 400:
             await response.aread()
-            self._fail_http(response)
+            await self._fail_http(response)
             return False
         if not _is_event_stream(response):
             await response.aread()
-            self._plain_result(response)
+            self._take_plain_result(response)
             return False
         state.streamed = True
         state.version += 1
@@ -311,13 +278,16 @@ class StreamCall:
         """Apply each event as its bytes arrive; True once an event has ended the call."""
         decoder = SSEDecoder()
         state = self.state
-        apply = self._apply
+        apply = state.apply_event
+        clock = self.client.clock
+        on_chunk = self.on_chunk
         async for chunk in response.aiter_bytes():
             state.bytes_received += len(chunk)
             # Applied here, not handed on one by one through an async generator:
             # that hop would cost more than the decoding.
             for event_type, data, event_id, _ in decoder.feed_fields(chunk):
-                apply(event_type, data, event_id)
+                if apply(event_type, data, event_id, clock) and on_chunk is not None:
+                    on_chunk(state.chunk)
                 if state.status in TERMINAL:  # state.finished, inlined
                     return True
             if decoder.retry is not None:
@@ -331,103 +301,69 @@ class StreamCall:
         state.run_id = response.headers.get("x-run-id")
         state.bytes_received = len(response.content)
         if response.status_code >= 400:
-            self._fail_http(response)
+            await self._fail_http(response)
             return
         if not _is_event_stream(response):
-            self._plain_result(response)
+            self._take_plain_result(response)
             return
         state.streamed = True
         decoder = SSEDecoder()
         events = decoder.feed_fields(response.content)
         decoder.close()  # the body is complete: an event it left unfinished is dropped
+        clock = self.client.clock
         for event_type, data, event_id, _ in events:
-            self._apply(event_type, data, event_id)
+            if state.apply_event(event_type, data, event_id, clock) and self.on_chunk:
+                self.on_chunk(state.chunk)
             if state.finished:
                 return
-        self._fail("connection_lost", "the stream ended without saying how the run ended")
+        state.fail("connection_lost", _NO_TERMINAL_EVENT, clock())
 
     async def _settle_from_record(self) -> None:
-        if not (self._streambind and self.state.run_id):
-            self._finish("succeeded")
+        state, clock = self.state, self.client.clock
+        if not (self._streambind and state.run_id):
+            state.finish("succeeded", clock())
             return
         try:
-            record = await self.client._get_json(f"/api/runs/{self.state.run_id}")
+            record = await self.client.run_record(state.run_id)
         except ClientError as exc:
-            self._fail("connection_lost", str(exc))
+            state.fail("connection_lost", str(exc), clock())
             return
-        self.state.result = record.get("result")
+        state.result = record.get("result")
         if record.get("error"):
-            self.state.error = record["error"]
-        self._finish(record.get("status", "succeeded"))
+            state.error = record["error"]
+        state.finish(record.get("status", "succeeded"), clock())
 
-    # -- applying what arrived -------------------------------------------------------
+    async def _fail_http(self, response: httpx.Response) -> None:
+        error = http_error(response, self._target)
+        if self._streambind and error.get("type") == "events_gone":
+            error = await self._describe_events_gone(error)
+        self.state.fail_with(error, self.client.clock())
 
-    def _apply(self, event_type: str, text: str, event_id: str) -> None:
+    async def _describe_events_gone(self, error: dict[str, Any]) -> dict[str, Any]:
+        """A resume the server can no longer serve: say so, and how the run itself ended."""
         state = self.state
-        if event_id:
-            state.last_event_id = event_id
-        if text == DONE_SENTINEL:
-            self._finish("succeeded")
-            return
-        # The message's value: JSON where it is JSON, else the text.
+        wanted = int(state.last_event_id or 0) + 1
+        message = (
+            f"the server no longer keeps this run's events from id {wanted} on "
+            f"(the oldest it keeps is {error.get('first_kept', '?')}), so they cannot be shown"
+        )
+        error = {**error, "message": message}
+        if state.run_id:
+            with contextlib.suppress(ClientError):
+                record = await self.client.run_record(state.run_id)
+                error["run_status"] = record.get("status")
+                if record.get("status") == "running":
+                    error["message"] += "; the run itself is still running"
+                else:
+                    error["message"] += f"; the run itself {record.get('status')}"
+        return error
+
+    def _take_plain_result(self, response: httpx.Response) -> None:
         try:
-            data, is_json = decode_json(text), True
+            result = response.json()
         except ValueError:
-            data, is_json = text, False
-        if event_type != "message" and self._is_terminal(event_type, data):
-            return
-        state.chunks.add(text, is_json)
-        state.chunk = data
-        if state.first_chunk_at is None:
-            state.first_chunk_at = self.client.clock()
-        state.version += 1
-        if self.on_chunk is not None:
-            self.on_chunk(data)
-
-    def _is_terminal(self, name: str, data: Any) -> bool:
-        """streambind's terminal events; other servers' events of these names are messages."""
-        if not isinstance(data, dict):
-            return False
-        status = data.get("status")
-        if name == "end" and status == "succeeded":
-            self.state.result = data.get("result")
-            self._finish("succeeded")
-        elif name == "error" and status in ("failed", "fell_behind"):
-            error = data.get("error")
-            self.state.error = error if isinstance(error, dict) else {"message": str(error)}
-            self._finish("failed")
-        elif name == "cancelled" and status == "cancelled":
-            self._finish("cancelled")
-        else:
-            return False
-        return True
-
-    def _plain_result(self, response: httpx.Response) -> None:
-        try:
-            self.state.result = response.json()
-        except ValueError:
-            self.state.result = response.text
-        self._finish("succeeded")
-
-    def _fail_http(self, response: httpx.Response) -> None:
-        self.state.error = http_error(response)
-        self._finish("failed")
-
-    def _fail(self, kind: str, message: str) -> None:
-        self.state.error = {"type": kind, "message": message}
-        self._finish("failed")
-
-    def _finish(self, status: str) -> None:
-        state = self.state
-        if state.finished:
-            return
-        state.status = status
-        state.finished_at = self.client.clock()
-        state.version += 1
-
-    def _set_status(self, status: str) -> None:
-        self.state.status = status
-        self.state.version += 1
+            result = response.text
+        self.state.take_result(result, self.client.clock())
 
 
 class _Opened:
@@ -452,8 +388,8 @@ def _is_event_stream(response: httpx.Response) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
 
 
-def http_error(response: httpx.Response) -> dict[str, Any]:
-    """The server's JSON error, or a plain description of an error that is not one."""
+def http_error(response: httpx.Response, source: str = "") -> dict[str, Any]:
+    """The server's JSON error, or one sentence saying what status came from where."""
     try:
         body = response.json()
         error = body.get("error") if isinstance(body, dict) else None
@@ -461,24 +397,34 @@ def http_error(response: httpx.Response) -> dict[str, Any]:
             return dict(error)
     except ValueError:
         pass
+    status = f"{response.status_code} {response.reason_phrase or 'error'}".strip()
     text = response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
-    reason = response.reason_phrase or "error"
-    return {
-        "type": f"http_{response.status_code}",
-        "message": f"HTTP {response.status_code} {reason}" + (f": {text}" if text else ""),
-    }
+    # A body that only repeats the status ("404: Not Found") says nothing more.
+    if text and _letters(text) in (_letters(status), _letters(response.reason_phrase or "")):
+        text = ""
+    message = f"{source or 'the server'} answered {status}" + (f": {text}" if text else "")
+    return {"type": f"http_{response.status_code}", "message": message}
 
 
-def describe_transport_error(exc: Exception, base_url: str) -> str:
+def _letters(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalpha())
+
+
+def describe_transport_error(exc: Exception, target: str, *, own: bool = True) -> str:
+    """One sentence on a connection problem with ``target`` (a server of ours, or any URL)."""
     if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect to {base_url}: is the server running? ({_reason(exc)})"
+        hint = ": is the server running?" if own else ""
+        return f"cannot connect to {target}{hint} ({_reason(exc)})"
     if isinstance(exc, httpx.TimeoutException):
-        return f"{base_url} did not answer in time"
+        return f"{target} did not answer in time"
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return f"not a usable URL: {exc}"
-    return f"connection to {base_url} failed: {_reason(exc)}"
+        return f"{target} is not a usable URL ({_reason(exc)})"
+    return f"the connection to {target} failed ({_reason(exc)})"
 
 
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    return text.split("] ", 1)[-1] if text.startswith("[Errno") else text
+    text = text.split("] ", 1)[-1] if text.startswith("[Errno") else text
+    # Lower-case and without its full stop, it reads as part of our sentence.
+    text = text.rstrip(". ")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text

@@ -1,11 +1,28 @@
-"""What a progress bar shows, derived from ``stream.chunk``; no UI code, so it is easy to test."""
+"""What a progress display shows, derived from a call's state; no UI code, so it is easy to test.
+
+The TUI's cards and ``streambind call`` share these rules: where the bar stands, when a
+stream is text to assemble rather than a log, and how counts are written.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Progress", "RateMeter", "format_duration", "progress_of", "text_piece"]
+from .state import StreamState
+
+__all__ = [
+    "Progress",
+    "RateMeter",
+    "bar_fraction",
+    "chunk_count",
+    "done_of_total",
+    "format_duration",
+    "joined_text",
+    "progress_of",
+    "text_piece",
+]
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,38 @@ def text_piece(chunk: Any) -> str | None:
     if isinstance(chunk, dict) and isinstance(chunk.get("text"), str):
         return chunk["text"]
     return None
+
+
+def joined_text(chunks: Sequence[Any]) -> str | None:
+    """The new chunks as one piece of text when every one is a text piece, else None.
+
+    A stream of text pieces is shown assembled, as an AI reply is; anything else is a log.
+    """
+    if not chunks or text_piece(chunks[0]) is None or text_piece(chunks[-1]) is None:
+        return None  # the cheap look first: most streams are not text
+    pieces = [text_piece(c) for c in chunks]
+    if any(p is None for p in pieces):
+        return None
+    return "".join(pieces)  # type: ignore[arg-type]
+
+
+def bar_fraction(state: StreamState) -> float | None:
+    """Where the bar stands: as the latest chunk says, full once the call succeeded, else None."""
+    fraction = progress_of(state.chunk).fraction
+    if fraction is None and state.status == "succeeded":
+        return 1.0
+    return fraction
+
+
+def done_of_total(progress: Progress) -> str | None:
+    """``1,200/5,000`` when the chunk says both, else None."""
+    if progress.done is None or progress.total is None:
+        return None
+    return f"{format_count(progress.done)}/{format_count(progress.total)}"
+
+
+def chunk_count(count: int) -> str:
+    return f"{count:,} chunk{'' if count == 1 else 's'}"
 
 
 def _clamp(x: float) -> float:

@@ -41,7 +41,7 @@ def test_serving_loads_no_textual() -> None:
 
 def test_the_stream_client_has_no_ui_in_it() -> None:
     imports = _imports(ROOT / "app")
-    for module in ("client.py", "sse.py", "progress.py", "forms.py", "call_command.py"):
+    for module in ("client.py", "state.py", "sse.py", "progress.py", "forms.py", "call_command.py"):
         for name in imports[f"app/{module}"]:
             assert not name.startswith("textual"), (module, name)
             assert not name.startswith("streambind.server"), (module, name)

@@ -15,8 +15,17 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Button, Log, ProgressBar, Static
 
-from ..client import StreamCall, StreamState
-from ..progress import RateMeter, format_count, format_duration, progress_of, text_piece
+from ..client import StreamCall
+from ..progress import (
+    RateMeter,
+    bar_fraction,
+    chunk_count,
+    done_of_total,
+    format_duration,
+    joined_text,
+    progress_of,
+)
+from ..state import StreamState
 
 __all__ = ["RunCard"]
 
@@ -109,8 +118,8 @@ class RunCard(Vertical):
             self._applied_version = state.version
             self._apply_status(state)
             self._apply_title(state)
-            self._apply_chunks(state)
-            self._apply_chunk(state, now)
+            self._apply_log(state)
+            self._apply_progress(state)
             self._apply_hint(state)
             self._apply_outcome(state)
         self._apply_stats(state, now)
@@ -131,18 +140,17 @@ class RunCard(Vertical):
             self._shown_run_id = state.run_id
             self.query_one(".card-title", Static).update(f"{self._title} · {state.run_id}")
 
-    def _apply_chunks(self, state: StreamState) -> None:
+    def _apply_log(self, state: StreamState) -> None:
+        """``stream.chunks`` into the log (or, for text pieces, the assembled text)."""
         count = len(state.chunks)
         if count == self._applied_chunks:
             return
         first_new = self._applied_chunks
         self._applied_chunks = count
-        if text_piece(state.chunks[first_new]) is not None and text_piece(state.chunk) is not None:
-            # Text pieces: every one counts towards the assembled text.
-            pieces = [text_piece(c) for c in state.chunks[first_new:]]
-            if all(p is not None for p in pieces):
-                self._show_text("".join(pieces))  # type: ignore[arg-type]
-                return
+        text = joined_text(state.chunks[first_new:])
+        if text is not None:
+            self._show_text(text)
+            return
         # Only the lines the log keeps are decoded and written: one write per batch.
         log = self.query_one(".card-log", Log)
         log.display = True
@@ -156,13 +164,13 @@ class RunCard(Vertical):
         self._text = (self._text + text)[-TEXT_CHARS:]
         self.query_one(".card-text", Static).update(Text(self._text))
 
-    def _apply_chunk(self, state: StreamState, now: float) -> None:
+    def _apply_progress(self, state: StreamState) -> None:
+        """``stream.chunk`` into the bar, its step label and the latest-chunk line."""
         bar = self.query_one(".card-bar", ProgressBar)
         progress = progress_of(state.chunk)
-        if progress.fraction is not None:
-            bar.update(total=1.0, progress=progress.fraction)
-        elif state.finished and state.status == "succeeded":
-            bar.update(total=1.0, progress=1.0)
+        fraction = bar_fraction(state)
+        if fraction is not None:
+            bar.update(total=1.0, progress=fraction)
         step = progress.step or ""
         if step != self._shown_step:  # its width may change: a layout pass, but rarely
             self._shown_step = step
@@ -176,15 +184,14 @@ class RunCard(Vertical):
             return
         progress = progress_of(state.chunk)
         parts = []
-        if progress.done is not None and progress.total is not None:
-            parts.append(f"{format_count(progress.done)}/{format_count(progress.total)}")
+        if (counts := done_of_total(progress)) is not None:
+            parts.append(counts)
         parts.append(format_duration(state.elapsed(now)))
         rate, left = self._rate.update(now, progress)
         if rate is not None and not state.finished:
             parts.append(f"{rate:,.1f}/s")
             parts.append(f"ETA {format_duration(left or 0.0)}")
-        count = len(state.chunks)
-        parts.append(f"{count:,} chunk{'' if count == 1 else 's'}")
+        parts.append(chunk_count(len(state.chunks)))
         if state.reconnects:
             parts.append(f"{state.reconnects} reconnect{'' if state.reconnects == 1 else 's'}")
         self.query_one(".card-stats", Static).update(" · ".join(parts), layout=False)

@@ -1,0 +1,142 @@
+"""``StreamState``: everything known about one call, and the rules that apply events to it.
+
+The transport (``client.py``) reads bytes and decodes events; what each event means for
+``stream.chunk``, ``stream.chunks``, the status and the result is decided here, once,
+for the TUI, ``streambind call`` and scripts alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chunks import Chunks
+from .jsondecode import decode_json
+
+__all__ = ["DONE_SENTINEL", "TERMINAL", "StreamState"]
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+#: The sentinel OpenAI-style APIs send as their last message.
+DONE_SENTINEL = "[DONE]"
+
+
+@dataclass(eq=False)
+class StreamState:
+    """Everything known about one call; UIs bind ``chunk`` and ``chunks``."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    handle_stream: bool = True
+    status: str = "pending"
+    #: The latest message (``stream.chunk``), JSON-decoded where it is JSON.
+    chunk: Any = None
+    #: Every message so far, in order (``stream.chunks``), kept compactly.
+    chunks: Chunks = field(default_factory=Chunks)
+    result: Any = None
+    error: dict[str, Any] | None = None
+    run_id: str | None = None
+    last_event_id: str = ""
+    #: Whether the response was an event stream (False: one plain JSON response).
+    streamed: bool = False
+    reconnects: int = 0
+    bytes_received: int = 0
+    started_at: float | None = None
+    first_chunk_at: float | None = None
+    finished_at: float | None = None
+    #: Bumped on every change, so a UI can apply changes in batches on a timer.
+    version: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    def elapsed(self, now: float) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at if self.finished_at is not None else now) - self.started_at
+
+    def error_message(self) -> str:
+        if not self.error:
+            return ""
+        message = str(self.error.get("message", ""))
+        fields = self.error.get("fields")
+        if isinstance(fields, dict) and fields:
+            message += ": " + "; ".join(f"{k} {v}" for k, v in fields.items())
+        return message
+
+    # -- changes --------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        self.started_at = now
+        self.status = "running"
+        self.version += 1
+
+    def finish(self, status: str, now: float) -> None:
+        """End the call (once: a later end changes nothing)."""
+        if self.status in TERMINAL:
+            return
+        self.status = status
+        self.finished_at = now
+        self.version += 1
+
+    def fail(self, kind: str, message: str, now: float, **details: Any) -> None:
+        if self.status in TERMINAL:
+            return
+        self.error = {"type": kind, "message": message, **details}
+        self.finish("failed", now)
+
+    def fail_with(self, error: dict[str, Any], now: float) -> None:
+        """End as failed with an error the server described."""
+        if self.status in TERMINAL:
+            return
+        self.error = error
+        self.finish("failed", now)
+
+    def take_result(self, result: Any, now: float) -> None:
+        """A whole response that was not a stream: its body is the result."""
+        self.result = result
+        self.finish("succeeded", now)
+
+    def apply_event(
+        self, event_type: str, text: str, event_id: str, clock: Callable[[], float]
+    ) -> bool:
+        """Apply one event as it arrives; True when it was a message (a new ``chunk``)."""
+        if event_id:
+            self.last_event_id = event_id
+        if text == DONE_SENTINEL:
+            self.finish("succeeded", clock())
+            return False
+        # The message's value: JSON where it is JSON, else the text.
+        try:
+            data, is_json = decode_json(text), True
+        except ValueError:
+            data, is_json = text, False
+        if event_type != "message" and self._end_on_terminal_event(event_type, data, clock):
+            return False
+        self.chunks.add(text, is_json)
+        self.chunk = data
+        if self.first_chunk_at is None:
+            self.first_chunk_at = clock()
+        self.version += 1
+        return True
+
+    def _end_on_terminal_event(self, name: str, data: Any, clock: Callable[[], float]) -> bool:
+        """End the call if this is one of streambind's terminal events; False if it is not.
+
+        Other servers' events of these names, with other data, are ordinary messages.
+        """
+        if not isinstance(data, dict):
+            return False
+        status = data.get("status")
+        if name == "end" and status == "succeeded":
+            self.result = data.get("result")
+            self.finish("succeeded", clock())
+        elif name == "error" and status in ("failed", "fell_behind"):
+            error = data.get("error")
+            self.fail_with(error if isinstance(error, dict) else {"message": str(error)}, clock())
+        elif name == "cancelled" and status == "cancelled":
+            self.finish("cancelled", clock())
+        else:
+            return False
+        return True
