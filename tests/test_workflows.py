@@ -231,6 +231,46 @@ async def test_a_bad_row_mid_file_ends_in_an_error_event_and_a_rolled_back_impor
     assert _staging_files(data_dir) == []
 
 
+@pytest.mark.parametrize(
+    ("header", "lines", "stored"),
+    [
+        ("name,born", ["Ada,1815", "Alan,"], [("Ada", 1815, None), ("Alan", None, None)]),
+        ("name", ["Ada", "Alan"], [("Ada", None, None), ("Alan", None, None)]),
+        ("birthplace,name", ["London,Ada"], [("Ada", None, "London")]),
+    ],
+)
+async def test_optional_csv_columns_may_be_left_out_and_are_stored_as_null(
+    client: httpx.AsyncClient,
+    data_dir: Path,
+    header: str,
+    lines: list[str],
+    stored: list[tuple[object, ...]],
+) -> None:
+    (data_dir / "imports" / "some.csv").write_text("\n".join([header, *lines]) + "\n")
+    response = await client.post(
+        "/api/endpoints/import", json={"source": "some.csv", "delay_ms": 0}
+    )
+    last = split_events(response.text)[-1]
+    assert last.event == "end", last.data
+    assert last.json()["result"]["imported"] == len(lines)
+    with contextlib.closing(sqlite3.connect(data_dir / "streambind.db")) as db:
+        rows = db.execute("SELECT name, born, birthplace FROM people ORDER BY id").fetchall()
+    assert rows == stored
+
+
+async def test_a_row_with_more_fields_than_its_header_is_an_error(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    (data_dir / "imports" / "wide.csv").write_text("name,born\nAda,1815\nAlan,1912,London\n")
+    response = await client.post(
+        "/api/endpoints/import", json={"source": "wide.csv", "delay_ms": 0}
+    )
+    last = split_events(response.text)[-1]
+    assert last.event == "error"
+    assert "wide.csv line 3: expected 2 fields, found 3" in last.json()["error"]["message"]
+    assert _people(data_dir) == 0
+
+
 async def test_staging_files_left_by_a_crash_are_removed_at_start(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data_dir = tmp_path / "crashed"
     dead = data_dir / "staging" / "999999999"  # no process has this pid
