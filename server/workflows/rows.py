@@ -193,8 +193,7 @@ class CsvSource(RowSource):
     def _row(self, record: list[str], line: int) -> Row:
         if len(record) != self._width:
             raise ValueError(
-                f"{self.label} line {line}: expected {self._width} fields, "
-                f"found {len(record)}"
+                f"{self.label} line {line}: expected {self._width} fields, found {len(record)}"
             )
         name_at, born_at, place_at = self._columns
         name = record[name_at].strip()  # type: ignore[index]
