@@ -124,6 +124,29 @@ def test_serve_defaults_are_the_documented_ones() -> None:
     assert help_text.host == "127.0.0.1"
     assert help_text.detach_grace == 30.0
     assert help_text.ping == 15.0
+    assert (help_text.header_timeout, help_text.keepalive) == (10.0, 75.0)
+    assert help_text.max_connections is None  # three quarters of the descriptor limit
+
+
+async def test_the_connection_flags_reach_the_server(tmp_path: Path) -> None:
+    process, url = await _serve(
+        "--max-connections", "1", "--header-timeout", "1", data_dir=tmp_path
+    )
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        silent_reader, silent = await asyncio.open_connection("127.0.0.1", port)
+        surplus_reader, surplus = await asyncio.open_connection("127.0.0.1", port)
+        refusal = await asyncio.wait_for(surplus_reader.read(), 30)
+        assert refusal.startswith(b"HTTP/1.1 503 ") or refusal == b""
+        # The silent connection sent no request within --header-timeout: closed.
+        assert await asyncio.wait_for(silent_reader.read(), 30) == b""
+        for writer in (silent, surplus):
+            writer.close()
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 async def test_after_sigkill_mid_import_a_restart_finds_no_partial_import(tmp_path: Path) -> None:
