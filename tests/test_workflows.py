@@ -286,6 +286,44 @@ async def test_staging_files_left_by_a_crash_are_removed_at_start(start, tmp_pat
     assert _people(data_dir) == 0
 
 
+async def test_partial_exports_left_by_a_crash_are_removed_at_start_and_no_others(
+    start, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    exports = tmp_path / "crashed" / "exports"
+    exports.mkdir(parents=True)
+    dead = exports / "people-a.csv.999999999.partial"  # no process has this pid
+    older = exports / "people-b.csv.partial"  # from the layout without a pid
+    alive = exports / "people-c.csv.1.partial"  # pid 1: another live server's
+    finished = exports / "people-d.csv"
+    for path in (dead, older, alive, finished):
+        path.write_bytes(b"rows")
+    await start(data_dir=tmp_path / "crashed")
+    assert sorted(exports.iterdir()) == sorted([finished, alive])
+
+
+async def test_a_second_server_on_the_same_data_directory_leaves_an_export_in_progress_alone(
+    start, client: httpx.AsyncClient, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    await client.post("/api/endpoints/import", json={"rows": 100, "delay_ms": 0})
+    async with client.stream(
+        "POST", "/api/endpoints/export", json={"batch_size": 10, "delay_ms": 300}
+    ) as response:
+        stream = events(response)
+        first = await anext(stream)
+        assert isinstance(first, Event) and first.json()["done"] == 0
+        partials = list((data_dir / "exports").glob("*.partial"))
+        assert len(partials) == 1
+        await start(data_dir=data_dir)  # what a second `streambind serve` does at start
+        assert partials[0].exists(), "the second server deleted the export in progress"
+        last = (await collect_rest(stream))[-1]
+    assert last.event == "end", last.data
+    result = last.json()["result"]
+    content = Path(result["path"]).read_bytes()
+    assert result["rows"] == 100
+    assert result["sha256"] == hashlib.sha256(content).hexdigest()
+    assert not list((data_dir / "exports").glob("*.partial"))
+
+
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
 async def test_export_writes_a_complete_file_with_its_hash(
     client: httpx.AsyncClient, data_dir: Path, fmt: str
