@@ -84,7 +84,8 @@ async def _auth_middleware(request: web.Request, handler: Handler) -> web.Stream
             given = header[7:]
         else:
             given = request.query.get("access_token", "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        # A header's bytes that are not UTF-8 arrive as surrogates: they never match.
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
             raise ApiError(
                 401,
                 "unauthorized",

@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from .client_log import RateLimitedLog
+from .errors import error_response
 
 __all__ = ["ConnectionLimits", "GuardedAppRunner", "GuardedServer", "default_max_connections"]
 
@@ -162,9 +165,39 @@ class _GuardedRequestHandler(RequestHandler):
         )
         self.force_close()
 
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A request aiohttp could not parse is the client's mistake: one warning line
+        (rate-limited) and a JSON 4xx, not an ERROR with a traceback."""
+        if status >= 500 or not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        why = _one_line(message or exc.message)
+        if isinstance(exc, BadHttpMethod) and self._request_count == 1:
+            # Not HTTP at all (TLS, a port scanner): as aiohttp does, not worth a warning.
+            self.log_debug("not an HTTP request from %s: %s", self._peer(), why)
+        else:
+            self._guard.warnings.warning("malformed request from %s: %s", self._peer(), why)
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already sent; this one cannot be")
+        response = error_response(
+            status, "bad_request" if status == 400 else "http_error", f"malformed request: {why}"
+        )
+        response.force_close()
+        return response
+
     def _peer(self) -> str:
         peer = self.peername
         return peer[0] if isinstance(peer, tuple) else str(peer)
+
+
+def _one_line(text: str) -> str:
+    """aiohttp's parse errors span lines and point at the byte with a caret."""
+    return " ".join(word for word in text.split() if word != "^")[:200]
 
 
 class GuardedAppRunner(web.AppRunner):
