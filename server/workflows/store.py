@@ -181,7 +181,11 @@ class StagedImport:
                     )
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    # A write that fails for lack of room (or any I/O error) makes
+                    # SQLite roll the transaction back itself; a ROLLBACK then would
+                    # fail and hide that error behind "no transaction is active".
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
             finally:
                 db.execute("DETACH DATABASE staged")
