@@ -91,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a run keeps going after its last follower left (default: %(default)s)",
     )
     serve.add_argument(
+        "--keep-exports",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="finished export files kept in exports/, the newest first (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--keep-exports-for",
+        type=_seconds,
+        default=7 * 24 * 3600.0,
+        metavar="S",
+        help="seconds a finished export file is kept (default: %(default)s, a week)",
+    )
+    serve.add_argument(
         "--header-timeout",
         type=_seconds,
         default=10.0,
@@ -249,6 +263,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         ("--ping", args.ping),
         ("--header-timeout", args.header_timeout),
         ("--keepalive", args.keepalive),
+        ("--keep-exports-for", args.keep_exports_for),
     ):
         if value <= 0:
             parser.error(f"{flag} must be more than 0 seconds")
@@ -276,6 +291,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         header_timeout=args.header_timeout,
         keepalive=args.keepalive,
         max_connections=args.max_connections,
+        keep_exports=args.keep_exports,
+        keep_exports_seconds=args.keep_exports_for,
         workflows=list(args.workflows),
         **config_kwargs,
     )

@@ -65,7 +65,14 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
 
 
 async def _prepare_data_dir(app: web.Application) -> None:
-    await asyncio.to_thread(workflows.prepare, app[CONFIG].data_dir)
+    config = app[CONFIG]
+    await asyncio.to_thread(workflows.prepare, config.data_dir)
+    await asyncio.to_thread(
+        workflows.prune_exports,
+        workflows.exports_dir(config.data_dir),
+        config.keep_exports,
+        config.keep_exports_seconds,
+    )
     app[MANAGER].start_pinger()
 
 

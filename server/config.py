@@ -33,6 +33,9 @@ class ServerConfig:
     #: Finished runs kept for replay: at most this many, for at most this long.
     keep_runs: int = 200
     keep_seconds: float = 3600.0
+    #: Finished export files kept: at most this many (the newest), for at most this long.
+    keep_exports: int = 100
+    keep_exports_seconds: float = 7 * 24 * 3600.0
     #: Bytes of framed events one run's log keeps before dropping the oldest.
     log_max_bytes: int = 8 * 1024 * 1024
     #: A follower lagging more than half the log holds the workflow back (backpressure)
@@ -62,6 +65,10 @@ class ServerConfig:
             raise ValueError("ping_interval must be positive")
         if self.detach_grace < 0:
             raise ValueError("detach_grace must not be negative")
+        if self.keep_exports < 1:
+            raise ValueError("keep_exports must be at least 1")
+        if self.keep_exports_seconds <= 0:
+            raise ValueError("keep_exports_seconds must be positive")
         if self.header_timeout <= 0:
             raise ValueError("header_timeout must be positive")
         if self.keepalive <= 0:

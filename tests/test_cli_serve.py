@@ -136,6 +136,7 @@ def test_serve_defaults_are_the_documented_ones() -> None:
     assert help_text.ping == 15.0
     assert (help_text.header_timeout, help_text.keepalive) == (10.0, 75.0)
     assert help_text.max_connections is None  # three quarters of the descriptor limit
+    assert (help_text.keep_exports, help_text.keep_exports_for) == (100, 7 * 24 * 3600)
 
 
 async def test_the_connection_flags_reach_the_server(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ import csv
 import hashlib
 import io
 import json
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import flows
@@ -363,6 +365,39 @@ async def test_export_of_one_import(client: httpx.AsyncClient) -> None:
     unknown = await client.post("/api/endpoints/export", json={"import_id": "nope"})
     assert unknown.status_code == 400
     assert "no import with id 'nope'" in unknown.json()["error"]["fields"]["import_id"]
+
+
+async def test_finished_exports_are_kept_for_a_while_and_up_to_a_number(
+    start, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    data_dir = tmp_path / "data"
+    exports = data_dir / "exports"
+    exports.mkdir(parents=True)
+    now = time.time()
+    day = 24 * 3600
+
+    def old_export(name: str, days_ago: float) -> Path:
+        path = exports / name
+        path.write_text("id\n")
+        os.utime(path, (now - days_ago * day, now - days_ago * day))
+        return path
+
+    ancient = old_export("people-aaaa.csv", 30)  # older than the 10 days kept
+    newer = old_export("people-cccc.ndjson", 2)
+    newest = old_export("people-dddd.csv", 1)
+    # Not the export workflow's files: never deleted, however old.
+    mine = old_export("my-notes.csv", 30)
+    server = await start(data_dir=data_dir, keep_exports=3, keep_exports_seconds=10 * day)
+    assert not ancient.exists(), "an export older than keep_exports_seconds is deleted at start"
+    assert sorted(exports.iterdir()) == sorted([newer, newest, mine])
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        made = []
+        for _ in range(2):
+            response = await client.post("/api/endpoints/export", json={})
+            made.append(Path(split_events(response.text)[-1].json()["result"]["path"]))
+            assert made[-1].exists()
+    # At most 3, the newest: the second export pushed the oldest of the others out.
+    assert sorted(exports.iterdir()) == sorted([newest, *made, mine])
 
 
 async def test_write_text_streams_a_report_computed_from_the_database(

@@ -14,7 +14,7 @@ from typing import IO, Annotated, Any, Literal
 from ..params import InvalidParam, Param
 from ..registry import endpoint
 from ..runs import RunContext
-from .export_files import claim, partial_path, release
+from .export_files import claim, partial_path, prune_exports, release
 from .pacing import DelayMs, pause
 from .store import exports_dir, read_transaction
 from .threads import in_thread, in_thread_to_the_end
@@ -70,6 +70,7 @@ async def export(
     except BaseException:
         writer.abandon()
         raise
+    await in_thread(prune_exports, folder, ctx.config.keep_exports, ctx.config.keep_exports_seconds)
     return {
         "path": str(final),
         "file": f"exports/{final.name}",

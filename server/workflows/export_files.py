@@ -1,5 +1,10 @@
 """The files in ``exports/``: partial ones named for the process writing them, and pruning.
 
+Finished exports are kept for ``keep_exports_seconds`` and at most ``keep_exports`` of them
+(the newest); older ones are deleted when the server starts and after each export.
+Only files the ``export`` workflow names (``people-<run id>.csv`` or ``.ndjson``) are ever
+deleted, never anything else put in the folder.
+
 An export is written to ``<name>.<pid>.partial`` and renamed into place once complete.
 A server starting on a data directory deletes only the partial files of processes
 that no longer run (a crash), never those of another live server using the same
@@ -8,12 +13,17 @@ directory, nor those this process is writing (two servers in one process).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import time
 from pathlib import Path
 
 from .processes import process_alive
 
-__all__ = ["claim", "partial_path", "release", "remove_abandoned_partials"]
+__all__ = ["claim", "partial_path", "prune_exports", "release", "remove_abandoned_partials"]
+
+_FINISHED = re.compile(r"people-[0-9a-f]+\.(csv|ndjson)")
 
 # Partial files this process is writing: one named after our pid that is not in
 # here was left by an earlier process that happened to have the same pid.
@@ -48,3 +58,21 @@ def _owner(partial: Path) -> int | None:
     """The pid in ``name.<pid>.partial``; None for a name without one (an older layout)."""
     pid = partial.stem.rpartition(".")[2]
     return int(pid) if pid.isdigit() else None
+
+
+def prune_exports(folder: Path, keep: int, keep_seconds: float) -> list[Path]:
+    """Delete finished exports beyond the newest ``keep`` or older than ``keep_seconds``."""
+    cutoff = time.time() - keep_seconds
+    finished = []
+    for path in folder.iterdir():
+        if _FINISHED.fullmatch(path.name) and not path.is_symlink():
+            with contextlib.suppress(OSError):  # gone meanwhile: nothing to prune
+                finished.append((path.stat().st_mtime, path.name, path))
+    finished.sort(reverse=True)
+    removed = []
+    for index, (mtime, _, path) in enumerate(finished):
+        if index >= keep or mtime < cutoff:
+            with contextlib.suppress(OSError):  # a file we may not delete stays; no harm
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
