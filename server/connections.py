@@ -101,7 +101,7 @@ class GuardedServer(web.Server):
     def refuse(self, transport: asyncio.BaseTransport) -> None:
         self.refused_connections += 1
         self.warnings.warning(
-            "refused a connection: %d are open, the limit (max_connections)",
+            "refused a connection: %d are open, as many as max_connections allows",
             self.open_connections,
         )
         assert isinstance(transport, asyncio.WriteTransport)
@@ -136,6 +136,8 @@ class _GuardedRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if not self._counted:
+            return  # refused: its transport is closing, and nothing here was set up
         parsed_before = self._request_count
         # Waiting for a request: these bytes start one (a body's bytes arrive while
         # its handler runs, when nothing waits here).

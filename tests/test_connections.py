@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -84,6 +85,7 @@ async def test_request_headers_that_trickle_in_are_cut_off_and_others_are_served
     start: StartServer,
 ) -> None:
     server = await start(header_timeout=1)
+    descriptors_before = _open_descriptors()
     async with _connections(server, 30) as slow, _connections(server, 1) as (silent,):
         sent = await asyncio.gather(*(_trickle_until_closed(c) for c in slow))
         # A connection that never sends a byte is cut off by the same deadline.
@@ -95,6 +97,12 @@ async def test_request_headers_that_trickle_in_are_cut_off_and_others_are_served
     await wait_for(
         lambda: asyncio.sleep(0, guard.open_connections), lambda n: n == 0, "no open connection"
     )
+    # Every descriptor the slow connections held on the server's side is released.
+    assert _open_descriptors() <= descriptors_before
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 async def test_an_idle_kept_alive_connection_outlives_the_header_timeout_until_keepalive(
