@@ -90,6 +90,42 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds a run keeps going after its last follower left (default: %(default)s)",
     )
+    serve.add_argument(
+        "--keep-exports",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="finished export files kept in exports/, the newest first (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--keep-exports-for",
+        type=_seconds,
+        default=7 * 24 * 3600.0,
+        metavar="S",
+        help="seconds a finished export file is kept (default: %(default)s, a week)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="seconds a request's headers may take to arrive; a slower connection is "
+        "closed (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--keepalive",
+        type=_seconds,
+        default=75.0,
+        metavar="S",
+        help="seconds an idle kept-alive connection stays open (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        metavar="N",
+        help="connections open at once; one more is answered 503 and closed "
+        "(default: three quarters of the file descriptor limit)",
+    )
 
     call = commands.add_parser(
         "call",
@@ -223,8 +259,14 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from streambind.server import ServerConfig, build_registry, run_server
 
-    if args.ping <= 0:
-        parser.error("--ping must be more than 0 seconds")
+    for flag, value in (
+        ("--ping", args.ping),
+        ("--header-timeout", args.header_timeout),
+        ("--keepalive", args.keepalive),
+        ("--keep-exports-for", args.keep_exports_for),
+    ):
+        if value <= 0:
+            parser.error(f"{flag} must be more than 0 seconds")
     # `--workflows mypkg.flows` should find a package in the current directory,
     # as `python -m` would; appended so it never shadows installed packages.
     if os.getcwd() not in sys.path:
@@ -246,6 +288,11 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         max_runs=args.max_runs,
         ping_interval=args.ping,
         detach_grace=args.detach_grace,
+        header_timeout=args.header_timeout,
+        keepalive=args.keepalive,
+        max_connections=args.max_connections,
+        keep_exports=args.keep_exports,
+        keep_exports_seconds=args.keep_exports_for,
         workflows=list(args.workflows),
         **config_kwargs,
     )

@@ -64,7 +64,14 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
 
 
 async def _prepare_data_dir(app: web.Application) -> None:
-    await asyncio.to_thread(workflows.prepare, app[CONFIG].data_dir)
+    config = app[CONFIG]
+    await asyncio.to_thread(workflows.prepare, config.data_dir)
+    await asyncio.to_thread(
+        workflows.prune_exports,
+        workflows.exports_dir(config.data_dir),
+        config.keep_exports,
+        config.keep_exports_seconds,
+    )
     app[MANAGER].start_pinger()
 
 
@@ -83,7 +90,8 @@ async def _auth_middleware(request: web.Request, handler: Handler) -> web.Stream
             given = header[7:]
         else:
             given = request.query.get("access_token", "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        # A header's bytes that are not UTF-8 arrive as surrogates: they never match.
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
             message = (
                 "the token sent is not this server's token; check it and send it again"
                 if given

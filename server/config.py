@@ -33,6 +33,9 @@ class ServerConfig:
     #: Finished runs kept for replay: at most this many, for at most this long.
     keep_runs: int = 200
     keep_seconds: float = 3600.0
+    #: Finished export files kept: at most this many (the newest), for at most this long.
+    keep_exports: int = 100
+    keep_exports_seconds: float = 7 * 24 * 3600.0
     #: Bytes of framed events one run's log keeps before dropping the oldest.
     log_max_bytes: int = 8 * 1024 * 1024
     #: A follower lagging more than half the log holds the workflow back (backpressure)
@@ -41,6 +44,14 @@ class ServerConfig:
     follower_stall: float = 2.0
     #: Seconds a request body may take to arrive in full.
     body_timeout: float = 10.0
+    #: Seconds a request's headers may take to arrive in full (from connecting, or
+    #: from the first byte of a later request on a kept-alive connection).
+    header_timeout: float = 10.0
+    #: Seconds an idle kept-alive connection stays open.
+    keepalive: float = 75.0
+    #: Connections open at once; one more is answered 503 and closed at once.
+    #: None: three quarters of the process's file descriptor limit.
+    max_connections: int | None = None
     #: The one origin whose browser pages may call the API (CORS); None: no CORS headers.
     cors_origin: str | None = None
     #: Extra modules whose @endpoint functions are offered next to the built-ins.
@@ -54,3 +65,13 @@ class ServerConfig:
             raise ValueError("ping_interval must be positive")
         if self.detach_grace < 0:
             raise ValueError("detach_grace must not be negative")
+        if self.keep_exports < 1:
+            raise ValueError("keep_exports must be at least 1")
+        if self.keep_exports_seconds <= 0:
+            raise ValueError("keep_exports_seconds must be positive")
+        if self.header_timeout <= 0:
+            raise ValueError("header_timeout must be positive")
+        if self.keepalive <= 0:
+            raise ValueError("keepalive must be positive")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")

@@ -45,6 +45,7 @@ class RunContext:
         self._last_send = 0.0
         self.run_id = run.id
         self.data_dir = config.data_dir
+        self.config = config
         self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
 
     async def send(self, data: Any) -> int:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .api import CONFIG, REGISTRY, create_app
 from .config import ServerConfig
+from .connections import ConnectionLimits, GuardedAppRunner, default_max_connections
 from .registry import Registry
 
 __all__ = ["RunningServer", "run_server", "start_server"]
@@ -58,8 +59,14 @@ async def start_server(
     registry: Registry | None = None,
 ) -> RunningServer:
     """Serve on ``host:port`` (port 0: a free one) in the running event loop."""
-    runner = web.AppRunner(
+    limits = ConnectionLimits(
+        header_timeout=config.header_timeout,
+        keepalive=config.keepalive,
+        max_connections=config.max_connections or default_max_connections(),
+    )
+    runner = GuardedAppRunner(
         create_app(config, registry),
+        limits=limits,
         handle_signals=False,
         # Lets a stream notice at once that its client went away, which starts
         # the run's detach grace period.

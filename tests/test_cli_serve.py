@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import sqlite3
 import sys
@@ -20,13 +21,16 @@ from streambind.app.cli import exposure_warning
 TESTS = Path(__file__).parent
 
 
-async def _serve(*args: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def _serve(
+    *args: str, data_dir: Path, max_file_bytes: int | None = None
+) -> tuple[asyncio.subprocess.Process, str]:
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     env.pop("STREAMBIND_TOKEN", None)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
         "--data-dir", str(data_dir), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        preexec_fn=None if max_file_bytes is None else lambda: _limit_file_size(max_file_bytes),
     )  # fmt: skip
     assert process.stdout is not None
     line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
@@ -35,6 +39,12 @@ async def _serve(*args: str, data_dir: Path) -> tuple[asyncio.subprocess.Process
         stderr = (await process.stderr.read()).decode() if process.stderr else ""
         raise AssertionError(f"server did not start: {line!r} {stderr}")
     return process, line.split()[3]
+
+
+def _limit_file_size(max_bytes: int) -> None:
+    """A disk that is full for every file past ``max_bytes`` (writes fail; signal ignored)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, resource.RLIM_INFINITY))
 
 
 async def test_serve_answers_and_loads_user_workflows(tmp_path: Path) -> None:
@@ -124,6 +134,30 @@ def test_serve_defaults_are_the_documented_ones() -> None:
     assert help_text.host == "127.0.0.1"
     assert help_text.detach_grace == 30.0
     assert help_text.ping == 15.0
+    assert (help_text.header_timeout, help_text.keepalive) == (10.0, 75.0)
+    assert help_text.max_connections is None  # three quarters of the descriptor limit
+    assert (help_text.keep_exports, help_text.keep_exports_for) == (100, 7 * 24 * 3600)
+
+
+async def test_the_connection_flags_reach_the_server(tmp_path: Path) -> None:
+    process, url = await _serve(
+        "--max-connections", "1", "--header-timeout", "1", data_dir=tmp_path
+    )
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        silent_reader, silent = await asyncio.open_connection("127.0.0.1", port)
+        surplus_reader, surplus = await asyncio.open_connection("127.0.0.1", port)
+        refusal = await asyncio.wait_for(surplus_reader.read(), 30)
+        assert refusal.startswith(b"HTTP/1.1 503 ") or refusal == b""
+        # The silent connection sent no request within --header-timeout: closed.
+        assert await asyncio.wait_for(silent_reader.read(), 30) == b""
+        for writer in (silent, surplus):
+            writer.close()
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 async def test_after_sigkill_mid_import_a_restart_finds_no_partial_import(tmp_path: Path) -> None:
@@ -152,6 +186,33 @@ async def test_after_sigkill_mid_import_a_restart_finds_no_partial_import(tmp_pa
         assert [p for p in (tmp_path / "staging").rglob("*.db")] == []
         with contextlib.closing(sqlite3.connect(tmp_path / "streambind.db")) as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_an_import_that_runs_out_of_room_reports_sqlites_error_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    # Room for the staging file of 20,000 rows but not for the main database's copy,
+    # whose rows are wider (they carry their import's id): the publishing transaction
+    # is the one that fails, and SQLite rolls it back on its own.
+    process, url = await _serve(data_dir=tmp_path, max_file_bytes=800_000)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            response = await client.post(
+                "/api/endpoints/import", json={"rows": 20_000, "batch_size": 5000, "delay_ms": 0}
+            )
+            last = [e async for e in events(response) if isinstance(e, Event)][-1]
+            assert last.event == "error", last.data
+            message = last.json()["error"]["message"]
+            assert "no transaction is active" not in message
+            assert message in ("database or disk is full", "disk I/O error"), message
+            counts = (await client.post("/api/endpoints/silent")).json()
+            assert counts == {"people": 0, "imports": 0, "streamed": False}
+            small = await client.post("/api/endpoints/import", json={"rows": 50, "delay_ms": 0})
+            assert '"imported": 50' in small.text or '"imported":50' in small.text
+        assert [p for p in (tmp_path / "staging").rglob("*.db")] == []
     finally:
         process.terminate()
         await process.wait()

@@ -7,7 +7,9 @@ import csv
 import hashlib
 import io
 import json
+import os
 import sqlite3
+import time
 from pathlib import Path
 
 import flows
@@ -231,6 +233,46 @@ async def test_a_bad_row_mid_file_ends_in_an_error_event_and_a_rolled_back_impor
     assert _staging_files(data_dir) == []
 
 
+@pytest.mark.parametrize(
+    ("header", "lines", "stored"),
+    [
+        ("name,born", ["Ada,1815", "Alan,"], [("Ada", 1815, None), ("Alan", None, None)]),
+        ("name", ["Ada", "Alan"], [("Ada", None, None), ("Alan", None, None)]),
+        ("birthplace,name", ["London,Ada"], [("Ada", None, "London")]),
+    ],
+)
+async def test_optional_csv_columns_may_be_left_out_and_are_stored_as_null(
+    client: httpx.AsyncClient,
+    data_dir: Path,
+    header: str,
+    lines: list[str],
+    stored: list[tuple[object, ...]],
+) -> None:
+    (data_dir / "imports" / "some.csv").write_text("\n".join([header, *lines]) + "\n")
+    response = await client.post(
+        "/api/endpoints/import", json={"source": "some.csv", "delay_ms": 0}
+    )
+    last = split_events(response.text)[-1]
+    assert last.event == "end", last.data
+    assert last.json()["result"]["imported"] == len(lines)
+    with contextlib.closing(sqlite3.connect(data_dir / "streambind.db")) as db:
+        rows = db.execute("SELECT name, born, birthplace FROM people ORDER BY id").fetchall()
+    assert rows == stored
+
+
+async def test_a_row_with_more_fields_than_its_header_is_an_error(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    (data_dir / "imports" / "wide.csv").write_text("name,born\nAda,1815\nAlan,1912,London\n")
+    response = await client.post(
+        "/api/endpoints/import", json={"source": "wide.csv", "delay_ms": 0}
+    )
+    last = split_events(response.text)[-1]
+    assert last.event == "error"
+    assert "wide.csv line 3: expected 2 fields, found 3" in last.json()["error"]["message"]
+    assert _people(data_dir) == 0
+
+
 async def test_staging_files_left_by_a_crash_are_removed_at_start(start, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data_dir = tmp_path / "crashed"
     dead = data_dir / "staging" / "999999999"  # no process has this pid
@@ -244,6 +286,44 @@ async def test_staging_files_left_by_a_crash_are_removed_at_start(start, tmp_pat
     await start(data_dir=data_dir)
     assert _staging_files(data_dir) == [alive / "inprogress.db"]
     assert _people(data_dir) == 0
+
+
+async def test_partial_exports_left_by_a_crash_are_removed_at_start_and_no_others(
+    start, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    exports = tmp_path / "crashed" / "exports"
+    exports.mkdir(parents=True)
+    dead = exports / "people-a.csv.999999999.partial"  # no process has this pid
+    older = exports / "people-b.csv.partial"  # from the layout without a pid
+    alive = exports / "people-c.csv.1.partial"  # pid 1: another live server's
+    finished = exports / "people-d.csv"
+    for path in (dead, older, alive, finished):
+        path.write_bytes(b"rows")
+    await start(data_dir=tmp_path / "crashed")
+    assert sorted(exports.iterdir()) == sorted([finished, alive])
+
+
+async def test_a_second_server_on_the_same_data_directory_leaves_an_export_in_progress_alone(
+    start, client: httpx.AsyncClient, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    await client.post("/api/endpoints/import", json={"rows": 100, "delay_ms": 0})
+    async with client.stream(
+        "POST", "/api/endpoints/export", json={"batch_size": 10, "delay_ms": 300}
+    ) as response:
+        stream = events(response)
+        first = await anext(stream)
+        assert isinstance(first, Event) and first.json()["done"] == 0
+        partials = list((data_dir / "exports").glob("*.partial"))
+        assert len(partials) == 1
+        await start(data_dir=data_dir)  # what a second `streambind serve` does at start
+        assert partials[0].exists(), "the second server deleted the export in progress"
+        last = (await collect_rest(stream))[-1]
+    assert last.event == "end", last.data
+    result = last.json()["result"]
+    content = Path(result["path"]).read_bytes()
+    assert result["rows"] == 100
+    assert result["sha256"] == hashlib.sha256(content).hexdigest()
+    assert not list((data_dir / "exports").glob("*.partial"))
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
@@ -285,6 +365,39 @@ async def test_export_of_one_import(client: httpx.AsyncClient) -> None:
     unknown = await client.post("/api/endpoints/export", json={"import_id": "nope"})
     assert unknown.status_code == 400
     assert "no import with id 'nope'" in unknown.json()["error"]["fields"]["import_id"]
+
+
+async def test_finished_exports_are_kept_for_a_while_and_up_to_a_number(
+    start, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    data_dir = tmp_path / "data"
+    exports = data_dir / "exports"
+    exports.mkdir(parents=True)
+    now = time.time()
+    day = 24 * 3600
+
+    def old_export(name: str, days_ago: float) -> Path:
+        path = exports / name
+        path.write_text("id\n")
+        os.utime(path, (now - days_ago * day, now - days_ago * day))
+        return path
+
+    ancient = old_export("people-aaaa.csv", 30)  # older than the 10 days kept
+    newer = old_export("people-cccc.ndjson", 2)
+    newest = old_export("people-dddd.csv", 1)
+    # Not the export workflow's files: never deleted, however old.
+    mine = old_export("my-notes.csv", 30)
+    server = await start(data_dir=data_dir, keep_exports=3, keep_exports_seconds=10 * day)
+    assert not ancient.exists(), "an export older than keep_exports_seconds is deleted at start"
+    assert sorted(exports.iterdir()) == sorted([newer, newest, mine])
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        made = []
+        for _ in range(2):
+            response = await client.post("/api/endpoints/export", json={})
+            made.append(Path(split_events(response.text)[-1].json()["result"]["path"]))
+            assert made[-1].exists()
+    # At most 3, the newest: the second export pushed the oldest of the others out.
+    assert sorted(exports.iterdir()) == sorted([newest, *made, mine])
 
 
 async def test_write_text_streams_a_report_computed_from_the_database(

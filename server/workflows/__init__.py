@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from . import demo, export, importing, report
-from .store import prepare
+from .export_files import prune_exports
+from .store import exports_dir, prepare
 
-__all__ = ["BUILTIN_MODULES", "prepare"]
+__all__ = ["BUILTIN_MODULES", "exports_dir", "prepare", "prune_exports"]
 
 BUILTIN_MODULES = (importing, export, report, demo)

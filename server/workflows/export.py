@@ -14,6 +14,7 @@ from typing import IO, Annotated, Any, Literal
 from ..context import RunContext
 from ..params import InvalidParam, Param
 from ..registry import endpoint
+from .export_files import claim, partial_path, prune_exports, release
 from .pacing import DelayMs, pause
 from .store import exports_dir, read_transaction
 from .threads import in_thread, in_thread_to_the_end
@@ -41,7 +42,7 @@ async def export(
 ) -> dict[str, Any]:
     folder = exports_dir(ctx.data_dir)
     final = folder / f"people-{ctx.run_id}.{format}"
-    partial = final.with_name(final.name + ".partial")
+    partial = partial_path(final)
     writer = _ExportWriter(partial, format)
     try:
         with read_transaction(ctx.data_dir) as db:
@@ -69,6 +70,7 @@ async def export(
     except BaseException:
         writer.abandon()
         raise
+    await in_thread(prune_exports, folder, ctx.config.keep_exports, ctx.config.keep_exports_seconds)
     return {
         "path": str(final),
         "file": f"exports/{final.name}",
@@ -80,13 +82,14 @@ async def export(
 
 
 class _ExportWriter:
-    """Writes to ``*.partial`` while hashing; renamed into place only when complete."""
+    """Writes to ``*.<pid>.partial`` while hashing; renamed into place only when complete."""
 
     def __init__(self, path: Path, format: str) -> None:
         self.path = path
         self.format = format
         self.sha256 = hashlib.sha256()
         self.size = 0
+        claim(path)  # before it exists, so no server starting meanwhile deletes it
         self._file: IO[bytes] = path.open("wb")
         if format == "csv":
             self._write(_csv_line(_FIELDS))
@@ -113,11 +116,13 @@ class _ExportWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         os.replace(self.path, final)
+        release(self.path)
 
     def abandon(self) -> None:
         with contextlib.suppress(OSError):
             self._file.close()
         self.path.unlink(missing_ok=True)
+        release(self.path)
 
 
 def _csv_line(values: tuple[Any, ...]) -> bytes:

@@ -139,6 +139,9 @@ class CsvSource(RowSource):
                 except csv.Error as exc:
                     raise InvalidParam("source", f"{name}: unreadable header: {exc}") from None
                 self._columns = self._check_header(header)
+                # Rows have as many fields as the header names, which may be fewer
+                # than COLUMNS: the columns it leaves out are NULL.
+                self._width = len(header)  # type: ignore[arg-type]
                 self.total = 0
                 try:
                     for _ in reader:
@@ -188,10 +191,9 @@ class CsvSource(RowSource):
                 yield batch
 
     def _row(self, record: list[str], line: int) -> Row:
-        if len(record) != len(self._columns):
+        if len(record) != self._width:
             raise ValueError(
-                f"{self.label} line {line}: expected {len(self._columns)} fields, "
-                f"found {len(record)}"
+                f"{self.label} line {line}: expected {self._width} fields, found {len(record)}"
             )
         name_at, born_at, place_at = self._columns
         name = record[name_at].strip()  # type: ignore[index]

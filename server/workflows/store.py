@@ -23,6 +23,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from .export_files import remove_abandoned_partials
+from .processes import process_alive as _process_alive
+
 __all__ = [
     "COLUMNS",
     "StagedImport",
@@ -97,23 +100,12 @@ def _remove_abandoned_staging(data_dir: Path) -> None:
     _created_here.add(ours)
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return True
-
-
 def prepare(data_dir: Path) -> None:
     """Create the data directory's layout and schema; drop staging files a crash left behind."""
     for d in (data_dir, imports_dir(data_dir), exports_dir(data_dir)):
         d.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(data_dir)
-    for tmp in exports_dir(data_dir).glob("*.partial"):
-        tmp.unlink(missing_ok=True)
+    remove_abandoned_partials(exports_dir(data_dir))
     sample = imports_dir(data_dir) / SAMPLE_CSV
     if not sample.exists():
         # Seeded so that the import folder shows the expected CSV format by example.
@@ -189,7 +181,11 @@ class StagedImport:
                     )
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    # A write that fails for lack of room (or any I/O error) makes
+                    # SQLite roll the transaction back itself; a ROLLBACK then would
+                    # fail and hide that error behind "no transaction is active".
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
             finally:
                 db.execute("DETACH DATABASE staged")
