@@ -11,11 +11,19 @@ import contextlib
 
 
 class CuttingProxy:
-    def __init__(self, upstream_host: str, upstream_port: int, cuts: list[int]) -> None:
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        cuts: list[int],
+        admit_later: asyncio.Event | None = None,
+    ) -> None:
         self._upstream = (upstream_host, upstream_port)
         #: Bytes to let through to the client on each successive connection before
         #: cutting it; connections beyond the list are never cut.
         self._cuts = list(cuts)
+        #: When given, every connection after the first waits for it before going on.
+        self._admit_later = admit_later
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -36,6 +44,8 @@ class CuttingProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limit = self._cuts[self.connections] if self.connections < len(self._cuts) else None
         self.connections += 1
+        if self._admit_later is not None and self.connections > 1:
+            await self._admit_later.wait()
         up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         upstream = asyncio.create_task(self._pipe(reader, up_writer, None))
         downstream = asyncio.create_task(self._pipe(up_reader, writer, limit))

@@ -241,3 +241,55 @@ async def test_listing_endpoints_problems_raise_a_readable_client_error(
     async with StreamClient(f"http://127.0.0.1:{unused_tcp_port}") as client:
         with pytest.raises(ClientError, match="is the server running"):
             await client.endpoints()
+
+
+async def test_a_watched_urls_connection_error_names_that_url(
+    sb: StreamClient, unused_tcp_port: int
+) -> None:
+    watched = f"http://127.0.0.1:{unused_tcp_port}/events"
+    state = await sb.watch(watched).run()
+    assert state.status == "failed"
+    assert state.error["type"] == "connection_error"
+    message = state.error["message"]
+    assert message.startswith(f"cannot connect to {watched} (")
+    assert sb.base_url not in message, "the streambind server is not to blame"
+
+
+async def test_a_watched_404_says_so_once(foreign: Foreign) -> None:
+    async with StreamClient("http://127.0.0.1:9") as client:
+        state = await client.watch(f"{foreign.url}/nowhere").run()
+    assert state.status == "failed"
+    # aiohttp's body is "404: Not Found": it only repeats the status, so it is left out.
+    assert state.error["message"] == f"{foreign.url}/nowhere answered 404 Not Found"
+
+
+async def test_a_resume_whose_events_are_gone_fails_once_with_the_runs_outcome(start) -> None:  # type: ignore[no-untyped-def]
+    server = await start(retry_ms=10, log_max_bytes=16_000)
+    admit = asyncio.Event()
+    # The first connection is cut after the first event; the reconnection waits at the
+    # proxy until the run has sent far more than its log keeps, and ended.
+    proxy = CuttingProxy(server.host, server.port, cuts=[400], admit_later=admit)
+    url = await proxy.start()
+    key = "gone-before-resume"
+    try:
+        async with (
+            StreamClient(url) as client,
+            httpx.AsyncClient(base_url=server.url) as direct,
+        ):
+            call = client.call("hold", {"key": key, "after": 2_000, "pad": 100})
+            running = asyncio.create_task(call.run())
+            record = await newest_run(direct, lambda r: r["endpoint"] == "hold", "the run")
+            await run_record(direct, record["id"], lambda r: r["followers"] == 0, "the cut")
+            flows.release(key)
+            await run_record(direct, record["id"], lambda r: r["status"] == "succeeded", "end")
+            admit.set()
+            state = await asyncio.wait_for(running, 30)
+    finally:
+        await proxy.close()
+    assert state.status == "failed"
+    assert state.error["type"] == "events_gone"
+    assert state.error["run_status"] == "succeeded"
+    assert "no longer keeps this run's events" in state.error["message"]
+    assert state.error["message"].endswith("the run itself succeeded")
+    assert proxy.connections == 2, "one resume, answered 410, and no retry loop"
+    assert state.reconnects == 1
