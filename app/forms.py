@@ -55,6 +55,12 @@ def _check_bounds(schema: dict[str, Any], value: Any) -> None:
         max_length = schema.get("maxLength")
         if max_length is not None and len(value) > max_length:
             raise ValueError(f"must be at most {max_length} characters")
+        min_length = schema.get("minLength") or 0
+        if min_length and not value.strip():
+            # Blank means not given, as the server reads it too.
+            raise ValueError("is required" if schema.get("required") else "must not be blank")
+        if len(value) < min_length:
+            raise ValueError(f"must be at least {min_length} characters")
 
 
 def format_value(value: Any) -> str:

@@ -33,6 +33,9 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None
+    #: For strings: the fewest characters allowed. A required string defaults to 1, so a
+    #: blank value counts as missing; ``min_length=0`` lets it be empty.
+    min_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ParamSpec:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int = DEFAULT_MAX_STRING
+    min_length: int = 0
     choices: tuple[str, ...] | None = None
 
     def schema(self) -> dict[str, Any]:
@@ -67,6 +71,8 @@ class ParamSpec:
             out["enum"] = list(self.choices)
         if self.type is str and self.choices is None:
             out["maxLength"] = self.max_length
+            if self.min_length:
+                out["minLength"] = self.min_length
         return out
 
     def check(self, value: Any) -> Any:
@@ -96,6 +102,12 @@ class ParamSpec:
                 raise ValueError(f"must be one of {', '.join(self.choices)}")
             if len(value) > self.max_length:
                 raise ValueError(f"must be at most {self.max_length} characters long")
+            if self.min_length and not value.strip():
+                # Blank is what an empty form field sends: for a value that must be
+                # given, that is the value missing.
+                raise ValueError("is required" if self.required else "must not be blank")
+            if len(value) < self.min_length:
+                raise ValueError(f"must be at least {self.min_length} characters long")
         return value
 
 
@@ -157,6 +169,9 @@ def _spec(fn: Any, name: str, hint: Any, default: Any) -> ParamSpec:
             f"{fn.__qualname__}: {name!r} has type {hint!r}; use int, float, bool or str"
         )
     required = default is inspect.Parameter.empty
+    min_length = extra.min_length
+    if min_length is None:
+        min_length = 1 if required and hint is str and choices is None else 0
     spec = ParamSpec(
         name=name,
         type=hint,
@@ -167,6 +182,7 @@ def _spec(fn: Any, name: str, hint: Any, default: Any) -> ParamSpec:
         minimum=extra.minimum,
         maximum=extra.maximum,
         max_length=extra.max_length or DEFAULT_MAX_STRING,
+        min_length=min_length,
         choices=choices,
     )
     if not required:

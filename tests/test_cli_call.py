@@ -116,6 +116,7 @@ def test_parameters_are_typed_by_the_schema() -> None:
         "ratio": {"type": "number"},
         "fast": {"type": "boolean"},
         "source": {"type": "string"},
+        "name": {"type": "string", "required": True, "minLength": 1},
     }
     assert parse_assignments(["rows=1_000", "ratio=0.5", "fast=yes", "source=12.csv"], schema) == {
         "rows": 1000,
@@ -128,6 +129,8 @@ def test_parameters_are_typed_by_the_schema() -> None:
         ("colour=red", "no such parameter"),
         ("rows=0", "must be at least 1"),
         ("fast=maybe", "must be true or false"),
+        ("name=", "name: is required"),
+        ("name=  ", "name: is required"),
     ]:
         with pytest.raises(UsageError, match=message):
             parse_assignments([bad], schema)

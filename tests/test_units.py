@@ -67,6 +67,29 @@ def test_a_required_parameter_must_be_given() -> None:
     assert raised.value.fields == {"name": "is required"}
 
 
+def test_a_blank_required_string_is_missing_unless_empty_is_allowed() -> None:
+    async def flow(
+        ctx: object,
+        name: str,
+        note: Annotated[str, Param(min_length=0)],
+        label: str = "",
+    ) -> None: ...
+
+    specs = params_from_signature(flow)
+    assert specs["name"].schema()["minLength"] == 1
+    assert "minLength" not in specs["note"].schema()
+    assert "minLength" not in specs["label"].schema(), "an optional string may stay blank"
+    for blank in ("", "   "):
+        with pytest.raises(ParamsInvalid) as raised:
+            validate_params(specs, {"name": blank, "note": ""})
+        assert raised.value.fields == {"name": "is required"}
+    assert validate_params(specs, {"name": "Ada", "note": ""}) == {
+        "name": "Ada",
+        "note": "",
+        "label": "",
+    }
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [
