@@ -8,15 +8,18 @@ Writes the SVG files next to this script (Textual's own screenshot export).
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList
+from textual.widgets import Input, Log, OptionList
 
+from streambind.app.embedded import EmbeddedServer
 from streambind.app.tui.app import StreambindApp
-from streambind.server import ServerConfig, start_server
+from streambind.server import ServerConfig
 
 HERE = Path(__file__).parent
 SIZE = (120, 36)
@@ -43,9 +46,23 @@ async def shoot(app: StreambindApp, pilot: Pilot, name: str) -> None:
     for field in app.query(Input):
         field.cursor_blink = False
     app.query_one("#endpoint-list").focus()
+    # Every card shows what its call holds right now, not what the last tick applied.
+    for card in app.cards:
+        card.refresh_from_state()
     await pilot.pause(0.1)
-    app.save_screenshot(f"{name}.svg", str(HERE))
+    svg = app.export_screenshot()
+    _check_logs_are_current(app, svg)
+    (HERE / f"{name}.svg").write_text(svg, encoding="utf-8")
     print(f"screenshots/{name}.svg")
+
+
+def _check_logs_are_current(app: StreambindApp, svg: str) -> None:
+    """Refuse a picture whose logs show older lines than the logs hold."""
+    shown = html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+    for card in app.cards:
+        log = card.query_one(Log)
+        if log.display and log.lines and log.lines[-1][:40] not in shown:
+            raise RuntimeError(f"the log of {card.state.name} on screen is stale")
 
 
 async def scene(url: str, name: str, act: Callable[[StreambindApp, Pilot], object]) -> None:
@@ -99,15 +116,18 @@ async def text_stream(app: StreambindApp, pilot: Pilot) -> None:
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
-        server = await start_server(ServerConfig(data_dir=Path(data_dir)))
+        # As `streambind` runs it: the server on a thread of its own, its log (with the
+        # traceback of the failure `flaky` is asked for) in the data directory's file.
+        server = EmbeddedServer(ServerConfig(data_dir=Path(data_dir)))
+        url = server.start()
         try:
-            await scene(server.url, "endpoint-form", form)
-            await scene(server.url, "run-in-progress", in_progress)
-            await scene(server.url, "several-runs", several)
-            await scene(server.url, "handle-stream-off", stream_off)
-            await scene(server.url, "text-stream", text_stream)
+            await scene(url, "endpoint-form", form)
+            await scene(url, "run-in-progress", in_progress)
+            await scene(url, "several-runs", several)
+            await scene(url, "handle-stream-off", stream_off)
+            await scene(url, "text-stream", text_stream)
         finally:
-            await server.close()
+            server.stop()
 
 
 if __name__ == "__main__":

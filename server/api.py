@@ -48,6 +48,7 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
     app[MANAGER] = RunManager(config)
     app.on_startup.append(_prepare_data_dir)
     app.on_shutdown.append(_finish_runs)
+    app.on_cleanup.append(_tidy_data_dir)
     app.add_routes(
         [
             web.get("/", index),
@@ -73,6 +74,10 @@ async def _prepare_data_dir(app: web.Application) -> None:
         config.keep_exports_seconds,
     )
     app[MANAGER].start_pinger()
+
+
+async def _tidy_data_dir(app: web.Application) -> None:
+    await asyncio.to_thread(workflows.tidy_up, app[CONFIG].data_dir)
 
 
 async def _finish_runs(app: web.Application) -> None:

@@ -107,3 +107,10 @@ async def paced(
         seq = await ctx.send({"n": i})
         paced_probes[key](seq, bool(loop_ran))
     return {"sent": n}
+
+
+@endpoint("greet", title="Greet")
+async def greet(ctx: RunContext, name: str) -> dict[str, Any]:
+    """Needs a name: a required string, for the blank-is-missing rule."""
+    await ctx.send({"text": f"Hello, {name}"})
+    return {"greeted": name}

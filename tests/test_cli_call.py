@@ -42,7 +42,7 @@ async def test_json_output_has_a_line_per_chunk_then_the_result(server) -> None:
     assert final["status"] == "succeeded"
     assert final["result"]["imported"] == 30
     assert final["chunks"] == 4
-    assert final["run_id"] == final["result"]["import_id"]
+    assert final["run_id"] == final["result"]["run_id"]
 
 
 async def test_a_failed_run_exits_1(server) -> None:  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ async def test_chunks_follow_the_stream_and_the_result_arrives(sb: StreamClient)
     assert state.chunks == [{"step": "import", "done": d, "total": 60} for d in (0, 20, 40, 60)]
     assert state.chunk == state.chunks[-1]
     assert state.result["imported"] == 60
-    assert state.run_id == state.result["import_id"]
+    assert state.run_id == state.result["run_id"]
     assert state.last_event_id == "5"
     assert state.error is None
     assert state.started_at is not None and state.finished_at >= state.first_chunk_at

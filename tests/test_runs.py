@@ -163,7 +163,10 @@ async def test_delete_cancels_and_every_follower_gets_the_cancelled_event(
         assert tail[-1].json() == {"status": "cancelled"}
     again = await client.delete(f"/api/runs/{run_id}")
     assert again.status_code == 409
-    assert again.json()["error"]["type"] == "not_running"
+    assert again.json()["error"] == {
+        "type": "not_running",
+        "message": f"run {run_id} already ended as cancelled: nothing to cancel",
+    }
     assert (await client.get(f"/api/runs/{run_id}")).json()["status"] == "cancelled"
 
 
@@ -240,6 +243,13 @@ async def test_with_a_token_every_api_request_needs_it(start) -> None:  # type: 
             assert refused.headers["www-authenticate"] == "Bearer"
             assert "s3cret" not in refused.text
             assert refused.json()["error"]["type"] == "unauthorized"
+            # What happened, and what to do: a wrong token is not told to send one.
+            wrong = "Bearer s3" in headers.get("Authorization", "") or "wrong" in query
+            assert refused.json()["error"]["message"] == (
+                "the token sent is not this server's token; check it and send it again"
+                if wrong
+                else "this server needs a token; send it as Authorization: Bearer <token>"
+            )
         ok = await client.get("/api/endpoints", headers={"Authorization": "Bearer s3cret-token"})
         assert ok.status_code == 200
         assert (await client.get("/api/runs?access_token=s3cret-token")).status_code == 200

@@ -60,7 +60,7 @@ async def test_first_send_starts_an_sse_response_with_exact_framing(
                 "result": {
                     "imported": 40,
                     "table": "people",
-                    "import_id": run_id,
+                    "run_id": run_id,
                     "source": "generated:40",
                 },
             },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 
 import flows
@@ -222,6 +224,86 @@ async def test_invalid_form_values_are_marked_and_nothing_runs(server) -> None: 
         assert app.focused is app.query_one("#param-rows")
 
 
+async def test_a_form_error_goes_as_soon_as_the_field_is_corrected(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        rows = app.query_one("#param-rows", Input)
+        error = app.query_one("#error-rows", Static)
+        rows.value = ""
+        await pilot.press("r")
+        await until(pilot, lambda: error.display, "the error is shown")
+        assert app.focused is rows
+        await pilot.press("2", "0", "0", "0")  # typed into the field, as a person would
+        await until(pilot, lambda: not error.display, "the error is gone")
+        assert rows.value == "2000"
+        assert not rows.has_class("-invalid")
+
+
+async def test_a_blank_required_string_is_missing_and_nothing_runs(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "greet")
+        app.query_one("#param-name", Input).value = "   "
+        await pilot.press("r")
+        error = app.query_one("#error-name", Static)
+        await until(pilot, lambda: error.display, "the error is shown")
+        assert str(error.render()) == "name is required"
+        assert app.cards == []
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            assert (await client.get("/api/runs")).json()["runs"] == []
+
+
+async def test_tab_goes_through_the_form_in_reading_order_and_digits_land(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.focused is app.query_one("#endpoint-list")
+        order = []
+        for _ in range(7):
+            await pilot.press("tab")
+            order.append(app.focused.id or type(app.focused).__name__)
+        assert order == [
+            "param-rows",
+            "param-batch_size",
+            "param-delay_ms",
+            "param-source",
+            "CollapsibleTitle",
+            "handle-stream",
+            "run",
+        ]
+        for _ in range(7):
+            await pilot.press("shift+tab")
+        assert app.focused is app.query_one("#endpoint-list")
+        await pilot.press("tab", "5", "0")
+        assert app.query_one("#param-rows", Input).value == "50"
+
+
+async def test_every_focusable_widget_shows_its_focus(server) -> None:  # type: ignore[no-untyped-def]
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("r")  # a card, with its log and Cancel button, joins the chain
+        await until(pilot, lambda: bool(app.query(".card-log")), "a card with a log")
+
+        def look(widget) -> list[object]:  # type: ignore[no-untyped-def]
+            # Some widgets show focus on a part of themselves (the active tab, say).
+            parts = [widget, *widget.walk_children()]
+            return [(p.styles.background, p.styles.background_tint, p.styles.text_style)
+                    for p in parts]  # fmt: skip
+
+        chain = [w for w in app.screen.focus_chain if w.display]
+        assert len(chain) >= 10
+        for widget in chain:
+            widget.blur()
+            await pilot.pause()
+            blurred = look(widget)
+            widget.focus()
+            await pilot.pause()
+            assert look(widget) != blurred, f"{widget!r} looks the same with focus"
+
+
 async def test_keys_move_between_endpoints_and_panels(server) -> None:  # type: ignore[no-untyped-def]
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
@@ -314,6 +396,23 @@ async def test_a_firehose_is_applied_in_batches_not_per_message(server) -> None:
         assert log.line_count <= 200, "the log keeps a bounded number of lines"
         assert card.query_one(ProgressBar).percentage == 1.0
         assert len(writes) < 20_000 / 10, f"{len(writes)} widget updates for 20,000 messages"
+
+
+async def test_the_log_on_screen_shows_its_newest_lines_after_a_firehose(server) -> None:  # type: ignore[no-untyped-def]
+    # Once the log is full, Textual's Log repaints the wrong rows after a write (it
+    # counts the new rows before trimming the old): the screen, and so a screenshot,
+    # kept showing old lines although Log.lines had the newest.
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select(pilot, "firehose", n="20000")
+        card = await run_first(pilot)
+        await until(pilot, lambda: card.state.finished, "the firehose ends")
+        await pilot.pause(0.2)
+        log = card.query_one(Log)
+        assert '"done": 19999,' in log.lines[-2]
+        shown = html.unescape(re.sub(r"<[^>]+>", "", app.export_screenshot())).replace("\xa0", " ")
+        assert '"done": 19999,' in shown, "the log on screen is stale"
 
 
 async def test_new_chunks_of_a_running_call_ask_for_no_layout_pass(server) -> None:  # type: ignore[no-untyped-def]

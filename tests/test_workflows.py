@@ -360,11 +360,11 @@ async def test_export_of_one_import(client: httpx.AsyncClient) -> None:
     await client.post("/api/endpoints/import", json={"rows": 30, "delay_ms": 0})
     second = await client.post("/api/endpoints/import", json={"rows": 7, "delay_ms": 0})
     run_id = second.headers["x-run-id"]
-    response = await client.post("/api/endpoints/export", json={"import_id": run_id})
+    response = await client.post("/api/endpoints/export", json={"run_id": run_id})
     assert split_events(response.text)[-1].json()["result"]["rows"] == 7
-    unknown = await client.post("/api/endpoints/export", json={"import_id": "nope"})
+    unknown = await client.post("/api/endpoints/export", json={"run_id": "nope"})
     assert unknown.status_code == 400
-    assert "no import with id 'nope'" in unknown.json()["error"]["fields"]["import_id"]
+    assert "no import run with id 'nope'" in unknown.json()["error"]["fields"]["run_id"]
 
 
 async def test_finished_exports_are_kept_for_a_while_and_up_to_a_number(
@@ -468,3 +468,18 @@ async def test_an_import_of_a_hundred_thousand_rows(
     assert events_[-1].json()["result"]["imported"] == 100_000
     assert [e.json()["done"] for e in events_[:-1]] == list(range(0, 100_001, 5_000))
     assert _people(data_dir) == 100_000
+
+
+async def test_a_clean_shutdown_leaves_no_empty_staging_folder(start, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = await start(data_dir=tmp_path / "tidy")
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post("/api/endpoints/import", json={"rows": 20, "delay_ms": 0})
+        assert response.status_code == 200
+    assert list((tmp_path / "tidy" / "staging").iterdir()) != []  # this process's folder
+    await server.close()
+    assert list((tmp_path / "tidy" / "staging").iterdir()) == []
+    # A second server of this process on the same directory stages imports as before.
+    again = await start(data_dir=tmp_path / "tidy")
+    async with httpx.AsyncClient(base_url=again.url) as client:
+        response = await client.post("/api/endpoints/import", json={"rows": 20, "delay_ms": 0})
+    assert split_events(response.text)[-1].event == "end"

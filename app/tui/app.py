@@ -74,8 +74,9 @@ class StreambindApp(App[None]):
             with TabbedContent(id="tabs"):
                 with TabPane("Endpoints", id="tab-endpoints"):
                     yield OptionList(id="endpoint-list", compact=True)
-                    yield VerticalScroll(id="form-area")
-                with TabPane("Watch URL", id="tab-watch"), VerticalScroll():
+                    # Not focusable itself: Tab goes straight to the first field.
+                    yield VerticalScroll(id="form-area", can_focus=False)
+                with TabPane("Watch URL", id="tab-watch"), VerticalScroll(can_focus=False):
                     yield WatchForm(id="watch")
             with Vertical(id="runs-area"):
                 yield Static(

@@ -13,6 +13,8 @@ from ..forms import format_value, parse_value
 
 __all__ = ["EndpointForm"]
 
+_INVALID = object()
+
 
 class EndpointForm(Vertical):
     """Built from an endpoint's schema (``GET /api/endpoints``)."""
@@ -76,27 +78,39 @@ class EndpointForm(Vertical):
         """Every parameter's value, or None after marking the fields that are wrong."""
         values: dict[str, Any] = {}
         first_bad: Input | None = None
-        for name, schema in self.params.items():
+        for name in self.params:
             widget = self.query_one(f"#param-{name}")
-            error = self.query_one(f"#error-{name}", Static)
-            if isinstance(widget, Input):
-                try:
-                    values[name] = parse_value(schema, widget.value)
-                except ValueError as exc:
-                    error.update(f"{name} {exc}")
-                    error.display = True
-                    widget.add_class("-invalid")
-                    first_bad = first_bad or widget
-                    continue
-                widget.remove_class("-invalid")
-            else:
+            if not isinstance(widget, Input):
                 values[name] = widget.value  # type: ignore[attr-defined]
-            error.update("")
-            error.display = False
+            elif (value := self._check(name, widget)) is not _INVALID:
+                values[name] = value
+            else:
+                first_bad = first_bad or widget
         if first_bad is not None:
             first_bad.focus()
             return None
         return values
+
+    def _check(self, name: str, field: Input) -> Any:
+        """The field's value, its error shown or cleared; ``_INVALID`` when it is wrong."""
+        error = self.query_one(f"#error-{name}", Static)
+        try:
+            value = parse_value(self.params[name], field.value)
+        except ValueError as exc:
+            error.update(f"{name} {exc}")
+            error.display = True
+            field.add_class("-invalid")
+            return _INVALID
+        field.remove_class("-invalid")
+        error.update("")
+        error.display = False
+        return value
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        # Checked as it is typed, so a message never outlives the mistake it is about.
+        field_id = event.input.id or ""
+        if field_id.startswith("param-") and field_id[6:] in self.params:
+            self._check(field_id[6:], event.input)
 
     def on_mount(self) -> None:
         for error in self.query(".field-error"):

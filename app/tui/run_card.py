@@ -154,7 +154,13 @@ class RunCard(Vertical):
         # Only the lines the log keeps are decoded and written: one write per batch.
         log = self.query_one(".card-log", Log)
         log.display = True
+        full = log.line_count >= LOG_LINES
         log.write_lines([_one_line(c) for c in state.chunks[max(first_new, count - LOG_LINES) :]])
+        if full:
+            # Textual's Log, once full, repaints the rows the new lines had before it
+            # trimmed the oldest: the screen would keep showing old lines. Repainting
+            # its few visible rows is cheap and asks for no layout pass.
+            log.refresh()
 
     def _show_text(self, text: str) -> None:
         if not self._text_mode:

@@ -19,7 +19,7 @@ from .pacing import DelayMs, pause
 from .store import exports_dir, read_transaction
 from .threads import in_thread, in_thread_to_the_end
 
-_FIELDS = ("id", "import_id", "name", "born", "birthplace")
+_FIELDS = ("id", "run_id", "name", "born", "birthplace")
 
 
 @endpoint(
@@ -34,8 +34,11 @@ _FIELDS = ("id", "import_id", "name", "born", "birthplace")
 async def export(
     ctx: RunContext,
     format: Annotated[Literal["csv", "ndjson"], Param("File format")] = "csv",
-    import_id: Annotated[
-        str, Param("Export only the rows of this import (its run id); empty for all", max_length=64)
+    run_id: Annotated[
+        str,
+        Param(
+            "Export only the rows the import run with this id added; empty for all", max_length=64
+        ),
     ] = "",
     batch_size: Annotated[int, Param("Rows per message", minimum=1, maximum=100_000)] = 500,
     delay_ms: DelayMs = 0,
@@ -46,12 +49,12 @@ async def export(
     writer = _ExportWriter(partial, format)
     try:
         with read_transaction(ctx.data_dir) as db:
-            where, args = ("WHERE run_id = ?", (import_id,)) if import_id else ("", ())
+            where, args = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
             (total,) = await in_thread(
                 lambda: db.execute(f"SELECT COUNT(*) FROM people {where}", args).fetchone()
             )
-            if import_id and total == 0:
-                raise InvalidParam("import_id", f"no import with id {import_id!r} has rows")
+            if run_id and total == 0:
+                raise InvalidParam("run_id", f"no import run with id {run_id!r} added rows")
             cursor = await in_thread(
                 db.execute,
                 f"SELECT id, run_id, name, born, birthplace FROM people {where} ORDER BY id",

@@ -50,7 +50,7 @@ async def import_rows(
     return {
         "imported": imported,
         "table": "people",
-        "import_id": ctx.run_id,
+        "run_id": ctx.run_id,
         "source": rows_source.label,
     }
 
@@ -100,7 +100,7 @@ async def pipeline(
     return {
         "imported": imported,
         "table": "people",
-        "import_id": ctx.run_id,
+        "run_id": ctx.run_id,
         "source": rows_source.label,
         "indexes": [name for name, _ in _INDEXES],
         "steps": ["validate", "import", "index"],

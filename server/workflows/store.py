@@ -100,6 +100,17 @@ def _remove_abandoned_staging(data_dir: Path) -> None:
     _created_here.add(ours)
 
 
+def tidy_up(data_dir: Path) -> None:
+    """At a clean shutdown: remove this process's staging folder if no import is left in it.
+
+    Another server in this process on the same data directory may still use it later:
+    ``StagedImport`` creates the folder again when it is gone.
+    """
+    ours = _staging_dir(data_dir)
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        ours.rmdir()
+
+
 def prepare(data_dir: Path) -> None:
     """Create the data directory's layout and schema; drop staging files a crash left behind."""
     for d in (data_dir, imports_dir(data_dir), exports_dir(data_dir)):
@@ -146,6 +157,7 @@ class StagedImport:
         self._data_dir = data_dir
         self.run_id = run_id
         self.path = _staging_dir(data_dir) / f"{run_id}.db"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # Nobody reads the staging file until publish, so it needs no durability.
         self._db.execute("PRAGMA journal_mode=OFF")
