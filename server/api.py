@@ -65,7 +65,7 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
 
 
 async def _prepare_data_dir(app: web.Application) -> None:
-    await asyncio.to_thread(workflows.prepare, app[CONFIG].data_dir)
+    await workflows.open_database(app[CONFIG])
     app[MANAGER].start_pinger()
 
 
@@ -73,6 +73,7 @@ async def _finish_runs(app: web.Application) -> None:
     # Runs end with a terminal event that every open stream still delivers,
     # before aiohttp waits for those handlers to return.
     await app[MANAGER].shutdown()
+    await workflows.close_database(app[CONFIG])
 
 
 @web.middleware
@@ -109,7 +110,13 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "running": request.app[MANAGER].running_count()})
+    return web.json_response(
+        {
+            "status": "ok",
+            "running": request.app[MANAGER].running_count(),
+            "database": await workflows.database_health(request.app[CONFIG]),
+        }
+    )
 
 
 async def list_endpoints(request: web.Request) -> web.Response:

@@ -321,7 +321,7 @@ async def test_pipeline_reports_each_named_step_in_turn(
     assert steps == ["validate"] * 5 + ["import"] * 5 + ["index"] * 4
     last_of_each = {e.json()["step"]: e.json() for e in events_ if e.event == "message"}
     assert last_of_each["validate"] == {"step": "validate", "done": 100, "total": 100}
-    assert last_of_each["index"] == {"step": "index", "done": 3, "total": 3}
+    assert last_of_each["index"] == {"step": "index", "done": 3, "total": 3, "index": "people_born"}
     assert _people(data_dir) == 100
     with contextlib.closing(sqlite3.connect(data_dir / "streambind.db")) as db:
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
