@@ -102,8 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-schema",
         default="public",
         metavar="NAME",
-        help="the PostgreSQL schema for those tables, created on first use "
-        "(default: %(default)s)",
+        help="the PostgreSQL schema for those tables, created on first use (default: %(default)s)",
     )
     serve.add_argument(
         "--import-time-limit",
