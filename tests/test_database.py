@@ -370,3 +370,22 @@ async def test_a_database_lost_while_serving_ends_the_run_with_a_readable_error_
     seen.append(caplog.text)
     assert all(secret not in text for text in seen)
     assert "connection was lost" in seen[0]
+
+
+async def test_a_nul_character_in_a_csv_fails_the_import_on_postgresql_leaving_nothing(
+    start,  # type: ignore[no-untyped-def]
+    pg_schema: str,
+) -> None:
+    server = await start(database_url=PG_URL, database_schema=pg_schema)
+    rows = b"name,born,birthplace\n" + b"Ada,1815,London\n" * 30 + b"A\x00B,1900,Oslo\n"
+    (server.config.data_dir / "imports" / "nul.csv").write_bytes(rows)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        response = await client.post(
+            "/api/endpoints/import", json={"source": "nul.csv", "batch_size": 10, "delay_ms": 0}
+        )
+    last = split_events(response.text)[-1]
+    assert last.event == "error"
+    assert "cannot contain NUL" in last.json()["error"]["message"]
+    db = _pg(pg_schema)
+    assert db.snapshot_counts() == (0, 0)
+    assert db.staging_leftovers() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from ..params import Param
@@ -10,6 +11,7 @@ from ..runs import RunContext
 from .database import INDEXES
 from .pacing import DelayMs, pause
 from .rows import RowSource, open_source
+from .store import Row
 from .threads import in_thread
 
 Rows = Annotated[
@@ -32,9 +34,9 @@ Source = Annotated[
     "import",
     title="Import rows",
     description=(
-        "Imports rows into the people table (SQLite, or PostgreSQL with --database), one "
-        "batch at a time, "
-        "reporting done/total after each batch. Readers never see a partial import."
+        "Imports rows into the people table of the server's database (SQLite, or "
+        "PostgreSQL with --database), one batch at a time, reporting done/total after "
+        "each batch. Readers never see a partial import."
     ),
 )
 async def import_rows(
@@ -105,6 +107,7 @@ async def load_and_publish(
 ) -> int:
     """Stage every row of ``source`` batch by batch, then publish them at once."""
     staged = await ctx.database.stage(ctx.run_id)
+    ahead: asyncio.Future[list[Row] | None] | None = None
     try:
         done = 0
         total = source.total
@@ -112,11 +115,19 @@ async def load_and_publish(
         # bad row in the first batch still arrives as an error event of a stream.
         await ctx.send({"step": step, "done": 0, "total": total})
         batches = source.batches(batch_size)
-        while batch := await in_thread(next, batches, None):
+        ahead = asyncio.ensure_future(in_thread(next, batches, None))
+        while batch := await ahead:
+            # The next batch is read (or generated) while this one is being stored.
+            ahead = asyncio.ensure_future(in_thread(next, batches, None))
             done += await staged.add(batch)
             await ctx.send({"step": step, "done": done, "total": max(total, done)})
             await pause(delay_ms)
         return await staged.publish(source.label)
     except BaseException:
+        if ahead is not None:
+            ahead.cancel()  # in_thread lets a running read finish first
+            await asyncio.wait([ahead])
+            if not ahead.cancelled():
+                ahead.exception()  # the error that matters is the one being raised
         await staged.discard()
         raise
