@@ -48,9 +48,12 @@ async def test_readers_never_see_a_partial_import(
         progress = []
         async for event in events(response):
             if isinstance(event, Event) and event.event == "message":
-                # Rows are being written while this reads: none may be visible yet.
-                assert backend.count_people(run_id) == 0
-                progress.append(event.json()["done"])
+                done = event.json()["done"]
+                # Rows are being written while this reads: none may be visible yet, except
+                # that after the last batch's message the publish may already have run.
+                seen = backend.count_people(run_id)
+                assert seen == 0 if done < 300 else seen in (0, 300), (done, seen)
+                progress.append(done)
             elif isinstance(event, Event):
                 assert event.event == "end"
     assert progress == list(range(0, 301, 30))

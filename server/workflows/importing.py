@@ -8,10 +8,9 @@ from typing import Annotated, Any
 from ..params import Param
 from ..registry import endpoint
 from ..runs import RunContext
-from .database import INDEXES
+from .database import INDEXES, Row
 from .pacing import DelayMs, pause
 from .rows import RowSource, open_source
-from .store import Row
 from .threads import in_thread
 
 Rows = Annotated[

@@ -315,6 +315,9 @@ class _PostgresStaging:
     async def _publish(self, source: str) -> int:
         people, imports = self._db._table("people"), self._db._table("imports")
         async with self._db.pool.connection() as conn, conn.transaction():
+            # Room to sort a large import's rows into their order in memory rather than
+            # on disk (only this transaction, only as much as the sort needs).
+            await conn.execute("SET LOCAL work_mem = '128MB'")
             await conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (run_id, source, rows, imported_at) VALUES (%s, %s, %s, now())"

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .database import INDEXES, ExportRow, ReportFacts
+from .database import INDEXES, ExportRow, ReportFacts, Row
 from .threads import in_thread, in_thread_to_the_end
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
 
 #: The columns of the ``people`` table that an import fills, in CSV header order.
 COLUMNS = ("name", "born", "birthplace")
-Row = tuple[str, int | None, str | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS imports (
