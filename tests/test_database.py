@@ -11,8 +11,8 @@ import hashlib
 import io
 import json
 import logging
-import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -23,6 +23,7 @@ import pytest
 from cutter import CuttingProxy
 from databases import PG_URL, Backend
 from polling import run_record, wait_for
+from test_cli_serve import _serve
 from wire import Event, events, split_events
 
 TESTS = Path(__file__).parent
@@ -184,23 +185,6 @@ async def test_start_up_drops_a_staging_table_only_when_its_owner_is_surely_gone
     ]
 
 
-async def _serve(*args: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    env.pop("STREAMBIND_DATABASE", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
-        "--data-dir", str(data_dir), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-    if not line.startswith("streambind serving on "):
-        process.kill()
-        stderr = (await process.stderr.read()).decode() if process.stderr else ""
-        raise AssertionError(f"server did not start: {line!r} {stderr}")
-    return process, line.split()[3]
-
-
 async def _stop(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         process.terminate()
@@ -257,6 +241,39 @@ async def test_after_kill_9_mid_import_a_restart_finds_no_partial_import_on_post
         assert db.staging_leftovers() == []
     finally:
         await _stop(process)
+
+
+async def test_sigterm_mid_import_on_postgresql_publishes_nothing_and_drops_the_staging_tables(
+    pg_schema: str, tmp_path: Path
+) -> None:
+    process, url = await _serve(
+        "--database", PG_URL, "--database-schema", pg_schema, data_dir=tmp_path
+    )
+    db = _pg(pg_schema)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            slow = {"rows": 1000, "batch_size": 10, "delay_ms": 10_000}
+            async with contextlib.AsyncExitStack() as stack:
+                streams = []
+                for _ in range(5):
+                    response = await stack.enter_async_context(
+                        client.stream("POST", "/api/endpoints/import", json=slow)
+                    )
+                    stream = events(response)
+                    await anext(stream)
+                    await anext(stream)  # a first batch is staged
+                    streams.append(stream)
+                assert len(db.staging_leftovers()) == 5
+                process.send_signal(signal.SIGTERM)
+                for stream in streams:
+                    rest = [e async for e in stream if isinstance(e, Event)]
+                    assert rest[-1].event == "cancelled"
+            code = await asyncio.wait_for(process.wait(), 30)
+    finally:
+        await _stop(process)
+    assert code == 0
+    assert db.snapshot_counts() == (0, 0)
+    assert db.staging_leftovers() == []
 
 
 async def test_two_servers_on_one_database_import_at_once_and_neither_start_up_harms_the_other(
