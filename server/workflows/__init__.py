@@ -6,12 +6,12 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from . import database, demo, export, importing, report
-from .store import prepare, prepare_layout
+from .store import prepare_layout
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
 
-__all__ = ["BUILTIN_MODULES", "close_database", "database_health", "open_database", "prepare"]
+__all__ = ["BUILTIN_MODULES", "close_database", "database_health", "open_database"]
 
 BUILTIN_MODULES = (importing, export, report, demo)
 
