@@ -126,6 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="connections open at once; one more is answered 503 and closed "
         "(default: three quarters of the file descriptor limit)",
     )
+    serve.add_argument(
+        "--database",
+        metavar="URL",
+        default=os.environ.get("STREAMBIND_DATABASE") or None,
+        help="a postgresql:// URL for the built-in workflows' tables, shared by every "
+        "server given the same URL (default: $STREAMBIND_DATABASE, else the SQLite file "
+        "in the data directory)",
+    )
+    serve.add_argument(
+        "--database-schema",
+        default="public",
+        metavar="NAME",
+        help="the PostgreSQL schema for those tables, created on first use (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--import-time-limit",
+        type=_seconds,
+        default=6 * 3600.0,
+        metavar="S",
+        help="seconds an import may run at most; older staging tables of a crashed "
+        "server are dropped at start-up (default: %(default)s)",
+    )
 
     call = commands.add_parser(
         "call",
@@ -282,20 +304,27 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if warning := exposure_warning(args.host, args.token):
         print(warning, file=sys.stderr)
     config_kwargs = {} if args.data_dir is None else {"data_dir": args.data_dir}
-    config = ServerConfig(
-        token=args.token or None,
-        cors_origin=args.cors_origin,
-        max_runs=args.max_runs,
-        ping_interval=args.ping,
-        detach_grace=args.detach_grace,
-        header_timeout=args.header_timeout,
-        keepalive=args.keepalive,
-        max_connections=args.max_connections,
-        keep_exports=args.keep_exports,
-        keep_exports_seconds=args.keep_exports_for,
-        workflows=list(args.workflows),
-        **config_kwargs,
-    )
+    try:
+        config = ServerConfig(
+            token=args.token or None,
+            cors_origin=args.cors_origin,
+            max_runs=args.max_runs,
+            ping_interval=args.ping,
+            detach_grace=args.detach_grace,
+            header_timeout=args.header_timeout,
+            keepalive=args.keepalive,
+            max_connections=args.max_connections,
+            keep_exports=args.keep_exports,
+            keep_exports_seconds=args.keep_exports_for,
+            workflows=list(args.workflows),
+            database_url=args.database,
+            database_schema=args.database_schema,
+            import_time_limit=args.import_time_limit,
+            **config_kwargs,
+        )
+    except ValueError as exc:
+        print(f"streambind: {exc}", file=sys.stderr)
+        return 2
     return run_server(config, args.host, args.port)
 
 

@@ -66,7 +66,7 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
 
 async def _prepare_data_dir(app: web.Application) -> None:
     config = app[CONFIG]
-    await asyncio.to_thread(workflows.prepare, config.data_dir)
+    await workflows.open_database(config)
     await asyncio.to_thread(
         workflows.prune_exports,
         workflows.exports_dir(config.data_dir),
@@ -84,6 +84,7 @@ async def _finish_runs(app: web.Application) -> None:
     # Runs end with a terminal event that every open stream still delivers,
     # before aiohttp waits for those handlers to return.
     await app[MANAGER].shutdown()
+    await workflows.close_database(app[CONFIG])
 
 
 @web.middleware
@@ -121,7 +122,13 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "running": request.app[MANAGER].running_count()})
+    return web.json_response(
+        {
+            "status": "ok",
+            "running": request.app[MANAGER].running_count(),
+            "database": await workflows.database_health(request.app[CONFIG]),
+        }
+    )
 
 
 async def list_endpoints(request: web.Request) -> web.Response:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .workflows.database import Database, NodeAlive
 
 __all__ = ["ServerConfig", "default_data_dir"]
 
@@ -56,6 +60,18 @@ class ServerConfig:
     cors_origin: str | None = None
     #: Extra modules whose @endpoint functions are offered next to the built-ins.
     workflows: list[str] = field(default_factory=list)
+    #: The built-in workflows' database: a ``postgresql://`` URL, or None for the SQLite
+    #: file in the data directory.
+    database_url: str | None = field(default=None, repr=False)  # it may hold a password
+    #: The PostgreSQL schema holding the tables (created on first use).
+    database_schema: str = "public"
+    #: Seconds an import may run at most. It is what lets a starting server tell that a
+    #: PostgreSQL staging table whose owner it cannot ask about is abandoned.
+    import_time_limit: float = 6 * 3600.0
+    #: Whether a server node still runs (see workflows.database.NodeAlive); None: ask nobody.
+    node_alive: NodeAlive | None = None
+    #: The open database while the server runs (set at start-up; workflows use ctx.database).
+    database: Database | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -75,3 +91,11 @@ class ServerConfig:
             raise ValueError("keepalive must be positive")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if self.import_time_limit <= 0:
+            raise ValueError("import_time_limit must be positive")
+        if self.database_url is not None:
+            from .workflows.database import check_database_url
+
+            check_database_url(self.database_url)
+        if not self.database_schema or len(self.database_schema.encode()) > 63:
+            raise ValueError("database_schema must be a PostgreSQL name of 1 to 63 bytes")

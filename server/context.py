@@ -46,6 +46,8 @@ class RunContext:
         self.run_id = run.id
         self.data_dir = config.data_dir
         self.config = config
+        #: The built-in workflows' database (workflows.database.Database), open while serving.
+        self.database = config.database
         self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
 
     async def send(self, data: Any) -> int:

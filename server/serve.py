@@ -16,6 +16,7 @@ from .api import CONFIG, REGISTRY, create_app
 from .config import ServerConfig
 from .connections import ConnectionLimits, GuardedAppRunner, default_max_connections
 from .registry import Registry
+from .workflows.database import DatabaseUnavailable, redact_url
 
 __all__ = ["RunningServer", "run_server", "start_server"]
 
@@ -104,6 +105,9 @@ async def _serve_until_signalled(config: ServerConfig, host: str, port: int) -> 
     except OSError as exc:
         print(f"streambind: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except DatabaseUnavailable as exc:
+        print(f"streambind: {exc}", file=sys.stderr)
+        return 2
     # A full garbage collection walks every object the process holds (the libraries,
     # the app): milliseconds in which no event is written. Objects that live as long
     # as the server are set aside once, so those walks stay short.
@@ -112,6 +116,9 @@ async def _serve_until_signalled(config: ServerConfig, host: str, port: int) -> 
     names = ", ".join(ep.name for ep in server.app[REGISTRY])
     print(f"streambind serving on {server.url}  (endpoints: {names})", flush=True)
     print(f"data directory: {config.data_dir}", flush=True)
+    if config.database_url:
+        where = f"{redact_url(config.database_url)} (schema {config.database_schema})"
+        print(f"database: {where}", flush=True)
     await stop.wait()
     print("streambind: shutting down", flush=True)
     await server.close()

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import flows
+from databases import backend, pg_schema  # noqa: F401  (fixtures for every test module)
 
 from streambind.server import RunningServer, ServerConfig, build_registry, start_server
 

@@ -26,6 +26,7 @@ async def _serve(
 ) -> tuple[asyncio.subprocess.Process, str]:
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     env.pop("STREAMBIND_TOKEN", None)
+    env.pop("STREAMBIND_DATABASE", None)  # the database is what args say: SQLite unless given
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
         "--data-dir", str(data_dir), *args,

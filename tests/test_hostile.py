@@ -165,6 +165,30 @@ CASES = [
 async def test_hostile_input_is_refused_cleanly(start, tmp_path: Path, case: Case) -> None:  # type: ignore[no-untyped-def]
     assert len(CASES) >= 60
     server = await start(token=TOKEN)
+    await _refused_cleanly(server, tmp_path, case)
+    with contextlib.closing(sqlite3.connect(server.config.data_dir / "streambind.db")) as db:
+        assert db.execute("SELECT COUNT(*) FROM people").fetchone() == (0,)
+
+
+CSV_CASES = [
+    c for c in CASES if c.csv is not None or "source" in c.name.lower() or "path" in c.name
+]
+
+
+@pytest.mark.parametrize("case", CSV_CASES, ids=[c.name for c in CSV_CASES])
+async def test_hostile_csv_files_are_refused_cleanly_on_postgresql(
+    start, tmp_path: Path, pg_schema: str, case: Case
+) -> None:  # type: ignore[no-untyped-def]
+    from databases import PG_URL, Backend
+
+    server = await start(token=TOKEN, database_url=PG_URL, database_schema=pg_schema)
+    await _refused_cleanly(server, tmp_path, case)
+    backend = Backend("postgresql", server.config.data_dir, pg_schema)
+    assert backend.count_people() == 0
+    assert backend.staging_leftovers() == []
+
+
+async def _refused_cleanly(server, tmp_path: Path, case: Case) -> None:  # type: ignore[no-untyped-def]
     data_dir = server.config.data_dir
     outside = tmp_path / "outside.csv"
     outside.write_text("name\nsecret\n")
@@ -190,7 +214,5 @@ async def test_hostile_input_is_refused_cleanly(start, tmp_path: Path, case: Cas
         assert (await client.get("/healthz")).status_code == 200
         counts = await client.post("/api/endpoints/silent", headers=AUTH)
         assert counts.json() == {"people": 0, "imports": 0, "streamed": False}
-    with contextlib.closing(sqlite3.connect(data_dir / "streambind.db")) as db:
-        assert db.execute("SELECT COUNT(*) FROM people").fetchone() == (0,)
     assert [p for p in (data_dir / "staging").rglob("*") if p.is_file()] == []
     assert list((data_dir / "exports").iterdir()) == []

@@ -1,11 +1,52 @@
-"""The built-in workflows, in the order ``GET /api/endpoints`` lists them."""
+"""The built-in workflows, in the order ``GET /api/endpoints`` lists them, and their database."""
 
 from __future__ import annotations
 
-from . import demo, export, importing, report
-from .export_files import prune_exports
-from .store import exports_dir, prepare, tidy_up
+import asyncio
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BUILTIN_MODULES", "exports_dir", "prepare", "prune_exports", "tidy_up"]
+from . import database, demo, export, importing, report
+from .export_files import prune_exports
+from .store import exports_dir, prepare_layout, tidy_up
+
+if TYPE_CHECKING:
+    from ..config import ServerConfig
+
+__all__ = [
+    "BUILTIN_MODULES",
+    "close_database",
+    "database_health",
+    "exports_dir",
+    "open_database",
+    "prune_exports",
+    "tidy_up",
+]
 
 BUILTIN_MODULES = (importing, export, report, demo)
+
+
+async def open_database(config: ServerConfig) -> None:
+    """Lay out the data directory and open the configured database as ``config.database``.
+
+    Raises ``database.DatabaseUnavailable`` when PostgreSQL cannot be reached.
+    """
+    await asyncio.to_thread(prepare_layout, config.data_dir)
+    config.database = await database.open_database(
+        config.data_dir,
+        config.database_url,
+        config.database_schema,
+        import_time_limit=config.import_time_limit,
+        node_alive=config.node_alive,
+    )
+
+
+async def close_database(config: ServerConfig) -> None:
+    if config.database is not None:
+        db, config.database = config.database, None
+        await db.close()
+
+
+async def database_health(config: ServerConfig) -> dict[str, Any]:
+    if config.database is None:
+        return {"ok": False, "error": "the database is not open"}
+    return await config.database.health()

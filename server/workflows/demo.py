@@ -8,8 +8,6 @@ from ..context import RunContext
 from ..params import Param
 from ..registry import endpoint
 from .pacing import DelayMs, pause
-from .store import read_transaction
-from .threads import in_thread
 
 
 class FlakyFailure(RuntimeError):
@@ -51,13 +49,7 @@ async def flaky(
     ),
 )
 async def silent(ctx: RunContext) -> dict[str, Any]:
-    return await in_thread(_count_tables, ctx)
-
-
-def _count_tables(ctx: RunContext) -> dict[str, Any]:
-    with read_transaction(ctx.data_dir) as db:
-        (people,) = db.execute("SELECT COUNT(*) FROM people").fetchone()
-        (imports,) = db.execute("SELECT COUNT(*) FROM imports").fetchone()
+    people, imports = await ctx.database.counts()
     return {"people": people, "imports": imports, "streamed": False}
 
 

@@ -16,7 +16,7 @@ from ..params import InvalidParam, Param
 from ..registry import endpoint
 from .export_files import claim, partial_path, prune_exports, release
 from .pacing import DelayMs, pause
-from .store import exports_dir, read_transaction
+from .store import exports_dir
 from .threads import in_thread, in_thread_to_the_end
 
 _FIELDS = ("id", "run_id", "name", "born", "birthplace")
@@ -48,27 +48,20 @@ async def export(
     partial = partial_path(final)
     writer = _ExportWriter(partial, format)
     try:
-        with read_transaction(ctx.data_dir) as db:
-            where, args = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
-            (total,) = await in_thread(
-                lambda: db.execute(f"SELECT COUNT(*) FROM people {where}", args).fetchone()
-            )
+        async with ctx.database.export_rows(run_id) as export_rows:
+            total = export_rows.total
             if run_id and total == 0:
                 raise InvalidParam("run_id", f"no import run with id {run_id!r} added rows")
-            cursor = await in_thread(
-                db.execute,
-                f"SELECT id, run_id, name, born, birthplace FROM people {where} ORDER BY id",
-                args,
-            )
             await ctx.send({"step": "export", "done": 0, "total": total, "bytes": writer.size})
             done = 0
-            while rows := await in_thread(cursor.fetchmany, batch_size):
-                await in_thread(writer.write_rows, rows)
-                done += len(rows)
-                await ctx.send(
-                    {"step": "export", "done": done, "total": total, "bytes": writer.size}
-                )
-                await pause(delay_ms)
+            async with contextlib.aclosing(export_rows.batches(batch_size)) as batches:
+                async for rows in batches:
+                    await in_thread(writer.write_rows, rows)
+                    done += len(rows)
+                    await ctx.send(
+                        {"step": "export", "done": done, "total": total, "bytes": writer.size}
+                    )
+                    await pause(delay_ms)
         await in_thread_to_the_end(writer.finish, final)
     except BaseException:
         writer.abandon()

@@ -1,18 +1,17 @@
-"""The ``import`` and ``pipeline`` workflows: rows into the SQLite ``people`` table."""
+"""The ``import`` and ``pipeline`` workflows: rows into the ``people`` table."""
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
+import asyncio
 from typing import Annotated, Any
 
 from ..context import RunContext
 from ..params import Param
 from ..registry import endpoint
+from .database import INDEXES, Row
 from .pacing import DelayMs, pause
 from .rows import RowSource, open_source
-from .store import StagedImport, connect
-from .threads import in_thread, in_thread_to_the_end
+from .threads import in_thread
 
 Rows = Annotated[
     int, Param("Rows to generate when no source is given", minimum=1, maximum=1_000_000)
@@ -34,8 +33,9 @@ Source = Annotated[
     "import",
     title="Import rows",
     description=(
-        "Imports rows into the people table of a SQLite database, one batch at a time, "
-        "reporting done/total after each batch. Readers never see a partial import."
+        "Imports rows into the people table of the server's database (SQLite, or "
+        "PostgreSQL with --database), one batch at a time, reporting done/total after "
+        "each batch. Readers never see a partial import."
     ),
 )
 async def import_rows(
@@ -53,13 +53,6 @@ async def import_rows(
         "run_id": ctx.run_id,
         "source": rows_source.label,
     }
-
-
-_INDEXES = (
-    ("people_name", "CREATE INDEX IF NOT EXISTS people_name ON people(name)"),
-    ("people_run_id", "CREATE INDEX IF NOT EXISTS people_run_id ON people(run_id)"),
-    ("people_born", "CREATE INDEX IF NOT EXISTS people_born ON people(born)"),
-)
 
 
 @endpoint(
@@ -90,11 +83,12 @@ async def pipeline(
 
     imported = await load_and_publish(ctx, rows_source, batch_size, delay_ms, step="import")
 
-    total = len(_INDEXES)
+    total = len(INDEXES)
+    built: list[str] = []
     await ctx.send({"step": "index", "done": 0, "total": total})
-    for done, (_, sql) in enumerate(_INDEXES, start=1):
-        await in_thread(_execute, ctx.data_dir, sql)
-        await ctx.send({"step": "index", "done": done, "total": total})
+    async for name in ctx.database.create_indexes():
+        built.append(name)
+        await ctx.send({"step": "index", "done": len(built), "total": total, "index": name})
         await pause(delay_ms)
 
     return {
@@ -102,7 +96,7 @@ async def pipeline(
         "table": "people",
         "run_id": ctx.run_id,
         "source": rows_source.label,
-        "indexes": [name for name, _ in _INDEXES],
+        "indexes": built,
         "steps": ["validate", "import", "index"],
     }
 
@@ -111,7 +105,8 @@ async def load_and_publish(
     ctx: RunContext, source: RowSource, batch_size: int, delay_ms: int, *, step: str
 ) -> int:
     """Stage every row of ``source`` batch by batch, then publish them at once."""
-    staged = await in_thread(StagedImport, ctx.data_dir, ctx.run_id)
+    staged = await ctx.database.stage(ctx.run_id)
+    ahead: asyncio.Future[list[Row] | None] | None = None
     try:
         done = 0
         total = source.total
@@ -119,21 +114,19 @@ async def load_and_publish(
         # bad row in the first batch still arrives as an error event of a stream.
         await ctx.send({"step": step, "done": 0, "total": total})
         batches = source.batches(batch_size)
-        while added := await in_thread(_stage_next, batches, staged):
-            done += added
+        ahead = asyncio.ensure_future(in_thread(next, batches, None))
+        while batch := await ahead:
+            # The next batch is read (or generated) while this one is being stored.
+            ahead = asyncio.ensure_future(in_thread(next, batches, None))
+            done += await staged.add(batch)
             await ctx.send({"step": step, "done": done, "total": max(total, done)})
             await pause(delay_ms)
-        return await in_thread_to_the_end(staged.publish, source.label)
+        return await staged.publish(source.label)
     except BaseException:
-        staged.discard()
+        if ahead is not None:
+            ahead.cancel()  # in_thread lets a running read finish first
+            await asyncio.wait([ahead])
+            if not ahead.cancelled():
+                ahead.exception()  # the error that matters is the one being raised
+        await staged.discard()
         raise
-
-
-def _stage_next(batches, staged: StagedImport) -> int:  # type: ignore[no-untyped-def]
-    batch = next(batches, None)
-    return staged.add(batch) if batch else 0
-
-
-def _execute(data_dir: Path, sql: str) -> None:
-    with contextlib.closing(connect(data_dir)) as db:
-        db.execute(sql)

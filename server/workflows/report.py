@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from ..context import RunContext
 from ..registry import endpoint
+from .database import ReportFacts
 from .pacing import DelayMs, pause
-from .store import read_transaction
-from .threads import in_thread
 
 # Words with the space after them: the size of the pieces a language model streams.
 _PIECE = re.compile(r"\S+\s*|\s+")
@@ -25,7 +23,7 @@ _PIECE = re.compile(r"\S+\s*|\s+")
     ),
 )
 async def write_text(ctx: RunContext, delay_ms: DelayMs = 25) -> dict[str, Any]:
-    text = await in_thread(compose_report, ctx.data_dir)
+    text = compose_report(await ctx.database.report_facts())
     pieces = _PIECE.findall(text)
     for piece in pieces:
         await ctx.send({"text": piece})
@@ -33,33 +31,18 @@ async def write_text(ctx: RunContext, delay_ms: DelayMs = 25) -> dict[str, Any]:
     return {"text": text, "characters": len(text), "pieces": len(pieces)}
 
 
-def compose_report(data_dir: Path) -> str:
-    """A plain-English summary of the people table, from one consistent snapshot."""
-    with read_transaction(data_dir) as db:
-        (people,) = db.execute("SELECT COUNT(*) FROM people").fetchone()
-        (imports,) = db.execute("SELECT COUNT(*) FROM imports").fetchone()
-        if people == 0:
-            return (
-                "The people table is empty: no import has been published yet. "
-                "Run the import workflow (try source presidents.csv, which ships with "
-                "streambind) and ask for this report again."
-            )
-        latest = db.execute(
-            "SELECT source, rows, imported_at FROM imports ORDER BY imported_at DESC, rowid DESC"
-        ).fetchone()
-        earliest_born, latest_born, mean_born = db.execute(
-            "SELECT MIN(born), MAX(born), AVG(born) FROM people WHERE born IS NOT NULL"
-        ).fetchone()
-        places = db.execute(
-            "SELECT birthplace, COUNT(*) AS n FROM people WHERE birthplace IS NOT NULL "
-            "GROUP BY birthplace ORDER BY n DESC, birthplace LIMIT 3"
-        ).fetchall()
-        (distinct_names,) = db.execute("SELECT COUNT(DISTINCT name) FROM people").fetchone()
-        oldest = None
-        if earliest_born is not None:
-            oldest = db.execute(
-                "SELECT name FROM people WHERE born = ? ORDER BY id LIMIT 1", (earliest_born,)
-            ).fetchone()[0]
+def compose_report(facts: ReportFacts) -> str:
+    """A plain-English summary of the people table, from facts read in one snapshot."""
+    people, imports, distinct_names = facts.people, facts.imports, facts.distinct_names
+    if people == 0 or facts.latest is None:
+        return (
+            "The people table is empty: no import has been published yet. "
+            "Run the import workflow (try source presidents.csv, which ships with "
+            "streambind) and ask for this report again."
+        )
+    latest, places = facts.latest, facts.places
+    earliest_born, latest_born, mean_born = facts.earliest_born, facts.latest_born, facts.mean_born
+    oldest = facts.oldest
 
     lines = [
         f"The people table holds {people:,} {_plural(people, 'row')} "

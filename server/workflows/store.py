@@ -14,32 +14,37 @@ server's imports in progress.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from .database import INDEXES, ExportRow, ReportFacts, Row
 from .export_files import remove_abandoned_partials
 from .processes import process_alive as _process_alive
+from .threads import in_thread, in_thread_to_the_end
 
 __all__ = [
     "COLUMNS",
+    "SqliteDatabase",
     "StagedImport",
     "connect",
     "database_path",
     "exports_dir",
     "imports_dir",
     "prepare",
+    "prepare_layout",
     "read_transaction",
 ]
 
 #: The columns of the ``people`` table that an import fills, in CSV header order.
 COLUMNS = ("name", "born", "birthplace")
-Row = tuple[str, int | None, str | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS imports (
@@ -113,17 +118,22 @@ def tidy_up(data_dir: Path) -> None:
 
 def prepare(data_dir: Path) -> None:
     """Create the data directory's layout and schema; drop staging files a crash left behind."""
+    prepare_layout(data_dir)
+    _remove_abandoned_staging(data_dir)
+    with contextlib.closing(connect(data_dir)) as db:
+        db.executescript(_SCHEMA)
+
+
+def prepare_layout(data_dir: Path) -> None:
+    """The folders every backend uses (imports/, exports/), the sample CSV; no stale exports."""
     for d in (data_dir, imports_dir(data_dir), exports_dir(data_dir)):
         d.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_staging(data_dir)
     remove_abandoned_partials(exports_dir(data_dir))
     sample = imports_dir(data_dir) / SAMPLE_CSV
     if not sample.exists():
         # Seeded so that the import folder shows the expected CSV format by example.
         source = resources.files(__package__).joinpath("data", SAMPLE_CSV)
         sample.write_bytes(source.read_bytes())
-    with contextlib.closing(connect(data_dir)) as db:
-        db.executescript(_SCHEMA)
 
 
 def connect(data_dir: Path) -> sqlite3.Connection:
@@ -212,3 +222,126 @@ class StagedImport:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SqliteDatabase:
+    """The ``Database`` interface over the SQLite file in the data directory."""
+
+    backend = "sqlite"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    @classmethod
+    async def open(cls, data_dir: Path) -> SqliteDatabase:
+        await asyncio.to_thread(prepare, data_dir)
+        return cls(data_dir)
+
+    async def stage(self, run_id: str) -> _SqliteStaging:
+        return _SqliteStaging(await in_thread(StagedImport, self.data_dir, run_id))
+
+    @contextlib.asynccontextmanager
+    async def export_rows(self, run_id: str) -> AsyncIterator[_SqliteExport]:
+        with read_transaction(self.data_dir) as db:
+            where, args = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
+            (total,) = await in_thread(
+                lambda: db.execute(f"SELECT COUNT(*) FROM people {where}", args).fetchone()
+            )
+            cursor = await in_thread(
+                db.execute,
+                f"SELECT id, run_id, name, born, birthplace FROM people {where} ORDER BY id",
+                args,
+            )
+            yield _SqliteExport(total, cursor)
+
+    async def report_facts(self) -> ReportFacts:
+        return await in_thread(_report_facts, self.data_dir)
+
+    async def counts(self) -> tuple[int, int]:
+        return await in_thread(_counts, self.data_dir)
+
+    async def create_indexes(self) -> AsyncIterator[str]:
+        for name, column in INDEXES:
+            # Names from the fixed INDEXES table, never from a request.
+            sql = f"CREATE INDEX IF NOT EXISTS {name} ON people({column})"
+            await in_thread(_execute, self.data_dir, sql)
+            yield name
+
+    async def health(self) -> dict[str, Any]:
+        return {"backend": self.backend, "ok": True}
+
+    async def close(self) -> None:
+        pass  # every operation opens and closes its own connection
+
+
+class _SqliteStaging:
+    def __init__(self, staged: StagedImport) -> None:
+        self._staged = staged
+
+    @property
+    def rows(self) -> int:
+        return self._staged.rows
+
+    async def add(self, rows: Sequence[Row]) -> int:
+        return await in_thread(self._staged.add, rows)
+
+    async def publish(self, source: str) -> int:
+        return await in_thread_to_the_end(self._staged.publish, source)
+
+    async def discard(self) -> None:
+        self._staged.discard()
+
+
+class _SqliteExport:
+    def __init__(self, total: int, cursor: sqlite3.Cursor) -> None:
+        self.total = total
+        self._cursor = cursor
+
+    async def batches(self, size: int) -> AsyncIterator[list[ExportRow]]:
+        while rows := await in_thread(self._cursor.fetchmany, size):
+            yield rows
+
+
+def _execute(data_dir: Path, sql: str) -> None:
+    with contextlib.closing(connect(data_dir)) as db:
+        db.execute(sql)
+
+
+def _counts(data_dir: Path) -> tuple[int, int]:
+    with read_transaction(data_dir) as db:
+        (people,) = db.execute("SELECT COUNT(*) FROM people").fetchone()
+        (imports,) = db.execute("SELECT COUNT(*) FROM imports").fetchone()
+    return people, imports
+
+
+def _report_facts(data_dir: Path) -> ReportFacts:
+    with read_transaction(data_dir) as db:
+        (people,) = db.execute("SELECT COUNT(*) FROM people").fetchone()
+        (imports,) = db.execute("SELECT COUNT(*) FROM imports").fetchone()
+        latest = db.execute(
+            "SELECT source, rows, imported_at FROM imports ORDER BY imported_at DESC, rowid DESC"
+        ).fetchone()
+        earliest_born, latest_born, mean_born = db.execute(
+            "SELECT MIN(born), MAX(born), AVG(born) FROM people WHERE born IS NOT NULL"
+        ).fetchone()
+        places = db.execute(
+            "SELECT birthplace, COUNT(*) AS n FROM people WHERE birthplace IS NOT NULL "
+            "GROUP BY birthplace ORDER BY n DESC, birthplace LIMIT 3"
+        ).fetchall()
+        (distinct_names,) = db.execute("SELECT COUNT(DISTINCT name) FROM people").fetchone()
+        oldest = None
+        if earliest_born is not None:
+            oldest = db.execute(
+                "SELECT name FROM people WHERE born = ? ORDER BY id LIMIT 1", (earliest_born,)
+            ).fetchone()[0]
+    return ReportFacts(
+        people=people,
+        imports=imports,
+        distinct_names=distinct_names,
+        latest=tuple(latest) if latest else None,  # type: ignore[arg-type]
+        earliest_born=earliest_born,
+        latest_born=latest_born,
+        mean_born=mean_born,
+        oldest=oldest,
+        places=[tuple(p) for p in places],  # type: ignore[misc]
+    )

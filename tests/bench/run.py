@@ -376,7 +376,14 @@ BENCHES = {
     "scale": lambda reps: bench_scale(),
     "tui": bench_tui,
     "startup": bench_startup,
+    "database": lambda reps: _bench_database(reps),
 }
+
+
+def _bench_database(reps: int) -> str:
+    from database import bench_database  # tests/bench/database.py
+
+    return bench_database(reps)
 
 
 def main() -> None:

@@ -1,0 +1,428 @@
+"""The workflows' database on PostgreSQL: COPY into a staging table per run, then publish.
+
+An import ``COPY``s its rows into an unlogged table of its own
+(``streambind_staging_<run id>``), batch by batch, through a small connection
+pool; publishing is one short transaction (record the import, ``INSERT … SELECT``
+its rows into ``people``, drop the staging table). Readers therefore see all of
+an import or none of it, and a failure, cancellation or crash before the commit
+leaves no row in ``people``, only a staging table.
+
+Each staging table's comment names the server process that owns it and when it
+was made. A server starting up drops a leftover staging table only when its owner
+is surely gone: the ``node_alive`` hook says so, or (when it cannot tell) the table
+is older than the longest an import may run, which imports enforce on themselves.
+So one server's start-up never drops another live server's import in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+
+from .database import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
+from .threads import whole, whole_to_the_end
+
+__all__ = ["NODE_ID", "STAGING_PREFIX", "ImportTooLong", "PostgresDatabase", "staging_owner"]
+
+log = logging.getLogger("streambind.server.database")
+
+#: This server process, as named in the staging tables it owns: host, pid, and a
+#: random part, so that a later process that gets the same pid is another owner.
+NODE_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+STAGING_PREFIX = "streambind_staging_"
+
+_POOL_MAX = 8
+_CONNECT_TIMEOUT_S = 5
+_HEALTH_TIMEOUT_S = 3.0
+
+
+class ImportTooLong(RuntimeError):
+    """An import ran past the longest allowed; its staging table may be cleaned up by now."""
+
+
+class PostgresDatabase:
+    """The ``Database`` interface over a PostgreSQL schema, through psycopg 3's async pool."""
+
+    backend = "postgresql"
+
+    def __init__(
+        self, pool: psycopg_pool.AsyncConnectionPool, url: str, schema: str, limit: float
+    ) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.import_time_limit = limit
+        self._url = url
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        schema: str = "public",
+        *,
+        import_time_limit: float,
+        node_alive: NodeAlive | None = None,
+    ) -> PostgresDatabase:
+        """Connect, create the schema on first use, drop dead runs' staging tables, open a pool."""
+        try:
+            # One plain connection first: when the server cannot be reached, its error
+            # says why (a pool would only time out).
+            conn = await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
+            )
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(
+                "cannot connect to the database: " + scrub(_first_line(exc), url)
+            ) from None
+        try:
+            async with conn:
+                await _create_schema(conn, schema)
+                await _drop_dead_staging(conn, schema, import_time_limit, node_alive)
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(
+                f"cannot prepare the database schema {schema!r}: " + scrub(_first_line(exc), url)
+            ) from None
+        pool = psycopg_pool.AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=_POOL_MAX,
+            kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
+            open=False,
+            name="streambind",
+        )
+        await pool.open()
+        return cls(pool, url, schema, import_time_limit)
+
+    def _table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A lost or unreachable database becomes one readable DatabaseUnavailable."""
+        try:
+            yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                "the database connection was lost: " + scrub(_first_line(exc), self._url)
+            ) from None
+        except psycopg_pool.PoolTimeout:
+            raise DatabaseUnavailable(
+                "the database cannot be reached: no connection could be made in time"
+            ) from None
+
+    async def stage(self, run_id: str) -> _PostgresStaging:
+        staging = _PostgresStaging(self, run_id)
+        with self._errors():
+            await whole(staging.create())
+        return staging
+
+    @contextlib.asynccontextmanager
+    async def export_rows(self, run_id: str) -> AsyncIterator[_PostgresExport]:
+        people = self._table("people")
+        where = sql.SQL("")
+        if run_id:
+            where = sql.SQL("WHERE run_id = {}").format(sql.Literal(run_id))
+        with self._errors():
+            async with self.pool.connection() as conn, conn.transaction():
+                # COUNT and COPY read one snapshot, as a reader of the file expects.
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur = await conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} {}").format(people, where)
+                )
+                (total,) = await cur.fetchone()  # type: ignore[misc]
+                query = sql.SQL(
+                    "COPY (SELECT id, run_id, name, born, birthplace FROM {} {} ORDER BY id) "
+                    "TO STDOUT"
+                ).format(people, where)
+                yield _PostgresExport(conn, total, query)
+
+    async def report_facts(self) -> ReportFacts:
+        people = self._table("people")
+        imports = self._table("imports")
+        with self._errors():
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+                async def one(query: sql.Composable, *args: Any) -> Any:
+                    return await (await conn.execute(query, args)).fetchone()
+
+                (n_people, n_names) = await one(
+                    sql.SQL("SELECT count(*), count(DISTINCT name) FROM {}").format(people)
+                )
+                (n_imports,) = await one(sql.SQL("SELECT count(*) FROM {}").format(imports))
+                latest = await one(
+                    sql.SQL(
+                        "SELECT source, rows, imported_at FROM {} ORDER BY imported_at DESC, "
+                        "seq DESC LIMIT 1"
+                    ).format(imports)
+                )
+                earliest, last, mean = await one(
+                    sql.SQL(
+                        "SELECT min(born), max(born), avg(born) FROM {} WHERE born IS NOT NULL"
+                    ).format(people)
+                )
+                cur = await conn.execute(
+                    sql.SQL(
+                        "SELECT birthplace, count(*) AS n FROM {} WHERE birthplace IS NOT NULL "
+                        "GROUP BY birthplace ORDER BY n DESC, birthplace LIMIT 3"
+                    ).format(people)
+                )
+                places = [(place, n) for place, n in await cur.fetchall()]
+                oldest = None
+                if earliest is not None:
+                    (oldest,) = await one(
+                        sql.SQL("SELECT name FROM {} WHERE born = %s ORDER BY id LIMIT 1").format(
+                            people
+                        ),
+                        earliest,
+                    )
+        return ReportFacts(
+            people=n_people,
+            imports=n_imports,
+            distinct_names=n_names,
+            latest=(
+                (latest[0], latest[1], latest[2].astimezone(UTC).isoformat(timespec="seconds"))
+                if latest
+                else None
+            ),
+            earliest_born=earliest,
+            latest_born=last,
+            mean_born=float(mean) if mean is not None else None,
+            oldest=oldest,
+            places=places,
+        )
+
+    async def counts(self) -> tuple[int, int]:
+        with self._errors():
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur = await conn.execute(
+                    sql.SQL("SELECT (SELECT count(*) FROM {}), (SELECT count(*) FROM {})").format(
+                        self._table("people"), self._table("imports")
+                    )
+                )
+                people, imports = await cur.fetchone()  # type: ignore[misc]
+        return people, imports
+
+    async def create_indexes(self) -> AsyncIterator[str]:
+        for name, column in INDEXES:
+            with self._errors():
+                await whole(self._create_index(name, column))
+            yield name
+
+    async def _create_index(self, name: str, column: str) -> None:
+        # CONCURRENTLY: imports keep publishing while the index is built. It cannot
+        # run in a transaction; the pool's connections are in autocommit mode.
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s",
+                (self.schema, name),
+            )
+            found = await cur.fetchone()
+            if found is not None and not found[0]:
+                # A build interrupted by a crash leaves an invalid index behind.
+                await conn.execute(
+                    sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(self._table(name))
+                )
+                return
+            # Another server may build the same index at the same moment.
+            with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+                await conn.execute(
+                    sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({})").format(
+                        sql.Identifier(name), self._table("people"), sql.Identifier(column)
+                    )
+                )
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            with self._errors():
+                async with self.pool.connection(timeout=_HEALTH_TIMEOUT_S) as conn:
+                    await conn.execute("SELECT 1")
+        except DatabaseUnavailable as exc:
+            return {"backend": self.backend, "ok": False, "error": str(exc)}
+        return {"backend": self.backend, "ok": True}
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+class _PostgresStaging:
+    """One import's rows in ``streambind_staging_<run id>``, COPYed batch by batch."""
+
+    def __init__(self, db: PostgresDatabase, run_id: str) -> None:
+        self._db = db
+        self.run_id = run_id
+        self.table = db._table(STAGING_PREFIX + run_id)
+        self.created = time.time()
+        self.rows = 0
+
+    async def create(self) -> None:
+        owner = json.dumps({"node": NODE_ID, "created": self.created})
+        async with self._db.pool.connection() as conn, conn.transaction():
+            # Table and comment in one transaction: no staging table exists without
+            # the owner and age that start-up clean-up needs.
+            await conn.execute(
+                sql.SQL(
+                    "CREATE UNLOGGED TABLE {} (seq bigint GENERATED ALWAYS AS IDENTITY, "
+                    "name text NOT NULL, born bigint, birthplace text)"
+                ).format(self.table)
+            )
+            await conn.execute(
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(self.table, sql.Literal(owner))
+            )
+
+    def _check_age(self) -> None:
+        limit = self._db.import_time_limit
+        if time.time() - self.created > limit:
+            raise ImportTooLong(
+                f"the import ran longer than the longest allowed ({limit:g} s), after which "
+                "a starting server may remove its staged rows; nothing was published"
+            )
+
+    async def add(self, rows: Sequence[Row]) -> int:
+        self._check_age()
+        with self._db._errors():
+            await whole(self._copy(rows))
+        self.rows += len(rows)
+        return len(rows)
+
+    async def _copy(self, rows: Sequence[Row]) -> None:
+        async with self._db.pool.connection() as conn, conn.cursor() as cur:
+            statement = sql.SQL("COPY {} (name, born, birthplace) FROM STDIN").format(self.table)
+            async with cur.copy(statement) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    await write_row(row)
+
+    async def publish(self, source: str) -> int:
+        self._check_age()
+        with self._db._errors():
+            return await whole_to_the_end(self._publish(source))
+
+    async def _publish(self, source: str) -> int:
+        people, imports = self._db._table("people"), self._db._table("imports")
+        async with self._db.pool.connection() as conn, conn.transaction():
+            # Room to sort a large import's rows into their order in memory rather than
+            # on disk (only this transaction, only as much as the sort needs).
+            await conn.execute("SET LOCAL work_mem = '128MB'")
+            await conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (run_id, source, rows, imported_at) VALUES (%s, %s, %s, now())"
+                ).format(imports),
+                (self.run_id, source, self.rows),
+            )
+            await conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (run_id, name, born, birthplace) "
+                    "SELECT %s, name, born, birthplace FROM {} ORDER BY seq"
+                ).format(people, self.table),
+                (self.run_id,),
+            )
+            await conn.execute(sql.SQL("DROP TABLE {}").format(self.table))
+        return self.rows
+
+    async def discard(self) -> None:
+        try:
+            with self._db._errors():
+                async with self._db.pool.connection(timeout=_HEALTH_TIMEOUT_S) as conn:
+                    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.table))
+        except (DatabaseUnavailable, psycopg.Error) as exc:
+            # Left for a later start-up, which drops it once its owner is surely gone.
+            log.warning("could not drop staging table of run %s: %s", self.run_id, exc)
+
+
+class _PostgresExport:
+    def __init__(self, conn: psycopg.AsyncConnection[Any], total: int, query: sql.Composed) -> None:
+        self._conn = conn
+        self.total = total
+        self._query = query
+
+    async def batches(self, size: int) -> AsyncIterator[list[ExportRow]]:
+        async with self._conn.cursor() as cur, cur.copy(self._query) as copy:
+            copy.set_types(["int8", "text", "text", "int8", "text"])
+            batch: list[ExportRow] = []
+            async for row in copy.rows():
+                batch.append(row)  # type: ignore[arg-type]
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+
+async def _create_schema(conn: psycopg.AsyncConnection[Any], schema: str) -> None:
+    s = sql.Identifier(schema)
+    async with conn.transaction():
+        # Two servers starting at once on a new schema would race on CREATE … IF NOT
+        # EXISTS (it is not atomic); a lock per schema makes them take turns.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("streambind:" + schema,))
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(s))
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                "run_id text PRIMARY KEY, source text NOT NULL, rows bigint NOT NULL, "
+                "imported_at timestamptz NOT NULL, "
+                "seq bigint GENERATED ALWAYS AS IDENTITY)"
+            ).format(sql.Identifier(schema, "imports"))
+        )
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                # No foreign key to imports: publish writes an import's record and its
+                # rows in one transaction, and a per-row check would double its time.
+                "run_id text NOT NULL, "
+                "name text NOT NULL, born bigint, birthplace text)"
+            ).format(sql.Identifier(schema, "people"))
+        )
+
+
+def staging_owner(comment: str | None) -> tuple[str, float] | None:
+    """The owning node and creation time a staging table's comment names, if it names them."""
+    try:
+        owner = json.loads(comment or "")
+        return str(owner["node"]), float(owner["created"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+async def _drop_dead_staging(
+    conn: psycopg.AsyncConnection[Any], schema: str, limit: float, node_alive: NodeAlive | None
+) -> None:
+    cur = await conn.execute(
+        "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind = 'r' AND starts_with(c.relname, %s)",
+        (schema, STAGING_PREFIX),
+    )
+    for name, comment in await cur.fetchall():
+        owner = staging_owner(comment)
+        if owner is None:
+            log.warning("staging table %s.%s names no owner; left alone", schema, name)
+            continue
+        node, created = owner
+        alive = node_alive(node) if node_alive is not None else None
+        age = time.time() - created
+        if alive is True or (alive is None and age <= limit):
+            continue
+        why = "its node is gone" if alive is False else f"older than {limit:g} s"
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
+        log.info("dropped staging table %s.%s of %s (%s)", schema, name, node, why)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,408 @@
+"""The workflows' database: imports all-or-nothing under load on each backend, and PostgreSQL's own
+promises (crash leftovers, several servers on one database, a lost database, no credential shown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import logging
+import random
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from cutter import CuttingProxy
+from databases import PG_URL, Backend
+from polling import run_record, wait_for
+from test_cli_serve import _serve
+from wire import Event, events, split_events
+
+TESTS = Path(__file__).parent
+IMPORTS = 20
+
+
+async def test_readers_see_all_of_an_import_or_none_while_half_of_20_imports_are_cancelled(
+    start,  # type: ignore[no-untyped-def]
+    backend: Backend,
+) -> None:
+    server = await start(**backend.settings)
+    rng = random.Random(20261129)
+    sizes = [2_000 + i for i in range(IMPORTS)]  # 21 batches of 100 each
+    cancel_after = {i: rng.randint(1, 18) for i in rng.sample(range(IMPORTS), IMPORTS // 2)}
+    snapshots: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def poll_counts() -> None:
+        # A reader beside the imports: in every snapshot, people holds exactly the
+        # rows of the imports published so far, never part of one.
+        while not stop.is_set():
+            snapshots.append(backend.snapshot_counts())
+
+    async def one_import(client: httpx.AsyncClient, i: int) -> tuple[str, int]:
+        body = {"rows": sizes[i], "batch_size": 100, "delay_ms": 1}
+        async with client.stream("POST", "/api/endpoints/import", json=body) as response:
+            run_id = response.headers["x-run-id"]
+            seen = 0
+            async for event in events(response):
+                seen += isinstance(event, Event)
+                if seen == cancel_after.get(i):
+                    await client.delete(f"/api/runs/{run_id}")
+        return run_id, sizes[i]
+
+    reader = asyncio.create_task(asyncio.to_thread(poll_counts))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+            runs = await asyncio.gather(*(one_import(client, i) for i in range(IMPORTS)))
+            statuses = {
+                run_id: (await client.get(f"/api/runs/{run_id}")).json()["status"]
+                for run_id, _ in runs
+            }
+    finally:
+        stop.set()
+        await reader
+    assert len(snapshots) > 5, "the reader polled while the imports ran"
+    assert all(people == claimed for people, claimed in snapshots), [
+        s for s in snapshots if s[0] != s[1]
+    ][:5]
+    assert sorted(set(statuses.values())) == ["cancelled", "succeeded"]
+    expected = 0
+    for run_id, size in runs:
+        if statuses[run_id] == "succeeded":
+            expected += size
+            assert backend.count_people(run_id) == size
+        else:
+            assert statuses[run_id] == "cancelled"
+            assert backend.count_people(run_id) == 0
+    assert backend.snapshot_counts() == (expected, expected)
+    assert backend.staging_leftovers() == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+async def test_the_export_hash_equals_one_computed_independently_from_the_table(
+    start,  # type: ignore[no-untyped-def]
+    backend: Backend,
+    fmt: str,
+) -> None:
+    server = await start(**backend.settings)
+    tricky = 'name,born,birthplace\n"Quote "" and, comma",1900,"Line\nbreak"\nÅsa Ünïcödé,,\n'
+    (server.config.data_dir / "imports" / "tricky.csv").write_text(tricky)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        for body in (
+            {"source": "presidents.csv"},
+            {"source": "tricky.csv"},
+            {"rows": 3_000, "batch_size": 1_000},
+        ):
+            done = await client.post("/api/endpoints/import", json={**body, "delay_ms": 0})
+            assert split_events(done.text)[-1].event == "end", done.text[-300:]
+        response = await client.post("/api/endpoints/export", json={"format": fmt})
+    result = split_events(response.text)[-1].json()["result"]
+    rows = backend.query("SELECT id, run_id, name, born, birthplace FROM people ORDER BY id")
+    assert len(rows) == result["rows"] == 3_047
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("id", "run_id", "name", "born", "birthplace"))
+        writer.writerows(rows)
+        expected = out.getvalue().encode()
+    else:
+        keys = ("id", "run_id", "name", "born", "birthplace")
+        expected = b"".join(
+            json.dumps(dict(zip(keys, row, strict=True)), ensure_ascii=False).encode() + b"\n"
+            for row in rows
+        )
+    assert result["sha256"] == hashlib.sha256(expected).hexdigest()
+    assert Path(result["path"]).read_bytes() == expected
+
+
+async def test_healthz_names_the_database_and_reports_it_up(start, backend: Backend) -> None:  # type: ignore[no-untyped-def]
+    server = await start(**backend.settings)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        health = (await client.get("/healthz")).json()
+    assert health["database"] == {"backend": backend.name, "ok": True}
+
+
+# PostgreSQL only from here on.
+
+
+def _pg(schema: str) -> Backend:
+    return Backend("postgresql", Path("."), schema)
+
+
+def _make_staging(schema: str, name: str, comment: str | None) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        table = sql.Identifier(schema, name)
+        conn.execute(sql.SQL("CREATE TABLE {} (name text)").format(table))
+        if comment is not None:
+            conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(comment)))
+
+
+async def test_start_up_drops_a_staging_table_only_when_its_owner_is_surely_gone(
+    start,  # type: ignore[no-untyped-def]
+    pg_schema: str,
+    tmp_path: Path,
+) -> None:
+    hours_ago = time.time() - 7 * 3600  # past the default longest import (6 h)
+    tables = {
+        "streambind_staging_old": ("node-a:1:x", hours_ago),  # owner unknown, too old: dropped
+        "streambind_staging_young": ("node-b:2:y", time.time()),  # unknown, young: kept
+        "streambind_staging_alive": ("node-alive:3:z", hours_ago),  # heartbeat says alive: kept
+        "streambind_staging_gone": ("node-gone:4:w", time.time()),  # heartbeat says gone: dropped
+    }
+    for name, (node, created) in tables.items():
+        _make_staging(pg_schema, name, json.dumps({"node": node, "created": created}))
+    _make_staging(pg_schema, "streambind_staging_nameless", None)  # not ours to judge: kept
+    answers = {"node-alive:3:z": True, "node-gone:4:w": False}
+    asked: list[str] = []
+
+    def node_alive(node: str) -> bool | None:
+        asked.append(node)
+        return answers.get(node)
+
+    await start(
+        data_dir=tmp_path / "data",
+        database_url=PG_URL,
+        database_schema=pg_schema,
+        node_alive=node_alive,
+    )
+    assert sorted(asked) == sorted(node for node, _ in tables.values())
+    assert sorted(_pg(pg_schema).staging_leftovers()) == [
+        "streambind_staging_alive",
+        "streambind_staging_nameless",
+        "streambind_staging_young",
+    ]
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        await process.wait()
+
+
+async def test_after_kill_9_mid_import_a_restart_finds_no_partial_import_on_postgresql(
+    pg_schema: str, tmp_path: Path
+) -> None:
+    database = ("--database", PG_URL, "--database-schema", pg_schema)
+    process, url = await _serve(*database, data_dir=tmp_path)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=60) as client,
+            client.stream(
+                "POST",
+                "/api/endpoints/import",
+                json={"rows": 100_000, "batch_size": 100, "delay_ms": 10_000},
+            ) as response,
+        ):
+            stream = events(response)
+            await anext(stream)
+            await anext(stream)  # a batch is staged: the crash comes mid-import
+            process.kill()
+            await process.wait()
+    finally:
+        await _stop(process)
+    db = _pg(pg_schema)
+    (leftover,) = db.staging_leftovers()
+    assert db.snapshot_counts() == (0, 0)
+
+    # A restart cannot ask whether the owner runs (no heartbeat here), and the table is
+    # younger than the longest allowed import: it might be another live server's. Kept.
+    process, url = await _serve(*database, data_dir=tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=url) as client:
+            counts = (await client.post("/api/endpoints/silent")).json()
+        assert counts == {"people": 0, "imports": 0, "streamed": False}
+        assert db.staging_leftovers() == [leftover]
+    finally:
+        await _stop(process)
+
+    # Older than the longest allowed import: its owner is surely gone. Dropped.
+    process, url = await _serve(*database, "--import-time-limit", "0.001", data_dir=tmp_path)
+    try:
+        assert db.staging_leftovers() == []
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            # The limit binds this server's own imports too, or the rule would be unsound.
+            done = await client.post("/api/endpoints/import", json={"rows": 50, "delay_ms": 0})
+        last = split_events(done.text)[-1]
+        assert last.event == "error"
+        assert "longer than the longest allowed" in last.json()["error"]["message"]
+        assert db.snapshot_counts() == (0, 0)
+        assert db.staging_leftovers() == []
+    finally:
+        await _stop(process)
+
+
+async def test_sigterm_mid_import_on_postgresql_publishes_nothing_and_drops_the_staging_tables(
+    pg_schema: str, tmp_path: Path
+) -> None:
+    process, url = await _serve(
+        "--database", PG_URL, "--database-schema", pg_schema, data_dir=tmp_path
+    )
+    db = _pg(pg_schema)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            slow = {"rows": 1000, "batch_size": 10, "delay_ms": 10_000}
+            async with contextlib.AsyncExitStack() as stack:
+                streams = []
+                for _ in range(5):
+                    response = await stack.enter_async_context(
+                        client.stream("POST", "/api/endpoints/import", json=slow)
+                    )
+                    stream = events(response)
+                    await anext(stream)
+                    await anext(stream)  # a first batch is staged
+                    streams.append(stream)
+                assert len(db.staging_leftovers()) == 5
+                process.send_signal(signal.SIGTERM)
+                for stream in streams:
+                    rest = [e async for e in stream if isinstance(e, Event)]
+                    assert rest[-1].event == "cancelled"
+            code = await asyncio.wait_for(process.wait(), 30)
+    finally:
+        await _stop(process)
+    assert code == 0
+    assert db.snapshot_counts() == (0, 0)
+    assert db.staging_leftovers() == []
+
+
+async def test_two_servers_on_one_database_import_at_once_and_neither_start_up_harms_the_other(
+    start,  # type: ignore[no-untyped-def]
+    pg_schema: str,
+    tmp_path: Path,
+) -> None:
+    def settings(name: str) -> dict[str, object]:
+        return {"data_dir": tmp_path / name, "database_url": PG_URL, "database_schema": pg_schema}
+
+    first = await start(**settings("a"))
+    db = _pg(pg_schema)
+    async with httpx.AsyncClient(base_url=first.url, timeout=60) as a:
+        slow = {"rows": 400, "batch_size": 100, "delay_ms": 300}
+        async with a.stream("POST", "/api/endpoints/import", json=slow) as held:
+            stream = events(held)
+            await anext(stream)
+            await anext(stream)  # the first server's import is staged, mid-way
+            # The second server starts on the same schema while it runs.
+            second = await start(**settings("b"), import_time_limit=3600)
+            assert len(db.staging_leftovers()) == 1
+            async with httpx.AsyncClient(base_url=second.url, timeout=60) as b:
+                fast = {"rows": 1_000, "batch_size": 100, "delay_ms": 0}
+                both = await asyncio.gather(
+                    *(a.post("/api/endpoints/import", json=fast) for _ in range(3)),
+                    *(b.post("/api/endpoints/import", json=fast) for _ in range(3)),
+                )
+            rest = [e async for e in stream if isinstance(e, Event)]
+    assert rest[-1].event == "end", rest[-1]
+    assert all(split_events(r.text)[-1].event == "end" for r in both)
+    assert db.snapshot_counts() == (6_400, 6_400)
+    assert db.staging_leftovers() == []
+    ids = [r[0] for r in db.query("SELECT id FROM people ORDER BY id")]
+    assert len(set(ids)) == 6_400
+
+
+async def test_a_bad_database_url_or_an_unreachable_database_exits_2_with_one_line(
+    tmp_path: Path,
+) -> None:
+    with socket_closed() as port:
+        unreachable = f"postgresql://someone:hunter2-secret@127.0.0.1:{port}/test"
+        for url, says in [
+            ("mysql://someone:hunter2-secret@db/x", "--database must be a postgresql:// URL"),
+            (unreachable, "cannot connect to the database"),
+        ]:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
+                "--data-dir", str(tmp_path), "--database", url,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+            assert process.returncode == 2, stderr
+            lines = stderr.decode().strip().splitlines()
+            assert len(lines) == 1, lines
+            assert says in lines[0]
+            assert "hunter2-secret" not in stdout.decode() + stderr.decode()
+
+
+@contextlib.contextmanager
+def socket_closed():  # type: ignore[no-untyped-def]
+    """A loopback port on which nothing listens."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield port
+
+
+async def test_a_database_lost_while_serving_ends_the_run_with_a_readable_error_and_no_secret(
+    start,  # type: ignore[no-untyped-def]
+    pg_schema: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from urllib.parse import urlsplit
+
+    caplog.set_level(logging.DEBUG)
+    target = urlsplit(PG_URL)
+    proxy = CuttingProxy(target.hostname or "127.0.0.1", target.port or 5432, cuts=[])
+    port = int((await proxy.start()).rsplit(":", 1)[1])
+    secret = "s3cret-pw-never-shown"
+    user = target.username or "root"
+    url = f"postgresql://{user}:{secret}@127.0.0.1:{port}{target.path or '/test'}"
+    server = await start(database_url=url, database_schema=pg_schema)
+    seen: list[str] = []
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            body = {"rows": 1_000, "batch_size": 10, "delay_ms": 50}
+            async with client.stream("POST", "/api/endpoints/import", json=body) as response:
+                run_id = response.headers["x-run-id"]
+                stream = events(response)
+                await anext(stream)
+                await anext(stream)
+                await proxy.close()  # the database goes away mid-import
+                rest = [e async for e in stream if isinstance(e, Event)]
+            assert rest[-1].event == "error"
+            message = rest[-1].json()["error"]["message"]
+            assert message.startswith("the database connection was lost"), message
+
+            async def health() -> dict[str, object]:
+                return (await client.get("/healthz")).json()
+
+            down = await wait_for(health, lambda h: not h["database"]["ok"], "healthz says down")  # type: ignore[index]
+            assert down["database"]["backend"] == "postgresql"  # type: ignore[index]
+            assert down["status"] == "ok"  # the server itself still answers
+            record = await run_record(client, run_id, lambda r: r["status"] == "failed", "failed")
+            seen += [rest[-1].data, json.dumps(down), json.dumps(record)]
+            seen.append((await client.get("/api/runs")).text)
+    finally:
+        await proxy.close()
+    seen.append(caplog.text)
+    assert all(secret not in text for text in seen)
+    assert "connection was lost" in seen[0]
+
+
+async def test_a_nul_character_in_a_csv_fails_the_import_on_postgresql_leaving_nothing(
+    start,  # type: ignore[no-untyped-def]
+    pg_schema: str,
+) -> None:
+    server = await start(database_url=PG_URL, database_schema=pg_schema)
+    rows = b"name,born,birthplace\n" + b"Ada,1815,London\n" * 30 + b"A\x00B,1900,Oslo\n"
+    (server.config.data_dir / "imports" / "nul.csv").write_bytes(rows)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        response = await client.post(
+            "/api/endpoints/import", json={"source": "nul.csv", "batch_size": 10, "delay_ms": 0}
+        )
+    last = split_events(response.text)[-1]
+    assert last.event == "error"
+    assert "cannot contain NUL" in last.json()["error"]["message"]
+    db = _pg(pg_schema)
+    assert db.snapshot_counts() == (0, 0)
+    assert db.staging_leftovers() == []
