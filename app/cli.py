@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a run keeps going after its last follower left (default: %(default)s)",
     )
     serve.add_argument(
+        "--max-log-memory",
+        type=_positive_int,
+        default=256,
+        metavar="MIB",
+        help="MiB the event logs of finished runs may hold together; beyond it the oldest "
+        "are released, keeping their records and results (default: %(default)s)",
+    )
+    serve.add_argument(
         "--keep-exports",
         type=_positive_int,
         default=100,
@@ -316,6 +324,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             max_connections=args.max_connections,
             keep_exports=args.keep_exports,
             keep_exports_seconds=args.keep_exports_for,
+            max_log_memory=args.max_log_memory * 1024 * 1024,
             workflows=list(args.workflows),
             database_url=args.database,
             database_schema=args.database_schema,

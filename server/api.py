@@ -73,7 +73,7 @@ async def _prepare_data_dir(app: web.Application) -> None:
         config.keep_exports,
         config.keep_exports_seconds,
     )
-    app[MANAGER].start_pinger()
+    app[MANAGER].start_background()
 
 
 async def _tidy_data_dir(app: web.Application) -> None:

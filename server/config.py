@@ -42,6 +42,9 @@ class ServerConfig:
     keep_exports_seconds: float = 7 * 24 * 3600.0
     #: Bytes of framed events one run's log keeps before dropping the oldest.
     log_max_bytes: int = 8 * 1024 * 1024
+    #: Bytes the logs of all finished runs may hold together; beyond it the oldest
+    #: finished runs' logs are released (their records and results stay).
+    max_log_memory: int = 256 * 1024 * 1024
     #: A follower lagging more than half the log holds the workflow back (backpressure)
     #: unless it takes nothing for this many seconds; then it is let go and gets the
     #: ``fell_behind`` error event, and the other followers go on at full speed.
@@ -75,6 +78,8 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.max_log_memory < 0:
+            raise ValueError("max_log_memory must not be negative")
         if self.max_runs < 1:
             raise ValueError("max_runs must be at least 1")
         if self.ping_interval <= 0:

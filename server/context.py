@@ -112,14 +112,14 @@ class RunContext:
     async def _hold_for_slow_followers(self) -> None:
         """Backpressure: wait while a follower lags more than half the log, if it still reads.
 
-        A follower that takes nothing for ``follower_stall`` seconds is let go: it will
-        get the ``fell_behind`` error event, and the others go on at full speed.
+        A follower that takes nothing for ``follower_stall`` seconds is let go (its
+        connection is closed), and the others go on at full speed.
         """
         run, log = self._run, self._run.log
         high_water = log.capacity // 2
-        stall = self._config.follower_stall
+        stall = run.stall
         while True:
-            now = time.monotonic()
+            now = run.clock.now()
             lagging = [
                 f for f in run.followers if not f.dropped and log.backlog(f.position) > high_water
             ]
@@ -127,15 +127,13 @@ class RunContext:
                 return
             for follower in lagging:
                 if now - follower.progressed_at >= stall:
-                    follower.dropped = True
-                    logger.warning(
-                        "run %s: a follower took nothing for %gs; it is no longer waited for",
-                        run.id,
-                        stall,
-                    )
+                    follower.let_go()
             waiting = [f for f in lagging if not f.dropped]
             if not waiting:
                 return
+            # A lagging follower may still wait for a wake-up that send gives only
+            # after this check: wake it, or it could make no progress while waited for.
+            run.wake_followers()
             oldest = min(f.progressed_at for f in waiting)
             await run.wait_for_progress(max(0.0, stall - (now - oldest)))
 
@@ -146,8 +144,9 @@ async def _write_to_caught_up_followers(run: Run, seq: int) -> None:
     A follower that cannot take it at once is woken, to write it with the ones that follow.
     """
     frame = run.log.frame(seq)
+    size = len(frame)
     for follower in list(run.caught_up):
-        if follower.idle_for(seq):
+        if follower.idle_for(seq, size):
             await follower.write_now(seq, frame)
         else:
             follower.wake()

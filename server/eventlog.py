@@ -76,6 +76,13 @@ class EventLog(Protocol):
     def capacity(self) -> int:
         """The bytes of events the log keeps before it drops the oldest."""
 
+    @property
+    def size_bytes(self) -> int:
+        """The memory its events take now, as the bound counts it."""
+
+    def release(self) -> None:
+        """Drop every event kept (a finished run's log, to free memory); ids stay as they are."""
+
     async def wait(self, after: int) -> None:
         """Wait until an event with id > ``after`` exists."""
 
@@ -136,6 +143,11 @@ class MemoryEventLog:
                     waiter.set_result(None)
             self._waiters.clear()
         return seq
+
+    def release(self) -> None:
+        self._first = self.last_seq + 1
+        self._frames = []
+        self._bytes = 0
 
     def _trim(self) -> None:
         # Drop the oldest quarter at once, so trimming costs one list slice per many

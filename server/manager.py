@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .clock import StallClock
 from .config import ServerConfig
 from .context import RunContext
 from .eventlog import EventLog, MemoryEventLog
@@ -56,13 +57,22 @@ class RunManager:
         self.config = config
         self._log_factory = log_factory
         self._runs: dict[str, Run] = {}
+        #: Every follower of every run, kept or already forgotten by the index.
+        self._followers: set[Follower] = set()
         self._closing = False
-        self._pinger: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
+        #: Measures followers' progress in time this process really ran (see clock.py).
+        self.clock = StallClock()
 
-    def start_pinger(self) -> None:
-        """Keep idle streams alive with ``: ping`` comments (one task for all of them)."""
-        if self._pinger is None:
-            self._pinger = asyncio.get_running_loop().create_task(self._ping_quiet_streams())
+    def start_background(self) -> None:
+        """Start the tasks that look after every stream: the clock, pings, stuck followers."""
+        if not self._background:
+            loop = asyncio.get_running_loop()
+            self._background = [
+                loop.create_task(self.clock.tick()),
+                loop.create_task(self._ping_quiet_streams()),
+                loop.create_task(self._let_go_of_stuck_followers()),
+            ]
 
     async def _ping_quiet_streams(self) -> None:
         # One sweep a second (or faster for short intervals) instead of a timer per
@@ -72,9 +82,22 @@ class RunManager:
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
-            for run in list(self._runs.values()):
-                for follower in list(run.followers):
-                    await follower.ping_if_quiet(now, interval)
+            for follower in list(self._followers):
+                await follower.ping_if_quiet(now, interval)
+
+    async def _let_go_of_stuck_followers(self) -> None:
+        # Backpressure lets go of a follower that holds a running workflow back; this
+        # sweep catches the rest: one stuck on a write after the run has ended, or on
+        # a run whose workflow has no reason to wait. Either way it would hold its
+        # connection, and the run's log through it, for as long as the client likes.
+        stall = self.config.follower_stall
+        while True:
+            await asyncio.sleep(max(0.05, min(0.5, stall / 4)))
+            now = self.clock.now()
+            for follower in list(self._followers):
+                if not follower.dropped and follower.stalled(now, stall):
+                    follower.let_go()
+            self._bound_kept_logs()
 
     # -- starting and finding -------------------------------------------------
 
@@ -90,6 +113,8 @@ class RunManager:
             endpoint=endpoint,
             params=params,
             log=self._log_factory(self.config),
+            clock=self.clock,
+            stall=self.config.follower_stall,
         )
         self._runs[run.id] = run
         run.task = asyncio.get_running_loop().create_task(
@@ -112,12 +137,14 @@ class RunManager:
 
     def attach(self, run: Run, follower: Follower) -> None:
         run.followers.add(follower)
+        self._followers.add(follower)
         if run.grace is not None:
             run.grace.cancel()
             run.grace = None
 
     def detach(self, run: Run, follower: Follower) -> None:
         run.followers.discard(follower)
+        self._followers.discard(follower)
         run.caught_up.discard(follower)
         run.note_progress()  # a workflow waiting for this follower need not any more
         if run.followers or not run.running:
@@ -146,8 +173,8 @@ class RunManager:
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel every running run and wait for their terminal events."""
         self._closing = True
-        if self._pinger is not None:
-            self._pinger.cancel()
+        for task in self._background:
+            task.cancel()
         tasks = [r.task for r in self._runs.values() if r.running and r.task is not None]
         for task in tasks:
             task.cancel()
@@ -187,6 +214,7 @@ class RunManager:
                 run.grace.cancel()
                 run.grace = None
             logger.info("run %s %s after %d messages", run.id, run.status, run.messages)
+            self._bound_kept_logs()
 
     async def _fail(self, run: Run, exc: BaseException) -> None:
         error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or "(no message)"}
@@ -197,11 +225,35 @@ class RunManager:
         run.log.close(ERROR, failed_data(error))
 
     def _prune(self) -> None:
+        # Followers do not keep a run in the index: a follower stuck for the stall time
+        # is let go anyway, and the limits must hold whatever clients do.
         finished = [r for r in self._runs.values() if not r.running]
         cutoff = time.time() - self.config.keep_seconds
         excess = len(finished) - self.config.keep_runs
         for run in finished:  # oldest first: dicts keep insertion order
             expired = run.finished is not None and run.finished < cutoff
-            if (excess > 0 or expired) and not run.followers:
+            if excess > 0 or expired:
                 del self._runs[run.id]
+                run.log.release()
                 excess -= 1
+
+    def kept_log_bytes(self) -> int:
+        """The memory the logs of finished runs hold, as their logs count it."""
+        return sum(r.log.size_bytes for r in self._runs.values() if not r.running)
+
+    def _bound_kept_logs(self) -> None:
+        """Keep the logs of finished runs within ``max_log_memory``, releasing the oldest.
+
+        A released run keeps its record and result (``GET /api/runs/{id}``); a request
+        for its events is answered ``410 events_gone``.
+        """
+        total = self.kept_log_bytes()
+        limit = self.config.max_log_memory
+        for run in list(self._runs.values()):  # oldest first
+            if total <= limit:
+                return
+            # Never under a follower still writing it out: that one is let go first
+            # if it makes no progress, and the next sweep releases the log then.
+            if not run.running and run.log.size_bytes and not run.followers:
+                total -= run.log.size_bytes
+                run.log.release()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from .clock import StallClock
 from .eventlog import EventLog
 from .registry import Endpoint
 
@@ -26,16 +27,22 @@ class Follower(Protocol):
 
     #: The id of the last event written out completely.
     position: int
-    #: When it last finished a write (monotonic seconds).
+    #: When it last finished a write, or stopped waiting for one (``Run.clock`` seconds).
     progressed_at: float
-    #: Let go for holding the run back too long: no longer waited for.
+    #: Let go for making no progress for the stall time: no longer waited for.
     dropped: bool
 
-    def idle_for(self, seq: int) -> bool:
-        """Whether event ``seq`` can be written at once (caught up, socket idle)."""
+    def idle_for(self, seq: int, size: int) -> bool:
+        """Whether event ``seq`` of ``size`` bytes can be written at once, never waiting."""
 
     async def write_now(self, seq: int, frame: bytes) -> None:
-        """Write event ``seq``, which ``idle_for`` accepted."""
+        """Write event ``seq``, which ``idle_for`` accepted; this never waits for the client."""
+
+    def stalled(self, now: float, stall: float) -> bool:
+        """Whether it has had something to write, and made no progress, for ``stall`` s."""
+
+    def let_go(self) -> None:
+        """Stop waiting for it and end its stream: it made no progress for the stall time."""
 
     def wake(self) -> None:
         """Let the follower's own task write what has arrived."""
@@ -63,6 +70,9 @@ class Run:
     caught_up: set[Follower] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     grace: asyncio.TimerHandle | None = None
+    #: The clock its followers' progress is measured on, and how long one may make none.
+    clock: StallClock = field(default_factory=StallClock)
+    stall: float = 2.0
     _progress: asyncio.Future[None] | None = None
 
     def wake_followers(self) -> None:

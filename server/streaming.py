@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 
@@ -16,6 +17,8 @@ from .run import Run
 
 __all__ = ["SSE_HEADERS", "ResponseFollower", "following", "open_stream"]
 
+logger = logging.getLogger("streambind.server")
+
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -27,6 +30,10 @@ SSE_HEADERS = {
 # to amortise the per-write cost, small enough to keep each write's memory modest.
 _MAX_BATCH = 4096
 _MAX_BATCH_BYTES = 256 * 1024
+# The largest event ctx.send writes itself. Far below the socket's 64 KiB high-water
+# mark, so with an empty buffer the write can never have to wait for the client:
+# a bigger event is left to the follower's own task, whatever its socket does.
+_INLINE_MAX_BYTES = 16 * 1024
 
 
 async def open_stream(request: web.Request, run: Run, retry_ms: int) -> web.StreamResponse:
@@ -70,10 +77,11 @@ class ResponseFollower:
         self.response: web.StreamResponse | None = None
         #: The id of the last event written out completely.
         self.position = after
-        self.progressed_at = time.monotonic()
+        #: On the run's stall clock (``clock.StallClock``), not the wall clock.
+        self.progressed_at = run.clock.now()
         self.dropped = False
-        #: When this follower last wrote anything (for pings).
-        self.wrote_at = self.progressed_at
+        #: When this follower last wrote anything (for pings; monotonic seconds).
+        self.wrote_at = time.monotonic()
         self._waiting: asyncio.Future[None] | None = None
 
     async def follow(self, response: web.StreamResponse) -> None:
@@ -96,7 +104,8 @@ class ResponseFollower:
                 )
                 # Written out (below the socket's high-water mark): that is progress.
                 self.position = piece.last_seq
-                self.progressed_at = self.wrote_at = time.monotonic()
+                self.progressed_at = run.clock.now()
+                self.wrote_at = time.monotonic()
                 run.note_progress()
                 if piece.ends:
                     return
@@ -118,7 +127,7 @@ class ResponseFollower:
             self._waiting.set_result(None)
             # A follower that was caught up had nothing to write: its time without
             # progress starts now, not at its last write.
-            self.progressed_at = time.monotonic()
+            self.progressed_at = self.run.clock.now()
 
     def _socket_idle(self) -> bool:
         # An empty buffer: a write goes straight to the socket, and nothing waits.
@@ -130,16 +139,48 @@ class ResponseFollower:
             and not transport.get_write_buffer_size()
         )
 
-    def idle_for(self, seq: int) -> bool:
-        return self.position == seq - 1 and self._socket_idle()
+    def idle_for(self, seq: int, size: int) -> bool:
+        return size <= _INLINE_MAX_BYTES and self.position == seq - 1 and self._socket_idle()
 
     async def write_now(self, seq: int, frame: bytes) -> None:
+        # idle_for made sure the buffer is empty and the frame small: this write goes
+        # to the socket (or below the high-water mark) and never waits for the client.
         assert self.response is not None
         self.position = seq
-        self.progressed_at = self.wrote_at = time.monotonic()
+        self.progressed_at = self.run.clock.now()
+        self.wrote_at = time.monotonic()
         # ConnectionError: the client left, and aiohttp cancels this follower's handler.
         with contextlib.suppress(ConnectionError):
             await self.response.write(frame)
+
+    def stalled(self, now: float, stall: float) -> bool:
+        # Waiting for the workflow's next event is not being stuck; having something
+        # to write (or a write under way) and no progress for the stall time is.
+        return (
+            self._waiting is None
+            and self.response is not None
+            and (now - self.progressed_at >= stall)
+        )
+
+    def let_go(self) -> None:
+        """No progress for the stall time: stop waiting for it and close its connection.
+
+        Whatever the client has not read yet cannot be replaced, so nothing more is
+        sent: it sees the stream cut before its terminal event, and its reconnection
+        (``Last-Event-ID``) gets what is still kept, or ``410 events_gone``. Closing it
+        frees the run it holds and its buffers at once.
+        """
+        if self.dropped:
+            return
+        self.dropped = True
+        logger.warning(
+            "run %s: a follower made no progress for %gs at event %d; closing its connection",
+            self.run.id,
+            self.run.stall,
+            self.position,
+        )
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
 
     async def ping_if_quiet(self, now: float, interval: float) -> None:
         """Write a ``: ping`` comment if this follower has waited silently for ``interval``."""

@@ -21,6 +21,8 @@ class Attempt:
     status: int
     last_event_id_sent: str
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, data, id)
+    #: The connection was cut mid-stream rather than closed.
+    cut: bool = False
 
 
 async def follow_like_eventsource(
@@ -47,9 +49,12 @@ async def follow_like_eventsource(
             if before_reading is not None and len(attempts) == 1:
                 await before_reading()
             decoder = SSEDecoder()
-            async for chunk in response.aiter_bytes():
-                for event_type, data, event_id, _ in decoder.feed_fields(chunk):
-                    attempt.events.append((event_type, data, event_id))
+            try:
+                async for chunk in response.aiter_bytes():
+                    for event_type, data, event_id, _ in decoder.feed_fields(chunk):
+                        attempt.events.append((event_type, data, event_id))
+            except httpx.TransportError:
+                attempt.cut = True  # a network error ends the stream like a close does
             last_event_id = decoder.last_event_id
             retry_ms = decoder.retry if decoder.retry is not None else retry_ms
         await asyncio.sleep(retry_ms / 1000)  # "reestablish the connection" after retry

@@ -114,3 +114,31 @@ async def greet(ctx: RunContext, name: str) -> dict[str, Any]:
     """Needs a name: a required string, for the blank-is-missing rule."""
     await ctx.send({"text": f"Hello, {name}"})
     return {"greeted": name}
+
+
+@endpoint("document", title="Document")
+async def document(
+    ctx: RunContext, pieces: int = 20, size: int = 200_000, every_ms: int = 100
+) -> dict[str, Any]:
+    """Sends `pieces` large pieces of a generated document, `every_ms` apart."""
+    for i in range(1, pieces + 1):
+        await ctx.send({"piece": i, "text": "x" * size})
+        await asyncio.sleep(every_ms / 1000)
+    return {"pieces": pieces}
+
+
+@endpoint("blocker", title="Blocker")
+async def blocker(
+    ctx: RunContext, key: str = "b", burst: int = 60, block_s: float = 2.5, after: int = 60
+) -> dict[str, Any]:
+    """After the test's go, sends a burst of 1 KB messages, then blocks the event loop
+    (computes without awaiting) for `block_s` seconds, then sends `after` more."""
+    await ctx.send({"n": 0})
+    await gate(key).wait()
+    pad = "x" * 1000
+    for i in range(1, burst + 1):
+        await ctx.send({"n": i, "pad": pad})
+    time.sleep(block_s)
+    for i in range(burst + 1, burst + after + 1):
+        await ctx.send({"n": i, "pad": pad})
+    return {"sent": burst + after + 1}

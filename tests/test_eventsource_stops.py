@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 
 import flows
 import httpx
 from eventsource import follow_like_eventsource
 from polling import run_record
+from wire import split_events
 
 
 async def _finished_firehose(client: httpx.AsyncClient, n: int) -> str:
@@ -88,12 +89,41 @@ async def test_a_follower_let_go_mid_stream_reconnects_once_and_is_told_410(star
         )
     assert [a.status for a in attempts] == [200, 410]
     first = attempts[0]
-    event_type, data, event_id = first.events[-1]
-    assert event_type == "error"
-    assert json.loads(data)["status"] == "fell_behind"
-    # Its id is the last event this follower really got, and that is what it resumed from.
-    assert event_id == first.events[-2][2]
-    assert attempts[1].last_event_id_sent == event_id
-    # Every event it did get came in order with no gap.
-    ids = [int(e[2]) for e in first.events[:-1]]
+    assert first.cut, "its stream was cut, with no terminal event"
+    assert first.events[-1][0] == "message"
+    # Every event it did get came in order with no gap, and it resumed from the last.
+    ids = [int(e[2]) for e in first.events]
     assert ids == list(range(1, len(ids) + 1))
+    assert attempts[1].last_event_id_sent == str(ids[-1])
+
+
+async def test_fell_behind_carries_the_followers_position_as_its_id(start) -> None:  # type: ignore[no-untyped-def]
+    # A replay of a finished run whose log is released under it (the run leaves the
+    # kept runs) meets events that are gone. The error says so, with the id of the
+    # last event this follower really got, so the EventSource reconnection is answered
+    # 410 and stops.
+    server = await start(keep_runs=1, follower_stall=60, retry_ms=10)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        run_id = await _finished_firehose(client, 200_000)
+        probe = await client.get(f"/api/runs/{run_id}/events")
+        start_after = probe.json()["error"]["first_kept"] - 1  # the oldest it keeps on
+        replay, request = await asyncio.open_connection(server.host, server.port)
+        request.write(
+            f"GET /api/runs/{run_id}/events HTTP/1.0\r\n"
+            f"Last-Event-ID: {start_after}\r\n\r\n".encode()
+        )
+        await request.drain()
+        # It reads nothing: its follower waits on a full socket, part-way through.
+        await run_record(client, run_id, lambda r: r["followers"] == 1, "the replay follows")
+        for _ in range(2):  # two newer runs push it out of the kept runs
+            assert (await client.post("/api/endpoints/silent")).status_code == 200
+        assert (await client.get(f"/api/runs/{run_id}")).status_code == 404
+        body = await replay.read()  # HTTP/1.0: the answer ends when the connection does
+        request.close()
+        events = split_events(body.decode().split("\r\n\r\n", 1)[1])
+        assert events[-1].event == "error"
+        error = events[-1].json()["error"]
+        assert error["type"] == "fell_behind"
+        assert events[-1].id == events[-2].id, "its id is the last event it got"
+        ids = [int(e.id) for e in events[:-1]]
+        assert ids == list(range(start_after + 1, start_after + 1 + len(ids)))

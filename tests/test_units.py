@@ -230,3 +230,20 @@ def test_messages_decode_as_json_loads_decodes_them(text: str) -> None:
     except ValueError as exc:
         got = ("error", str(exc))
     assert got == expected
+
+
+def test_the_stall_clock_counts_a_pause_as_at_most_max_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streambind.server import clock as clock_module
+
+    now = [1000.0]
+    monkeypatch.setattr(clock_module.time, "monotonic", lambda: now[0])
+    clock = clock_module.StallClock(max_gap=0.25)
+    start = clock.now()
+    for _ in range(10):  # a process that runs: read every 0.1 s, real time kept
+        now[0] += 0.1
+        clock.now()
+    assert clock.now() - start == pytest.approx(1.0)
+    now[0] += 3.0  # kill -STOP for 3 s, or a loop blocked that long
+    assert clock.now() - start == pytest.approx(1.25)
+    now[0] += 0.1
+    assert clock.now() - start == pytest.approx(1.35)

@@ -1,0 +1,173 @@
+"""No follower can hold a run, another follower or the server's memory (issue 10, items 1-4)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+from pathlib import Path
+
+import flows
+import httpx
+from polling import run_record, wait_for
+from test_cli_serve import _serve
+from test_faults import _rss
+from wire import Event, collect, events
+
+
+async def _non_reader(host: str, port: int, path: str) -> tuple[asyncio.StreamReader, object]:
+    """A follower with a 4 KB receive buffer that reads nothing until told to."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def _read_to_the_end(reader: asyncio.StreamReader) -> bytes:
+    body = b""
+    while chunk := await reader.read(1 << 20):
+        body += chunk
+    return body
+
+
+async def test_a_non_reading_follower_never_freezes_a_run_of_large_messages(start) -> None:  # type: ignore[no-untyped-def]
+    # 200 KB pieces 50 ms apart, and one follower that opens the stream and never reads:
+    # the inline write of a sparse stream must never wait on that socket.
+    server = await start(follower_stall=0.5)
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
+        client.stream(
+            "POST", "/api/endpoints/document", json={"pieces": 30, "every_ms": 50}
+        ) as caller,
+    ):
+        run_id = caller.headers["x-run-id"]
+        stuck_reader, stuck = await _non_reader(
+            server.host, server.port, f"/api/runs/{run_id}/events"
+        )
+        await run_record(client, run_id, lambda r: r["followers"] == 2, "two followers")
+        got = await asyncio.wait_for(collect(caller), 60)
+        assert [e.json()["piece"] for e in got[:-1]] == list(range(1, 31))
+        assert got[-1].event == "end"
+        # The stuck follower was let go: its connection closed, nothing holds the run.
+        body = await asyncio.wait_for(_read_to_the_end(stuck_reader), 60)
+        stuck.close()  # type: ignore[attr-defined]
+        assert b"event: end" not in body
+        record = await run_record(client, run_id, lambda r: r["followers"] == 0, "let go")
+        assert record["status"] == "succeeded"
+
+
+async def test_stuck_followers_of_finished_runs_are_dropped_and_limits_hold(start) -> None:  # type: ignore[no-untyped-def]
+    # Callers that start a firehose and never read a byte of it.
+    server = await start(keep_runs=3, follower_stall=0.5)
+    callers = []
+    for _ in range(8):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (server.host, server.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        body = b'{"n": 100000}'
+        writer.write(
+            b"POST /api/endpoints/firehose HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        callers.append((reader, writer))
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+        async def listed() -> list[dict[str, object]]:
+            return (await client.get("/api/runs")).json()["runs"]
+
+        # Every run ends (none waits forever for its caller) and the index keeps 3.
+        await wait_for(
+            listed,
+            lambda runs: len(runs) == 3 and all(r["status"] != "running" for r in runs),
+            "the runs to end and be pruned",
+        )
+        # Every stuck caller's connection was closed by the server.
+        for reader, writer in callers:
+            body = await asyncio.wait_for(_read_to_the_end(reader), 60)
+            writer.close()
+            assert b"event: end" not in body
+        assert len(await listed()) == 3
+
+
+async def test_the_logs_of_finished_runs_stay_within_max_log_memory(start) -> None:  # type: ignore[no-untyped-def]
+    # The worst case at small settings: every run fills its 4 MiB log. Without the bound
+    # 30 finished runs would keep 120 MiB; with it they keep at most 16 MiB.
+    log_bytes, kept = 4 * 2**20, 16 * 2**20
+    server = await start(log_max_bytes=log_bytes, max_log_memory=kept, max_runs=2)
+    from streambind.server.api import MANAGER
+
+    manager = server.app[MANAGER]
+    baseline = _rss()
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        for _ in range(30):
+            async with client.stream(
+                "POST", "/api/endpoints/firehose", json={"n": 40_000}
+            ) as response:
+                async for _ in response.aiter_raw():
+                    pass
+            assert manager.kept_log_bytes() <= kept
+        grown = _rss() - baseline
+        runs = (await client.get("/api/runs")).json()["runs"]
+        assert len(runs) == 30, "records and results are kept, only the logs go"
+        oldest = runs[-1]["id"]
+        gone = await client.get(f"/api/runs/{oldest}/events")
+        assert gone.status_code == 410
+        assert (await client.get(f"/api/runs/{oldest}")).json()["result"] == {"sent": 40_000}
+    # The README's formula at these settings: 2 running logs + the kept logs, plus the
+    # process's own slack (allocator, buffers): far below the 120 MiB of 30 full logs.
+    assert grown < 2 * log_bytes + kept + 32 * 2**20, f"grew by {grown / 2**20:.0f} MiB"
+
+
+async def test_a_workflow_that_blocks_the_loop_costs_its_followers_nothing(start) -> None:  # type: ignore[no-untyped-def]
+    server = await start(log_max_bytes=16 * 1024, follower_stall=1.0)
+    key = "blocks"
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
+        client.stream("POST", "/api/endpoints/blocker", json={"key": key, "after": 3000}) as caller,
+        client.stream("GET", f"/api/runs/{caller.headers['x-run-id']}/events") as other,
+    ):
+        run_id = caller.headers["x-run-id"]
+        await run_record(client, run_id, lambda r: r["followers"] == 2, "two followers")
+        flows.release(key)
+        got = await asyncio.gather(collect(caller), collect(other))
+    # A burst the followers could not write, then 2.5 s in which the loop did not run:
+    # that time gave no follower a chance, so it counts for nothing against either, and
+    # both are still waited for while 3 MB more go through a 16 KB log.
+    for events_ in got:
+        assert [e.json()["n"] for e in events_[:-1]] == list(range(3061))
+        assert events_[-1].event == "end"
+
+
+async def test_a_paused_server_drops_no_healthy_follower(tmp_path: Path) -> None:
+    process, url = await _serve(data_dir=tmp_path)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=60) as client,
+            client.stream("POST", "/api/endpoints/firehose", json={"n": 1_000_000}) as response,
+        ):
+            count, paused = 0, False
+            async for item in events(response):
+                if not isinstance(item, Event):
+                    continue
+                count += 1
+                last = item
+                if count == 50_000 and not paused:
+                    paused = True
+                    os.kill(process.pid, signal.SIGSTOP)
+                    await asyncio.sleep(3)  # the pause under test
+                    os.kill(process.pid, signal.SIGCONT)
+        assert last.event == "end", last
+        assert count == 1_000_001
+    finally:
+        process.terminate()
+        await process.wait()
