@@ -28,7 +28,6 @@ from .errors import error_response
 
 __all__ = ["ConnectionLimits", "GuardedAppRunner", "GuardedServer", "default_max_connections"]
 
-log = logging.getLogger("streambind.server")
 
 #: Descriptors kept back from connections for the database, staging and export files,
 #: the listening socket and the interpreter's own.
@@ -224,6 +223,6 @@ class GuardedAppRunner(web.AppRunner):
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             limits=self._limits,
-            warnings=RateLimitedLog(log),
+            warnings=RateLimitedLog(logging.getLogger("streambind.server")),
             **handler_kwargs,
         )

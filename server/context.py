@@ -14,7 +14,6 @@ from .run import Run
 
 __all__ = ["RunContext"]
 
-logger = logging.getLogger("streambind.server")
 
 # A workflow that sends in a tight loop never suspends on its own; ctx.send
 # yields to the event loop this often so streams are written and cancellation
