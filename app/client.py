@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from .sse import SSEDecoder
+from .inflate import body_pieces
+from .settings import ClientSettings
+from .sse import EventFields, SSEDecoder, StreamTooLarge
 from .state import TERMINAL, StreamState
 
-__all__ = ["ClientError", "StreamCall", "StreamClient", "StreamState"]
+__all__ = ["ClientError", "ClientSettings", "StreamCall", "StreamClient", "StreamState"]
 
 _DEFAULT_RETRY_MS = 3000
 _NO_TERMINAL_EVENT = "the stream ended without saying how the run ended"
@@ -45,13 +48,18 @@ class StreamClient:
         base_url: str,
         token: str | None = None,
         *,
-        max_reconnects: int = 5,
+        settings: ClientSettings | None = None,
+        max_reconnects: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self.max_reconnects = max_reconnects
+        settings = settings or ClientSettings()
+        if max_reconnects is not None:
+            settings = dataclasses.replace(settings, max_reconnects=max_reconnects)
+        self.settings = settings
+        self.max_reconnects = settings.max_reconnects
         self.clock = clock
         # Streams may be silent for long stretches (a slow step, a ping every 15 s):
         # only connecting and writing are bounded.
@@ -167,6 +175,8 @@ class StreamCall:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             message = describe_transport_error(exc, self._target, own=self._streambind)
             state.fail("connection_error", message, clock())
+        except StreamTooLarge as exc:
+            state.fail("too_large", f"{self._target}: {exc}", clock())
         if not state.finished:  # pragma: no cover - every path above ends the call
             state.fail(
                 "protocol_error", "the stream ended without saying how the run ended", clock()
@@ -263,25 +273,31 @@ class StreamCall:
             await self._settle_from_record()
             return False
         if response.status_code >= 400:
-            await response.aread()
+            await self._read_bounded(response)
             await self._fail_http(response)
             return False
         if not _is_event_stream(response):
-            await response.aread()
+            await self._read_bounded(response)
             self._take_plain_result(response)
             return False
         state.streamed = True
         state.version += 1
         return True
 
+    def _decoder(self) -> SSEDecoder:
+        settings = self.client.settings
+        return SSEDecoder(
+            max_line_size=settings.max_line_size, max_event_size=settings.max_event_size
+        )
+
     async def _take_events(self, response: httpx.Response) -> bool:
         """Apply each event as its bytes arrive; True once an event has ended the call."""
-        decoder = SSEDecoder()
+        decoder = self._decoder()
         state = self.state
         apply = state.apply_event
         clock = self.client.clock
         on_chunk = self.on_chunk
-        async for chunk in response.aiter_bytes():
+        async for chunk in body_pieces(response):
             state.bytes_received += len(chunk)
             # Applied here, not handed on one by one through an async generator:
             # that hop would cost more than the decoding.
@@ -296,20 +312,30 @@ class StreamCall:
 
     async def _run_whole(self) -> None:
         """Handle stream off: one request, read to its end, and only then any state."""
-        response = await self.client.http.send(self._request())
+        async with self._open(self._request()) as response:
+            if not response.is_success or not _is_event_stream(response):
+                await self._read_bounded(response)
+            else:
+                # Decoded as it arrives, so the size limits hold, but applied at the end.
+                events: list[EventFields] = []
+                decoder = self._decoder()
+                received = 0
+                async for chunk in body_pieces(response):
+                    received += len(chunk)
+                    events += decoder.feed_fields(chunk)
+                decoder.close()  # the body is complete: an unfinished event is dropped
         state = self.state
         state.run_id = response.headers.get("x-run-id")
-        state.bytes_received = len(response.content)
         if response.status_code >= 400:
+            state.bytes_received = len(response.content)
             await self._fail_http(response)
             return
         if not _is_event_stream(response):
+            state.bytes_received = len(response.content)
             self._take_plain_result(response)
             return
+        state.bytes_received = received
         state.streamed = True
-        decoder = SSEDecoder()
-        events = decoder.feed_fields(response.content)
-        decoder.close()  # the body is complete: an event it left unfinished is dropped
         clock = self.client.clock
         for event_type, data, event_id, _ in events:
             if state.apply_event(event_type, data, event_id, clock) and self.on_chunk:
@@ -317,6 +343,21 @@ class StreamCall:
             if state.finished:
                 return
         state.fail("connection_lost", _NO_TERMINAL_EVENT, clock())
+
+    async def _read_bounded(self, response: httpx.Response) -> None:
+        """Read a body that is not a stream into ``response.content``, up to one event's size."""
+        limit = self.client.settings.max_event_size
+        pieces: list[bytes] = []
+        size = 0
+        async for piece in body_pieces(response):
+            size += len(piece)
+            if size > limit:
+                raise StreamTooLarge(
+                    f"the answer is larger than the limit of {limit:,} bytes "
+                    f"({response.status_code} {response.headers.get('content-type', '')})"
+                )
+            pieces.append(piece)
+        response._content = b"".join(pieces)  # what aread() would have set
 
     async def _settle_from_record(self) -> None:
         state, clock = self.state, self.client.clock
