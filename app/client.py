@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from .headers import headers_problem, last_event_id_header
 from .inflate import body_pieces
 from .settings import ClientSettings
 from .sse import EventFields, SSEDecoder, StreamTooLarge
@@ -163,6 +164,9 @@ class StreamCall:
         clock = self.client.clock
         self._task = asyncio.current_task()
         state.start(clock())
+        if (problem := headers_problem(self._headers)) is not None:
+            state.fail("invalid_request", f"cannot send this request: {problem}", clock())
+            return state
         try:
             if state.handle_stream:
                 await self._run_streaming()
@@ -177,6 +181,10 @@ class StreamCall:
             state.fail("connection_error", message, clock())
         except StreamTooLarge as exc:
             state.fail("too_large", f"{self._target}: {exc}", clock())
+        except Exception as exc:
+            # Documented never to raise: a UI with many cards depends on it.
+            message = f"the client failed on what {self._target} sent: {type(exc).__name__}: {exc}"
+            state.fail("client_error", message, clock())
         if not state.finished:  # pragma: no cover - every path above ends the call
             state.fail(
                 "protocol_error", "the stream ended without saying how the run ended", clock()
@@ -243,18 +251,28 @@ class StreamCall:
                 self.client.clock(),
             )
             return None
+        headers: dict[str, Any] = {}
+        if state.last_event_id:
+            last_event_id = last_event_id_header(state.last_event_id)
+            if last_event_id is None:
+                message = (
+                    f"cannot resume {self._target}: its last event id {state.last_event_id!r} "
+                    f"has characters no HTTP header can carry ({reason})"
+                )
+                state.fail("cannot_resume", message, self.client.clock())
+                return None
+            headers["Last-Event-ID"] = last_event_id
         retry_ms = self._retry_ms if self._retry_ms is not None else _DEFAULT_RETRY_MS
         await asyncio.sleep(min(retry_ms / 1000 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
         state.reconnects += 1
         state.version += 1
-        headers = {"Last-Event-ID": state.last_event_id} if state.last_event_id else {}
         if self._streambind:
             return self.client.http.build_request(
                 "GET", f"/api/runs/{state.run_id}/events", headers=headers
             )
         return self._request(extra_headers=headers)
 
-    def _request(self, extra_headers: dict[str, str] | None = None) -> httpx.Request:
+    def _request(self, extra_headers: dict[str, Any] | None = None) -> httpx.Request:
         headers = {"Accept": "text/event-stream", **self._headers, **(extra_headers or {})}
         kwargs: dict[str, Any] = {"headers": headers}
         if self._body is not None and self._method not in ("GET", "HEAD"):
@@ -383,7 +401,8 @@ class StreamCall:
     async def _describe_events_gone(self, error: dict[str, Any]) -> dict[str, Any]:
         """A resume the server can no longer serve: say so, and how the run itself ended."""
         state = self.state
-        wanted = int(state.last_event_id or 0) + 1
+        last = state.last_event_id
+        wanted = int(last) + 1 if last.isascii() and last.isdigit() else f"after {last!r}"
         message = (
             f"the server no longer keeps this run's events from id {wanted} on "
             f"(the oldest it keeps is {error.get('first_kept', '?')}), so they cannot be shown"

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 import tracemalloc
 import zlib
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
 from foreign import serve
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
 
 from streambind.app.client import ClientSettings, StreamClient
 from streambind.app.sse import SSEDecoder, StreamTooLarge
+from streambind.app.tui.app import StreambindApp
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -110,3 +118,154 @@ async def test_an_event_of_many_lines_beyond_the_limit_fails_the_call() -> None:
         "message": f"{url}/events: an event of the stream is larger than the limit of "
         "1,048,576 characters",
     }
+
+
+# -- item 9: any event id is carried; no header can crash the client or the TUI ----------
+
+
+def _drops_after_an_odd_id(event_id: bytes, resumes: list[str | None]) -> web.Application:
+    """A stream that sends one event with ``event_id``, drops, and on resume ends cleanly."""
+
+    async def ticks(request: web.Request) -> web.StreamResponse:
+        last = request.headers.get("Last-Event-ID")
+        resumes.append(last)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if last is None:
+            await response.write(b"retry: 1\nid: " + event_id + b"\ndata: one\n\n")
+            request.transport.close()
+            return response
+        await response.write(f"data: two after {last}\n\n".encode())
+        return response
+
+    app = web.Application()
+    app.router.add_get("/ticks", ticks)
+    return app
+
+
+async def test_a_non_ascii_id_is_carried_as_utf8_on_resume() -> None:
+    resumes: list[str | None] = []
+    async with (
+        serve(_drops_after_an_odd_id("é".encode(), resumes)) as url,
+        StreamClient(url) as client,
+    ):
+        state = await client.watch(f"{url}/ticks").run()
+    assert state.status == "succeeded", state.error
+    assert state.chunks == ["one", "two after é"]
+    assert resumes == [None, "é"]
+    assert state.reconnects == 1
+
+
+async def test_an_id_no_header_can_carry_fails_with_a_clear_message() -> None:
+    resumes: list[str | None] = []
+    async with (
+        serve(_drops_after_an_odd_id(b"a\x01b", resumes)) as url,
+        StreamClient(url) as client,
+    ):
+        state = await client.watch(f"{url}/ticks").run()
+    assert state.status == "failed"
+    assert state.chunks == ["one"]
+    assert state.error["type"] == "cannot_resume"
+    assert state.error["message"].startswith(
+        f"cannot resume {url}/ticks: its last event id 'a\\x01b' has characters no HTTP "
+        "header can carry"
+    )
+    assert resumes == [None], "no request with a header that cannot be sent"
+
+
+async def test_a_header_that_cannot_be_sent_fails_the_call_not_the_caller() -> None:
+    async with StreamClient("http://127.0.0.1:9") as client:
+        state = await client.watch("http://127.0.0.1:9/x", headers={"X-Name": "José"}).run()
+    assert state.status == "failed"
+    assert state.error == {
+        "type": "invalid_request",
+        "message": "cannot send this request: X-Name: 'José' is not ASCII, and header values "
+        "must be; percent-encode it (Jos%C3%A9) if the server expects that",
+    }
+
+
+def _streambind_like(resumes: list[str | None]) -> web.Application:
+    """Just enough of streambind's API for ``streambind call``: a run whose id is not ASCII."""
+
+    async def endpoints(request: web.Request) -> web.Response:
+        return web.json_response({"endpoints": [{"name": "odd", "params": {}}]})
+
+    async def odd(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "X-Run-Id": "r1"}
+        )
+        await response.prepare(request)
+        await response.write('retry: 1\nid: é\ndata: {"n": 1}\n\n'.encode())
+        request.transport.close()
+        return response
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        resumes.append(request.headers.get("Last-Event-ID"))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        end = {"status": "succeeded", "result": {"after": resumes[-1]}}
+        await response.write(f"event: end\ndata: {json.dumps(end)}\n\n".encode())
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/endpoints", endpoints)
+    app.router.add_post("/api/endpoints/odd", odd)
+    app.router.add_get("/api/runs/r1/events", events)
+    return app
+
+
+async def _cli_call(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streambind.app.cli", "call", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_streambind_call_resumes_after_a_non_ascii_id_without_a_traceback() -> None:
+    resumes: list[str | None] = []
+    async with serve(_streambind_like(resumes)) as url:
+        code, out, err = await _cli_call("odd", "--json", "--url", url)
+    assert "Traceback" not in err
+    assert code == 0, err
+    final = json.loads(out.splitlines()[-1])
+    assert final["status"] == "succeeded"
+    assert final["result"] == {"after": "é"}
+    assert resumes == ["é"]
+
+
+async def _until(pilot: Pilot, condition: Callable[[], bool], what: str) -> None:
+    for _ in range(1500):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+async def test_the_tui_survives_a_non_ascii_header_and_a_non_ascii_id() -> None:
+    resumes: list[str | None] = []
+    async with serve(_drops_after_an_odd_id("é".encode(), resumes)) as url:
+        app = StreambindApp("http://127.0.0.1:9")  # no streambind server: only watching
+        async with app.run_test(size=(110, 40)) as pilot:
+            await pilot.press("w")
+            app.query_one("#watch-url", Input).value = f"{url}/ticks"
+            app.query_one("#watch-headers", Input).value = "X-Name: José"
+            await pilot.press("enter")
+            await _until(pilot, lambda: app.query_one("#watch-error").display, "the error")
+            error = str(app.query_one("#watch-error", Static).render())
+            assert error.startswith("headers: X-Name: 'José' is not ASCII")
+            assert app.cards == []
+
+            app.query_one("#watch-headers", Input).value = "X-Name: Jos%C3%A9"
+            await pilot.press("enter")
+            await _until(pilot, lambda: app.cards and app.cards[0].state.finished, "the end")
+            assert app.cards[0].state.chunks == ["one", "two after é"]
+            await pilot.press("enter")  # the same stream again: a second card
+            await _until(pilot, lambda: len(app.cards) == 2, "a second card")
+            await _until(pilot, lambda: app.cards[0].state.finished, "the second end")
+            assert app.is_running
+            assert [card.state.status for card in app.cards] == ["succeeded", "succeeded"]
+            assert resumes == [None, "é", None, "é"]
