@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from .answers import MAX_REDIRECTS, is_json, not_a_stream, redirect_not_followed, same_origin
 from .headers import headers_problem, last_event_id_header
 from .inflate import body_pieces
 from .settings import ClientSettings
@@ -149,6 +150,7 @@ class StreamCall:
         self._task: asyncio.Task[Any] | None = None
         self._cancel_requested = False
         self._retry_ms: int | None = None  # the server's ``retry:``, for reconnecting
+        self._redirects = 0  # same-origin redirects followed for the latest request
         #: Called with each message as it arrives (``--json`` output uses it).
         self.on_chunk: Callable[[Any], None] | None = None
 
@@ -294,6 +296,11 @@ class StreamCall:
             await self._read_bounded(response)
             await self._fail_http(response)
             return False
+        if not response.is_success:
+            self.state.fail_with(
+                redirect_not_followed(response, self._target, self._redirects), self.client.clock()
+            )
+            return False
         if not _is_event_stream(response):
             await self._read_bounded(response)
             self._take_plain_result(response)
@@ -347,6 +354,11 @@ class StreamCall:
         if response.status_code >= 400:
             state.bytes_received = len(response.content)
             await self._fail_http(response)
+            return
+        if not response.is_success:
+            state.fail_with(
+                redirect_not_followed(response, self._target, self._redirects), self.client.clock()
+            )
             return
         if not _is_event_stream(response):
             state.bytes_received = len(response.content)
@@ -419,11 +431,18 @@ class StreamCall:
         return error
 
     def _take_plain_result(self, response: httpx.Response) -> None:
+        """A JSON answer is the result (streambind's, with Handle stream off); nothing else is."""
+        clock = self.client.clock
+        if not is_json(response):
+            self.state.fail_with(not_a_stream(response, self._target), clock())
+            return
         try:
             result = response.json()
         except ValueError:
-            result = response.text
-        self.state.take_result(result, self.client.clock())
+            message = f"{self._target} answered with JSON that does not parse"
+            self.state.fail("not_a_stream", message, clock())
+            return
+        self.state.take_result(result, clock())
 
 
 class _Opened:
@@ -435,8 +454,21 @@ class _Opened:
         self._response: httpx.Response | None = None
 
     async def __aenter__(self) -> httpx.Response:
-        self._response = await self._call.client.http.send(self._request, stream=True)
-        return self._response
+        http = self._call.client.http
+        request = self._request
+        self._call._redirects = 0
+        while True:
+            self._response = await http.send(request, stream=True)
+            following = self._response.next_request
+            # A redirect to another origin could hand the token, the body and the
+            # Last-Event-ID to someone else, or answer with a login page: it is not followed.
+            if following is None or not same_origin(following.url, self._request.url):
+                return self._response
+            if self._call._redirects >= MAX_REDIRECTS:
+                return self._response
+            self._call._redirects += 1
+            await self._response.aclose()
+            request = following
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:

@@ -269,3 +269,83 @@ async def test_the_tui_survives_a_non_ascii_header_and_a_non_ascii_id() -> None:
             assert app.is_running
             assert [card.state.status for card in app.cards] == ["succeeded", "succeeded"]
             assert resumes == [None, "é", None, "é"]
+
+
+# -- item 10: redirects and HTML are not success ------------------------------------------
+
+
+def _not_streams(requests: list[str]) -> web.Application:
+    """A server whose endpoints answer with a login page, or redirect away or nearby."""
+
+    async def endpoints(request: web.Request) -> web.Response:
+        names = ("login", "away", "nearby", "loop")
+        return web.json_response({"endpoints": [{"name": n, "params": {}} for n in names]})
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(text="<html><form>Sign in</form></html>", content_type="text/html")
+
+    async def away(request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://127.0.0.2:1/sso/login")
+
+    async def nearby(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/moved/nearby")  # 307: the POST and its body go on
+
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect("/api/endpoints/loop")
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        requests.append(f"{request.method} {request.path} {await request.text()}")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        end = {"status": "succeeded", "result": {"moved": True}}
+        await response.write(f"data: 1\n\nevent: end\ndata: {json.dumps(end)}\n\n".encode())
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/endpoints", endpoints)
+    app.router.add_post("/api/endpoints/login", login)
+    app.router.add_post("/api/endpoints/away", away)
+    app.router.add_post("/api/endpoints/nearby", nearby)
+    app.router.add_post("/api/endpoints/loop", loop)
+    app.router.add_post("/moved/nearby", moved)
+    return app
+
+
+@pytest.mark.parametrize("handle_stream", [True, False])
+async def test_a_login_page_or_a_redirect_away_is_a_failure_naming_what_came(
+    handle_stream: bool,
+) -> None:
+    requests: list[str] = []
+    async with serve(_not_streams(requests)) as url, StreamClient(url) as client:
+        login = await client.call("login", handle_stream=handle_stream).run()
+        away = await client.call("away", handle_stream=handle_stream).run()
+        loop = await client.call("loop", handle_stream=handle_stream).run()
+        nearby = await client.call("nearby", {"x": 1}, handle_stream=handle_stream).run()
+    assert login.status == "failed"
+    assert login.result is None
+    assert login.error["message"] == (
+        f"{url} answered 200 OK with text/html, which is neither an event stream "
+        "(text/event-stream) nor a JSON result"
+    )
+    assert away.status == "failed"
+    assert away.error["message"] == (
+        f"{url} answered 302 Found redirecting to http://127.0.0.2:1/sso/login, which is "
+        "another origin: redirects are followed only within the same origin"
+    )
+    assert loop.status == "failed"
+    assert loop.error["message"].startswith(f"{url} redirected more than 5 times")
+    assert nearby.status == "succeeded", nearby.error
+    assert nearby.result == {"moved": True}
+    assert requests == ['POST /moved/nearby {"x":1}']
+
+
+async def test_streambind_call_exits_1_on_a_login_page_and_a_redirect_away() -> None:
+    async with serve(_not_streams([])) as url:
+        login = await _cli_call("login", "--url", url)
+        away = await _cli_call("away", "--json", "--url", url)
+    code, out, err = login
+    assert code == 1
+    assert "200 OK with text/html" in err and "<html>" not in out + err
+    code, out, err = away
+    assert code == 1
+    assert json.loads(out.splitlines()[-1])["error"]["type"] == "redirect"
