@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -53,6 +53,7 @@ class StreamClient:
         settings: ClientSettings | None = None,
         max_reconnects: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -63,6 +64,7 @@ class StreamClient:
         self.settings = settings
         self.max_reconnects = settings.max_reconnects
         self.clock = clock
+        self.sleep = sleep  # the wait before reconnecting (tests count the waits)
         # Streams may be silent for long stretches (a slow step, a ping every 15 s):
         # only connecting and writing are bounded.
         self.http = httpx.AsyncClient(
@@ -246,12 +248,21 @@ class StreamCall:
             kind = "connection_lost" if lost is None else "connection_error"
             state.fail(kind, reason, self.client.clock())
             return None
+        settings = self.client.settings
         if attempt > self.client.max_reconnects:
             state.fail(
                 "connection_lost",
                 f"gave up after {self.client.max_reconnects} reconnection attempts: {reason}",
                 self.client.clock(),
             )
+            return None
+        if state.reconnects >= settings.max_total_reconnects:
+            # Each connection may deliver something and still the stream never ends.
+            message = (
+                f"gave up after {state.reconnects} reconnections in all "
+                f"(max_total_reconnects): {reason}"
+            )
+            state.fail("connection_lost", message, self.client.clock())
             return None
         headers: dict[str, Any] = {}
         if state.last_event_id:
@@ -265,7 +276,10 @@ class StreamCall:
                 return None
             headers["Last-Event-ID"] = last_event_id
         retry_ms = self._retry_ms if self._retry_ms is not None else _DEFAULT_RETRY_MS
-        await asyncio.sleep(min(retry_ms / 1000 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
+        # ``retry: 0`` would reconnect hundreds of times a second: there is a floor, and the
+        # wait doubles with each attempt in a row that brought no new message.
+        retry_ms = max(retry_ms, settings.min_retry_ms)
+        await self.client.sleep(min(retry_ms / 1000 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
         state.reconnects += 1
         state.version += 1
         if self._streambind:

@@ -349,3 +349,71 @@ async def test_streambind_call_exits_1_on_a_login_page_and_a_redirect_away() -> 
     code, out, err = away
     assert code == 1
     assert json.loads(out.splitlines()[-1])["error"]["type"] == "redirect"
+
+
+# -- item 12: reconnecting has a floor on its wait and a total bound ----------------------
+
+
+def _one_event_per_connection(connections: list[int], productive: int) -> web.Application:
+    """``retry: 0``; the first ``productive`` connections bring one event, then drop."""
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        connections.append(1)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        n = len(connections)
+        if n <= productive:
+            await response.write(f"retry: 0\nid: {n}\ndata: {n}\n\n".encode())
+        else:
+            await response.write(b": nothing new\n\n")
+        request.transport.close()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/events", events)
+    return app
+
+
+class _Waits:
+    """Records each wait before a reconnection instead of sleeping it."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def test_retry_0_with_an_event_per_connection_waits_the_floor_and_stops_at_the_bound() -> (
+    None
+):
+    connections: list[int] = []
+    waits = _Waits()
+    settings = ClientSettings(max_total_reconnects=30)
+    async with (
+        serve(_one_event_per_connection(connections, productive=10_000)) as url,
+        StreamClient(url, settings=settings, sleep=waits) as client,
+    ):
+        state = await client.watch(f"{url}/events").run()
+    assert state.status == "failed"
+    assert state.error["message"].startswith(
+        "gave up after 30 reconnections in all (max_total_reconnects)"
+    )
+    assert state.reconnects == 30 and len(connections) == 31
+    assert waits.seconds == [0.1] * 30, "each wait is the 100 ms floor, not retry: 0"
+    assert state.chunks == list(range(1, 32))  # JSON numbers
+
+
+async def test_reconnecting_without_progress_waits_longer_each_time() -> None:
+    connections: list[int] = []
+    waits = _Waits()
+    async with (
+        serve(_one_event_per_connection(connections, productive=1)) as url,
+        StreamClient(url, sleep=waits) as client,
+    ):
+        state = await client.watch(f"{url}/events").run()
+    assert state.status == "failed"
+    assert state.error["message"].startswith("gave up after 5 reconnection attempts")
+    assert waits.seconds == [0.1, 0.2, 0.4, 0.8, 1.6]
+    assert len(connections) == 6
