@@ -65,13 +65,19 @@ class StreamClient:
         self.max_reconnects = settings.max_reconnects
         self.clock = clock
         self.sleep = sleep  # the wait before reconnecting (tests count the waits)
-        # Streams may be silent for long stretches (a slow step, a ping every 15 s):
-        # only connecting and writing are bounded.
+        # Plain requests are bounded by request_timeout; streams get read_timeout for
+        # their silences instead (see StreamCall._request), a bit above the server's ping.
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
-            timeout=httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0),
+            timeout=httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout),
             transport=transport,
+        )
+        #: A stream's requests: the same, except that a read may wait read_timeout.
+        self.stream_timeout = httpx.Timeout(
+            settings.request_timeout,
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
         )
 
     async def __aenter__(self) -> StreamClient:
@@ -117,10 +123,17 @@ class StreamClient:
 
     async def get_json(self, path: str) -> dict[str, Any]:
         """A JSON object from the server; raises ClientError with a readable message."""
+        limit = self.settings.request_timeout
         try:
-            response = await self.http.get(path)
+            # Bounded in all: a server trickling a byte at a time passes every read timeout.
+            async with asyncio.timeout(limit):
+                response = await self.http.get(path)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ClientError(describe_transport_error(exc, self.base_url, own=True)) from None
+        except TimeoutError:
+            raise ClientError(
+                f"{self.base_url}{path} did not answer within {limit:g} s (request_timeout)"
+            ) from None
         if response.status_code != 200:
             raise ClientError(http_error(response)["message"])
         try:
@@ -226,6 +239,13 @@ class StreamCall:
                         # always sends a terminal event first, so for it this is a loss.
                         self.state.finish("succeeded", self.client.clock())
                         return
+            except httpx.ReadTimeout as exc:
+                lost = exc  # silent past read_timeout, or no headers: resume below
+                if not str(exc):
+                    lost = httpx.ReadTimeout(
+                        f"nothing received for {self.client.settings.read_timeout:g} s, "
+                        "the read_timeout"
+                    )
             except httpx.TransportError as exc:
                 lost = exc  # refused, reset or cut mid-stream: resume below
             # The stream ended without a terminal event: the connection was lost.
@@ -284,13 +304,16 @@ class StreamCall:
         state.version += 1
         if self._streambind:
             return self.client.http.build_request(
-                "GET", f"/api/runs/{state.run_id}/events", headers=headers
+                "GET",
+                f"/api/runs/{state.run_id}/events",
+                headers=headers,
+                timeout=self.client.stream_timeout,
             )
         return self._request(extra_headers=headers)
 
     def _request(self, extra_headers: dict[str, Any] | None = None) -> httpx.Request:
         headers = {"Accept": "text/event-stream", **self._headers, **(extra_headers or {})}
-        kwargs: dict[str, Any] = {"headers": headers}
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": self.client.stream_timeout}
         if self._body is not None and self._method not in ("GET", "HEAD"):
             kwargs["json"] = self._body
         return self.client.http.build_request(self._method, self._url, **kwargs)
@@ -471,8 +494,14 @@ class _Opened:
         http = self._call.client.http
         request = self._request
         self._call._redirects = 0
+        limit = self._call.client.settings.request_timeout
         while True:
-            self._response = await http.send(request, stream=True)
+            try:
+                async with asyncio.timeout(limit):
+                    self._response = await http.send(request, stream=True)
+            except TimeoutError:
+                message = f"no response headers within {limit:g} s, the request_timeout"
+                raise httpx.ReadTimeout(message, request=request) from None
             following = self._response.next_request
             # A redirect to another origin could hand the token, the body and the
             # Last-Event-ID to someone else, or answer with a login page: it is not followed.
@@ -522,7 +551,7 @@ def describe_transport_error(exc: Exception, target: str, *, own: bool = True) -
         hint = ": is the server running?" if own else ""
         return f"cannot connect to {target}{hint} ({_reason(exc)})"
     if isinstance(exc, httpx.TimeoutException):
-        return f"{target} did not answer in time"
+        return f"{target} did not answer in time" + (f" ({exc})" if str(exc) else "")
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return f"{target} is not a usable URL ({_reason(exc)})"
     return f"the connection to {target} failed ({_reason(exc)})"

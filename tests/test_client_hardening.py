@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import tracemalloc
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import web
@@ -16,7 +17,7 @@ from foreign import serve
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
-from streambind.app.client import ClientSettings, StreamClient
+from streambind.app.client import ClientError, ClientSettings, StreamClient
 from streambind.app.sse import SSEDecoder, StreamTooLarge
 from streambind.app.tui.app import StreambindApp
 
@@ -417,3 +418,95 @@ async def test_reconnecting_without_progress_waits_longer_each_time() -> None:
     assert state.error["message"].startswith("gave up after 5 reconnection attempts")
     assert waits.seconds == [0.1, 0.2, 0.4, 0.8, 1.6]
     assert len(connections) == 6
+
+
+# -- item 13: time limits on plain requests, response headers and silent streams ----------
+
+
+@contextlib.asynccontextmanager
+async def _silent_server() -> AsyncIterator[str]:
+    """Accepts connections, reads what comes, and never answers."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+
+
+async def test_a_server_that_never_answers_times_out_plain_requests_and_streams() -> None:
+    settings = ClientSettings(request_timeout=0.5)
+    async with _silent_server() as url, StreamClient(url, settings=settings) as client:
+        with pytest.raises(ClientError) as listing:
+            await asyncio.wait_for(client.endpoints(), 60)
+        streamed = await asyncio.wait_for(client.call("import").run(), 60)
+        whole = await asyncio.wait_for(client.call("import", handle_stream=False).run(), 60)
+        watched = await asyncio.wait_for(client.watch(f"{url}/events").run(), 60)
+    assert (
+        str(listing.value) == f"{url}/api/endpoints did not answer within 0.5 s (request_timeout)"
+    )
+    for state, target in ((streamed, url), (whole, url), (watched, f"{url}/events")):
+        assert state.status == "failed"
+        assert state.error["message"] == (
+            f"{target} did not answer in time "
+            "(no response headers within 0.5 s, the request_timeout)"
+        )
+
+
+def _pings_then(*, silent_after_pings: bool) -> web.Application:
+    """One event, then a ping every 50 ms for 2 s; then the end, or silence from then on."""
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if "Last-Event-ID" not in request.headers:
+            await response.write(b"retry: 1\nid: 1\ndata: first\n\n")
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                await response.write(b": ping\n\n")
+        if silent_after_pings or "Last-Event-ID" in request.headers:
+            await asyncio.Event().wait()  # alive, connected, and silent
+        await response.write(b"data: last\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/events", events)
+    return app
+
+
+async def test_an_open_stream_lives_while_it_pings_and_is_resumed_once_silent() -> None:
+    settings = ClientSettings(read_timeout=1.0, max_reconnects=1)
+    async with (
+        serve(_pings_then(silent_after_pings=False)) as url,
+        StreamClient(url, settings=settings) as client,
+    ):
+        pinging = await asyncio.wait_for(client.watch(f"{url}/events").run(), 60)
+    assert pinging.status == "succeeded", pinging.error
+    assert pinging.chunks == ["first", "last"] and pinging.reconnects == 0
+
+    async with (
+        serve(_pings_then(silent_after_pings=True)) as url,
+        StreamClient(url, settings=settings, sleep=_Waits()) as client,
+    ):
+        silent = await asyncio.wait_for(client.watch(f"{url}/events").run(), 60)
+    assert silent.status == "failed"
+    assert silent.reconnects == 1
+    assert silent.error["message"] == (
+        f"gave up after 1 reconnection attempts: {url}/events did not answer in time "
+        "(nothing received for 1 s, the read_timeout)"
+    )
+
+
+async def test_streambind_call_to_a_silent_server_exits_1_at_its_timeout() -> None:
+    async with _silent_server() as url:
+        code, _, err = await _cli_call("import", "--url", url, "--timeout", "0.5")
+    assert code == 1
+    assert f"{url}/api/endpoints did not answer within 0.5 s" in err
