@@ -451,9 +451,10 @@ class StreamCall:
         """A resume the server can no longer serve: say so, and how the run itself ended."""
         state = self.state
         last = state.last_event_id
-        wanted = int(last) + 1 if last.isascii() and last.isdigit() else f"after {last!r}"
+        numeric = not last or (last.isascii() and last.isdigit())
+        wanted = f"from id {int(last or 0) + 1} on" if numeric else f"after id {last!r}"
         message = (
-            f"the server no longer keeps this run's events from id {wanted} on "
+            f"the server no longer keeps this run's events {wanted} "
             f"(the oldest it keeps is {error.get('first_kept', '?')}), so they cannot be shown"
         )
         error = {**error, "message": message}
