@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from .client import ClientError, StreamClient
 from .forms import parse_value
 from .progress import bar_fraction, chunk_count, done_of_total, joined_text, progress_of
+from .settings import ClientSettings
 from .state import StreamState
 
 __all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_USAGE", "parse_assignments", "run_call"]
@@ -52,10 +53,11 @@ async def run_call(
     token: str | None,
     handle_stream: bool,
     as_json: bool,
+    settings: ClientSettings | None = None,
 ) -> int:
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    async with StreamClient(url, token) as client:
+    async with StreamClient(url, token, settings=settings) as client:
         try:
             endpoints = {e["name"]: e for e in await client.endpoints()}
         except ClientError as exc:

@@ -184,6 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print {"chunk": ...} per message and a final result line, as JSON lines',
     )
+    call.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for an answer: a plain request in all, a stream's response "
+        "headers (default: %(default)s)",
+    )
+    call.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="seconds an open stream may send nothing, not even a ping, before it is "
+        "resumed (default: %(default)s)",
+    )
     _add_connection_options(call)
     return parser
 
@@ -256,7 +272,13 @@ def _call(args: argparse.Namespace, url: str) -> int:
     import asyncio
 
     from .call_command import run_call
+    from .settings import ClientSettings
 
+    try:
+        settings = ClientSettings(request_timeout=args.timeout, read_timeout=args.read_timeout)
+    except ValueError as exc:
+        print(f"streambind call: {exc}", file=sys.stderr)
+        return 2
     return asyncio.run(
         run_call(
             url,
@@ -265,6 +287,7 @@ def _call(args: argparse.Namespace, url: str) -> int:
             token=args.token,
             handle_stream=not args.no_stream,
             as_json=args.json,
+            settings=settings,
         )
     )
 

@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from .sse import SSEDecoder
+from .answers import MAX_REDIRECTS, is_json, not_a_stream, redirect_not_followed, same_origin
+from .headers import headers_problem, last_event_id_header
+from .inflate import body_pieces
+from .settings import ClientSettings
+from .sse import EventFields, SSEDecoder, StreamTooLarge
 from .state import TERMINAL, StreamState
 
-__all__ = ["ClientError", "StreamCall", "StreamClient", "StreamState"]
+__all__ = ["ClientError", "ClientSettings", "StreamCall", "StreamClient", "StreamState"]
 
 _DEFAULT_RETRY_MS = 3000
 _NO_TERMINAL_EVENT = "the stream ended without saying how the run ended"
@@ -45,21 +50,34 @@ class StreamClient:
         base_url: str,
         token: str | None = None,
         *,
-        max_reconnects: int = 5,
+        settings: ClientSettings | None = None,
+        max_reconnects: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self.max_reconnects = max_reconnects
+        settings = settings or ClientSettings()
+        if max_reconnects is not None:
+            settings = dataclasses.replace(settings, max_reconnects=max_reconnects)
+        self.settings = settings
+        self.max_reconnects = settings.max_reconnects
         self.clock = clock
-        # Streams may be silent for long stretches (a slow step, a ping every 15 s):
-        # only connecting and writing are bounded.
+        self.sleep = sleep  # the wait before reconnecting (tests count the waits)
+        # Plain requests are bounded by request_timeout; streams get read_timeout for
+        # their silences instead (see StreamCall._request), a bit above the server's ping.
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
-            timeout=httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0),
+            timeout=httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout),
             transport=transport,
+        )
+        #: A stream's requests: the same, except that a read may wait read_timeout.
+        self.stream_timeout = httpx.Timeout(
+            settings.request_timeout,
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
         )
 
     async def __aenter__(self) -> StreamClient:
@@ -105,10 +123,17 @@ class StreamClient:
 
     async def get_json(self, path: str) -> dict[str, Any]:
         """A JSON object from the server; raises ClientError with a readable message."""
+        limit = self.settings.request_timeout
         try:
-            response = await self.http.get(path)
+            # Bounded in all: a server trickling a byte at a time passes every read timeout.
+            async with asyncio.timeout(limit):
+                response = await self.http.get(path)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ClientError(describe_transport_error(exc, self.base_url, own=True)) from None
+        except TimeoutError:
+            raise ClientError(
+                f"{self.base_url}{path} did not answer within {limit:g} s (request_timeout)"
+            ) from None
         if response.status_code != 200:
             raise ClientError(http_error(response)["message"])
         try:
@@ -140,6 +165,7 @@ class StreamCall:
         self._task: asyncio.Task[Any] | None = None
         self._cancel_requested = False
         self._retry_ms: int | None = None  # the server's ``retry:``, for reconnecting
+        self._redirects = 0  # same-origin redirects followed for the latest request
         #: Called with each message as it arrives (``--json`` output uses it).
         self.on_chunk: Callable[[Any], None] | None = None
 
@@ -155,6 +181,9 @@ class StreamCall:
         clock = self.client.clock
         self._task = asyncio.current_task()
         state.start(clock())
+        if (problem := headers_problem(self._headers)) is not None:
+            state.fail("invalid_request", f"cannot send this request: {problem}", clock())
+            return state
         try:
             if state.handle_stream:
                 await self._run_streaming()
@@ -167,6 +196,12 @@ class StreamCall:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             message = describe_transport_error(exc, self._target, own=self._streambind)
             state.fail("connection_error", message, clock())
+        except StreamTooLarge as exc:
+            state.fail("too_large", f"{self._target}: {exc}", clock())
+        except Exception as exc:
+            # Documented never to raise: a UI with many cards depends on it.
+            message = f"the client failed on what {self._target} sent: {type(exc).__name__}: {exc}"
+            state.fail("client_error", message, clock())
         if not state.finished:  # pragma: no cover - every path above ends the call
             state.fail(
                 "protocol_error", "the stream ended without saying how the run ended", clock()
@@ -204,6 +239,13 @@ class StreamCall:
                         # always sends a terminal event first, so for it this is a loss.
                         self.state.finish("succeeded", self.client.clock())
                         return
+            except httpx.ReadTimeout as exc:
+                lost = exc  # silent past read_timeout, or no headers: resume below
+                if not str(exc):
+                    lost = httpx.ReadTimeout(
+                        f"nothing received for {self.client.settings.read_timeout:g} s, "
+                        "the read_timeout"
+                    )
             except httpx.TransportError as exc:
                 lost = exc  # refused, reset or cut mid-stream: resume below
             # The stream ended without a terminal event: the connection was lost.
@@ -226,6 +268,7 @@ class StreamCall:
             kind = "connection_lost" if lost is None else "connection_error"
             state.fail(kind, reason, self.client.clock())
             return None
+        settings = self.client.settings
         if attempt > self.client.max_reconnects:
             state.fail(
                 "connection_lost",
@@ -233,20 +276,44 @@ class StreamCall:
                 self.client.clock(),
             )
             return None
+        if state.reconnects >= settings.max_total_reconnects:
+            # Each connection may deliver something and still the stream never ends.
+            message = (
+                f"gave up after {state.reconnects} reconnections in all "
+                f"(max_total_reconnects): {reason}"
+            )
+            state.fail("connection_lost", message, self.client.clock())
+            return None
+        headers: dict[str, Any] = {}
+        if state.last_event_id:
+            last_event_id = last_event_id_header(state.last_event_id)
+            if last_event_id is None:
+                message = (
+                    f"cannot resume {self._target}: its last event id {state.last_event_id!r} "
+                    f"has characters no HTTP header can carry ({reason})"
+                )
+                state.fail("cannot_resume", message, self.client.clock())
+                return None
+            headers["Last-Event-ID"] = last_event_id
         retry_ms = self._retry_ms if self._retry_ms is not None else _DEFAULT_RETRY_MS
-        await asyncio.sleep(min(retry_ms / 1000 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
+        # ``retry: 0`` would reconnect hundreds of times a second: there is a floor, and the
+        # wait doubles with each attempt in a row that brought no new message.
+        retry_ms = max(retry_ms, settings.min_retry_ms)
+        await self.client.sleep(min(retry_ms / 1000 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
         state.reconnects += 1
         state.version += 1
-        headers = {"Last-Event-ID": state.last_event_id} if state.last_event_id else {}
         if self._streambind:
             return self.client.http.build_request(
-                "GET", f"/api/runs/{state.run_id}/events", headers=headers
+                "GET",
+                f"/api/runs/{state.run_id}/events",
+                headers=headers,
+                timeout=self.client.stream_timeout,
             )
         return self._request(extra_headers=headers)
 
-    def _request(self, extra_headers: dict[str, str] | None = None) -> httpx.Request:
+    def _request(self, extra_headers: dict[str, Any] | None = None) -> httpx.Request:
         headers = {"Accept": "text/event-stream", **self._headers, **(extra_headers or {})}
-        kwargs: dict[str, Any] = {"headers": headers}
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": self.client.stream_timeout}
         if self._body is not None and self._method not in ("GET", "HEAD"):
             kwargs["json"] = self._body
         return self.client.http.build_request(self._method, self._url, **kwargs)
@@ -263,25 +330,36 @@ class StreamCall:
             await self._settle_from_record()
             return False
         if response.status_code >= 400:
-            await response.aread()
+            await self._read_bounded(response)
             await self._fail_http(response)
             return False
+        if not response.is_success:
+            self.state.fail_with(
+                redirect_not_followed(response, self._target, self._redirects), self.client.clock()
+            )
+            return False
         if not _is_event_stream(response):
-            await response.aread()
+            await self._read_bounded(response)
             self._take_plain_result(response)
             return False
         state.streamed = True
         state.version += 1
         return True
 
+    def _decoder(self) -> SSEDecoder:
+        settings = self.client.settings
+        return SSEDecoder(
+            max_line_size=settings.max_line_size, max_event_size=settings.max_event_size
+        )
+
     async def _take_events(self, response: httpx.Response) -> bool:
         """Apply each event as its bytes arrive; True once an event has ended the call."""
-        decoder = SSEDecoder()
+        decoder = self._decoder()
         state = self.state
         apply = state.apply_event
         clock = self.client.clock
         on_chunk = self.on_chunk
-        async for chunk in response.aiter_bytes():
+        async for chunk in body_pieces(response):
             state.bytes_received += len(chunk)
             # Applied here, not handed on one by one through an async generator:
             # that hop would cost more than the decoding.
@@ -296,20 +374,35 @@ class StreamCall:
 
     async def _run_whole(self) -> None:
         """Handle stream off: one request, read to its end, and only then any state."""
-        response = await self.client.http.send(self._request())
+        async with self._open(self._request()) as response:
+            if not response.is_success or not _is_event_stream(response):
+                await self._read_bounded(response)
+            else:
+                # Decoded as it arrives, so the size limits hold, but applied at the end.
+                events: list[EventFields] = []
+                decoder = self._decoder()
+                received = 0
+                async for chunk in body_pieces(response):
+                    received += len(chunk)
+                    events += decoder.feed_fields(chunk)
+                decoder.close()  # the body is complete: an unfinished event is dropped
         state = self.state
         state.run_id = response.headers.get("x-run-id")
-        state.bytes_received = len(response.content)
         if response.status_code >= 400:
+            state.bytes_received = len(response.content)
             await self._fail_http(response)
             return
+        if not response.is_success:
+            state.fail_with(
+                redirect_not_followed(response, self._target, self._redirects), self.client.clock()
+            )
+            return
         if not _is_event_stream(response):
+            state.bytes_received = len(response.content)
             self._take_plain_result(response)
             return
+        state.bytes_received = received
         state.streamed = True
-        decoder = SSEDecoder()
-        events = decoder.feed_fields(response.content)
-        decoder.close()  # the body is complete: an event it left unfinished is dropped
         clock = self.client.clock
         for event_type, data, event_id, _ in events:
             if state.apply_event(event_type, data, event_id, clock) and self.on_chunk:
@@ -317,6 +410,21 @@ class StreamCall:
             if state.finished:
                 return
         state.fail("connection_lost", _NO_TERMINAL_EVENT, clock())
+
+    async def _read_bounded(self, response: httpx.Response) -> None:
+        """Read a body that is not a stream into ``response.content``, up to one event's size."""
+        limit = self.client.settings.max_event_size
+        pieces: list[bytes] = []
+        size = 0
+        async for piece in body_pieces(response):
+            size += len(piece)
+            if size > limit:
+                raise StreamTooLarge(
+                    f"the answer is larger than the limit of {limit:,} bytes "
+                    f"({response.status_code} {response.headers.get('content-type', '')})"
+                )
+            pieces.append(piece)
+        response._content = b"".join(pieces)  # what aread() would have set
 
     async def _settle_from_record(self) -> None:
         state, clock = self.state, self.client.clock
@@ -342,9 +450,11 @@ class StreamCall:
     async def _describe_events_gone(self, error: dict[str, Any]) -> dict[str, Any]:
         """A resume the server can no longer serve: say so, and how the run itself ended."""
         state = self.state
-        wanted = int(state.last_event_id or 0) + 1
+        last = state.last_event_id
+        numeric = not last or (last.isascii() and last.isdigit())
+        wanted = f"from id {int(last or 0) + 1} on" if numeric else f"after id {last!r}"
         message = (
-            f"the server no longer keeps this run's events from id {wanted} on "
+            f"the server no longer keeps this run's events {wanted} "
             f"(the oldest it keeps is {error.get('first_kept', '?')}), so they cannot be shown"
         )
         error = {**error, "message": message}
@@ -359,11 +469,18 @@ class StreamCall:
         return error
 
     def _take_plain_result(self, response: httpx.Response) -> None:
+        """A JSON answer is the result (streambind's, with Handle stream off); nothing else is."""
+        clock = self.client.clock
+        if not is_json(response):
+            self.state.fail_with(not_a_stream(response, self._target), clock())
+            return
         try:
             result = response.json()
         except ValueError:
-            result = response.text
-        self.state.take_result(result, self.client.clock())
+            message = f"{self._target} answered with JSON that does not parse"
+            self.state.fail("not_a_stream", message, clock())
+            return
+        self.state.take_result(result, clock())
 
 
 class _Opened:
@@ -375,8 +492,27 @@ class _Opened:
         self._response: httpx.Response | None = None
 
     async def __aenter__(self) -> httpx.Response:
-        self._response = await self._call.client.http.send(self._request, stream=True)
-        return self._response
+        http = self._call.client.http
+        request = self._request
+        self._call._redirects = 0
+        limit = self._call.client.settings.request_timeout
+        while True:
+            try:
+                async with asyncio.timeout(limit):
+                    self._response = await http.send(request, stream=True)
+            except TimeoutError:
+                message = f"no response headers within {limit:g} s, the request_timeout"
+                raise httpx.ReadTimeout(message, request=request) from None
+            following = self._response.next_request
+            # A redirect to another origin could hand the token, the body and the
+            # Last-Event-ID to someone else, or answer with a login page: it is not followed.
+            if following is None or not same_origin(following.url, self._request.url):
+                return self._response
+            if self._call._redirects >= MAX_REDIRECTS:
+                return self._response
+            self._call._redirects += 1
+            await self._response.aclose()
+            request = following
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
@@ -416,7 +552,7 @@ def describe_transport_error(exc: Exception, target: str, *, own: bool = True) -
         hint = ": is the server running?" if own else ""
         return f"cannot connect to {target}{hint} ({_reason(exc)})"
     if isinstance(exc, httpx.TimeoutException):
-        return f"{target} did not answer in time"
+        return f"{target} did not answer in time" + (f" ({exc})" if str(exc) else "")
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return f"{target} is not a usable URL ({_reason(exc)})"
     return f"the connection to {target} failed ({_reason(exc)})"

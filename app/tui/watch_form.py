@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
+from ..headers import header_problem
+
 __all__ = ["WatchForm", "WatchRequest", "parse_headers"]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -33,6 +35,8 @@ def parse_headers(text: str) -> dict[str, str]:
         name, colon, value = part.partition(":")
         if not colon or not name.strip():
             raise ValueError(f"{part.strip()!r} is not 'Name: value'")
+        if (problem := header_problem(name.strip(), value.strip())) is not None:
+            raise ValueError(problem)
         headers[name.strip()] = value.strip()
     return headers
 
