@@ -80,10 +80,11 @@ async def test_pressing_run_at_start_runs_import_to_100_percent(server) -> None:
         assert card.has_class("-succeeded")
         assert card.query_one(ProgressBar).percentage == 1.0
         assert text_of(card, ".card-status") == "succeeded"
-        assert "200/200" in text_of(card, ".card-stats")
+        # The defaults: 1,000 rows in batches of 25, one message before the first batch.
+        assert "1,000/1,000" in text_of(card, ".card-stats")
         log = card.query_one(Log)
-        assert log.line_count == len(state.chunks) == 11
-        assert '"done": 200' in log.lines[-1]
+        assert log.line_count == len(state.chunks) == 41
+        assert '"done": 1000' in log.lines[-1]
     async with httpx.AsyncClient(base_url=server.url) as client:
         replay = await client.get(f"/api/runs/{state.run_id}/events")
     sent = [e.json() for e in split_events(replay.text) if e.event == "message"]
