@@ -76,7 +76,9 @@ async def test_follow_takes_a_running_run_to_its_end(server) -> None:  # type: i
 async def test_follow_of_a_failed_run_exits_1_and_of_a_cancelled_run_exits_3(server) -> None:  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient(base_url=server.url) as client:
         failed = await client.post("/api/endpoints/flaky", json={"delay_ms": 0})
-        code, out, _ = await _cli("follow", failed.headers["x-run-id"], "--json", "--url", server.url)
+        code, out, _ = await _cli(
+            "follow", failed.headers["x-run-id"], "--json", "--url", server.url
+        )
         assert code == 1
         assert _lines(out)[-1]["error"]["type"] == "FlakyFailure"
 
@@ -89,7 +91,9 @@ async def test_follow_of_a_failed_run_exits_1_and_of_a_cancelled_run_exits_3(ser
     assert _lines(out)[-1]["status"] == "cancelled"
 
 
-async def test_follow_of_a_run_the_server_does_not_know_exits_1_with_a_clear_message(server) -> None:  # type: ignore[no-untyped-def]
+async def test_follow_of_a_run_the_server_does_not_know_exits_1_with_a_clear_message(
+    server,
+) -> None:  # type: ignore[no-untyped-def]
     code, _, err = await _cli("follow", "0123456789abcdef", "--url", server.url)
     assert code == 1
     assert "no run with id '0123456789abcdef'" in err

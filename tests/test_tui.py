@@ -279,12 +279,24 @@ async def test_tab_goes_through_the_form_in_reading_order_and_digits_land(server
         assert app.focused is app.query_one("#endpoint-list")
         await pilot.press("tab", "5", "0")
         assert app.query_one("#param-rows", Input).value == "50"
+        # The Runs tab: its table comes right after the tabs, and digits go nowhere else.
+        await pilot.press("escape", "a")
+        table = app.query_one("#runs-table")
+        assert app.focused is table
+        await pilot.press("shift+tab")
+        assert app.focused is app.query_one("#tabs Tabs")
+        await pilot.press("tab")
+        assert app.focused is table
+        await pilot.press("5")
+        assert app.query_one("#param-rows", Input).value == "50"
 
 
 async def test_every_focusable_widget_shows_its_focus(server) -> None:  # type: ignore[no-untyped-def]
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
+        # A card that stays running (its Cancel button shown) while the chain is looked at.
+        await select(pilot, "hold", key="focus-looks")
         await pilot.press("r")  # a card, with its log and Cancel button, joins the chain
         await until(pilot, lambda: bool(app.query(".card-log")), "a card with a log")
 
@@ -296,6 +308,9 @@ async def test_every_focusable_widget_shows_its_focus(server) -> None:  # type: 
 
         chain = [w for w in app.screen.focus_chain if w.display]
         assert len(chain) >= 10
+        await pilot.press("a")  # the Runs tab's table, hidden until its tab is shown
+        await pilot.pause()
+        chain.append(app.query_one("#runs-table"))
         for widget in chain:
             widget.blur()
             await pilot.pause()
@@ -303,6 +318,7 @@ async def test_every_focusable_widget_shows_its_focus(server) -> None:  # type: 
             widget.focus()
             await pilot.pause()
             assert look(widget) != blurred, f"{widget!r} looks the same with focus"
+        flows.release("focus-looks")
 
 
 async def test_keys_move_between_endpoints_and_panels(server) -> None:  # type: ignore[no-untyped-def]

@@ -66,7 +66,6 @@ async def import_rows(
         "Three named steps, each reporting its own done/total with `step` set: "
         "validate the rows, import them, then build the table's indexes. Its first "
         'message announces them: {"steps": ["validate", "import", "index"]}.'
-
     ),
 )
 async def pipeline(
