@@ -138,3 +138,12 @@ async def test_runs_lists_every_run_newest_first(server) -> None:  # type: ignor
     assert out.index("flaky") < out.index("import")
     assert "failed" in out and "succeeded" in out and "100%" in out
     assert "node" not in out  # no run here has a node
+
+
+async def test_follow_of_a_run_whose_events_were_trimmed_exits_1_and_says_so(start) -> None:  # type: ignore[no-untyped-def]
+    server = await start(log_max_bytes=4000)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        done = await client.post("/api/endpoints/firehose", json={"n": 2000})
+    code, _, err = await _cli("follow", done.headers["x-run-id"], "--url", server.url)
+    assert code == 1
+    assert "no longer keeps this run's events" in " ".join(err.split())

@@ -247,3 +247,20 @@ async def test_the_steps_row_and_the_sparkline_ask_for_no_layout_pass(server) ->
         flows.release("steps-no-layout")
         await until(pilot, lambda: card.state.finished, "the run ends")
     assert requested == []
+
+
+async def test_a_run_whose_early_events_were_trimmed_opens_with_a_clear_message(start) -> None:  # type: ignore[no-untyped-def]
+    server = await start(log_max_bytes=4000)  # a log this small keeps only the newest events
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        done = await client.post("/api/endpoints/firehose", json={"n": 2000})
+    app = StreambindApp(server.url)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        card = app.open_run(done.headers["x-run-id"], "firehose")
+        await until(pilot, lambda: card.state.finished, "the card ends")
+        await pilot.pause(0.2)
+        assert card.state.status == "failed"
+        assert card.state.error["type"] == "events_gone"
+        outcome = text_of(card, ".card-outcome")
+        assert "the server no longer keeps this run's events from id 1 on" in outcome
+        assert outcome.endswith("the run itself succeeded")
