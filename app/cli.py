@@ -171,11 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Handle stream off: wait for the whole response before showing anything",
     )
-    call.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"chunk": ...} per message and a final result line, as JSON lines',
-    )
+    _add_json_lines_option(call)
     _add_connection_options(call)
 
     runs = commands.add_parser(
@@ -196,11 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     follow.add_argument("run_id", metavar="RUN_ID", help="the run's id, as `streambind runs` lists")
-    follow.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"chunk": ...} per message and a final result line, as JSON lines',
-    )
+    _add_json_lines_option(follow)
     _add_connection_options(follow)
 
     watch = commands.add_parser(
@@ -229,12 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="'Name: value'",
         help="a request header (repeatable)",
     )
-    watch.add_argument(
+    _add_json_lines_option(watch)
+    return parser
+
+
+def _add_json_lines_option(parser: argparse.ArgumentParser) -> None:
+    """``--json`` as ``call``, ``follow`` and ``watch`` share it."""
+    parser.add_argument(
         "--json",
         action="store_true",
         help='print {"chunk": ...} per message and a final result line, as JSON lines',
     )
-    return parser
 
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:

@@ -61,6 +61,20 @@ async def run_first(pilot: Pilot) -> RunCard:
     return app.cards[0]
 
 
+def record_layout_requests(card: RunCard) -> list[str]:
+    """From now on, the names of the card's widgets that ask for a layout pass."""
+    requests: list[str] = []
+    for widget in [card, *card.query("*")]:
+
+        def spy(*regions, _widget=widget, _refresh=widget.refresh, layout=False, **options):  # type: ignore[no-untyped-def]
+            if layout:
+                requests.append(type(_widget).__name__)
+            return _refresh(*regions, layout=layout, **options)
+
+        widget.refresh = spy  # type: ignore[method-assign]
+    return requests
+
+
 def text_of(card: RunCard, selector: str) -> str:
     return str(card.query_one(selector, Static).render())
 
@@ -452,15 +466,7 @@ async def test_new_chunks_of_a_running_call_ask_for_no_layout_pass(server) -> No
         arrive(range(10, 300))  # the log is full (200 lines) and as wide as it gets
         card.refresh_from_state()
         await pilot.pause()
-        layout_requests: list[str] = []
-        for widget in [card, *card.query("*")]:
-
-            def spy(*regions, _widget=widget, _refresh=widget.refresh, layout=False, **options):  # type: ignore[no-untyped-def]
-                if layout:
-                    layout_requests.append(type(_widget).__name__)
-                return _refresh(*regions, layout=layout, **options)
-
-            widget.refresh = spy  # type: ignore[method-assign]
+        layout_requests = record_layout_requests(card)
         for start in range(300, 1000, 50):
             arrive(range(start, start + 50))
             card.refresh_from_state()

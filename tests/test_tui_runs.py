@@ -7,7 +7,7 @@ import asyncio
 import flows
 import httpx
 from polling import newest_run, run_record
-from test_tui import SIZE, ready, select, text_of, until
+from test_tui import SIZE, ready, record_layout_requests, select, text_of, until
 from textual.pilot import Pilot
 from textual.widgets import ProgressBar, Sparkline
 from wire import split_events
@@ -226,15 +226,7 @@ async def test_the_steps_row_and_the_sparkline_ask_for_no_layout_pass(server) ->
         card.refresh_from_state()
         await pilot.pause()
         assert text_of(card, ".card-steps") == "validate 25%  import ·"
-        layout_requests: list[str] = []
-        for widget in [card, *card.query("*")]:
-
-            def spy(*regions, _widget=widget, _refresh=widget.refresh, layout=False, **options):  # type: ignore[no-untyped-def]
-                if layout:
-                    layout_requests.append(type(_widget).__name__)
-                return _refresh(*regions, layout=layout, **options)
-
-            widget.refresh = spy  # type: ignore[method-assign]
+        layout_requests = record_layout_requests(card)
         sparkline = card.query_one(Sparkline)
         series_before = list(sparkline.data or [])
         for _ in range(12):
