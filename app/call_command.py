@@ -1,4 +1,7 @@
-"""``streambind call``: run one endpoint from a shell, with a progress bar or JSON lines."""
+"""``streambind call``: run one endpoint from a shell, with a progress bar or JSON lines.
+
+``show_call`` is that display and its exit status, for ``follow`` and ``watch`` too.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,21 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from .client import ClientError, StreamClient
+from .client import ClientError, StreamCall, StreamClient
 from .forms import parse_value
 from .progress import bar_fraction, chunk_count, done_of_total, joined_text, progress_of
 from .settings import ClientSettings
 from .state import StreamState
+from .steps import steps_line
 
-__all__ = ["EXIT_CANCELLED", "EXIT_FAILED", "EXIT_USAGE", "parse_assignments", "run_call"]
+__all__ = [
+    "EXIT_CANCELLED",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "parse_assignments",
+    "run_call",
+    "show_call",
+]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -55,7 +66,6 @@ async def run_call(
     as_json: bool,
     settings: ClientSettings | None = None,
 ) -> int:
-    out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
     async with StreamClient(url, token, settings=settings) as client:
         try:
@@ -74,15 +84,22 @@ async def run_call(
         except UsageError as exc:
             err.print(f"[red]streambind call:[/] {exc}")
             return EXIT_USAGE
-        call = client.call(name, params, handle_stream=handle_stream)
-        if as_json:
-            call.on_chunk = lambda chunk: _print_line({"chunk": chunk})
-            state = await _run_interruptibly(call)
-        else:
-            state = await _run_with_progress(call, out)
+        return await show_call(client.call(name, params, handle_stream=handle_stream), as_json)
+
+
+async def show_call(call: StreamCall, as_json: bool) -> int:
+    """Run ``call`` to its end with a progress bar (or JSON lines); its exit status.
+
+    0 succeeded, 1 failed, 3 cancelled (Ctrl-C cancels the run on the server too).
+    """
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
     if as_json:
+        call.on_chunk = lambda chunk: _print_line({"chunk": chunk})
+        state = await _run_interruptibly(call)
         _print_line(_summary(state))
     else:
+        state = await _run_with_progress(call, out)
         _print_outcome(state, out, err)
     return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(state.status, EXIT_FAILED)
 
@@ -127,6 +144,9 @@ async def _run_with_progress(call: Any, out: Console) -> StreamState:
                 if part is not None
             )
             description = progress.step or label
+            if state.steps.known >= 2:  # validate ✓  import 45%  index ·
+                succeeded = state.status == "succeeded"
+                description = steps_line(state.steps.steps(bar_fraction(state), succeeded))
             fraction = bar_fraction(state)
             if fraction is not None:
                 bar.update(task_id, total=1.0, completed=fraction, counts=counts,

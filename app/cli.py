@@ -179,11 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Handle stream off: wait for the whole response before showing anything",
     )
-    call.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"chunk": ...} per message and a final result line, as JSON lines',
-    )
+    _add_json_lines_option(call)
     call.add_argument(
         "--timeout",
         type=_seconds,
@@ -201,7 +197,65 @@ def build_parser() -> argparse.ArgumentParser:
         "resumed (default: %(default)s)",
     )
     _add_connection_options(call)
+
+    runs = commands.add_parser(
+        "runs",
+        help="list the runs the server keeps, newest first",
+        description="Print the server's runs once (GET /api/runs): a table, or JSON lines.",
+    )
+    runs.add_argument("--json", action="store_true", help="one JSON object per run, per line")
+    _add_connection_options(runs)
+
+    follow = commands.add_parser(
+        "follow",
+        help="replay one run from its start and follow it live",
+        description=(
+            "Show any run of the server, started by anyone, as call shows its own: replayed "
+            "from its first event, then followed live. Exit status: 0 succeeded, 1 failed "
+            "(or no such run), 2 usage error, 3 cancelled."
+        ),
+    )
+    follow.add_argument("run_id", metavar="RUN_ID", help="the run's id, as `streambind runs` lists")
+    _add_json_lines_option(follow)
+    _add_connection_options(follow)
+
+    watch = commands.add_parser(
+        "watch",
+        help="follow any Server-Sent Events URL",
+        description=(
+            "Follow an SSE URL of any server, as the UI's Watch URL panel does, with call's "
+            "display and exit statuses (0 succeeded, 1 failed, 2 usage error, 3 cancelled)."
+        ),
+    )
+    watch.add_argument("watch_url", metavar="URL", help="an http:// or https:// URL")
+    watch.add_argument(
+        "-X",
+        "--request",
+        dest="method",
+        type=str.upper,
+        choices=("GET", "POST", "PUT", "PATCH", "DELETE"),
+        help="the method (default: GET, or POST with -d)",
+    )
+    watch.add_argument("-d", "--data", metavar="JSON", help="a JSON body to send")
+    watch.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'Name: value'",
+        help="a request header (repeatable)",
+    )
+    _add_json_lines_option(watch)
     return parser
+
+
+def _add_json_lines_option(parser: argparse.ArgumentParser) -> None:
+    """``--json`` as ``call``, ``follow`` and ``watch`` share it."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"chunk": ...} per message and a final result line, as JSON lines',
+    )
 
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
@@ -230,6 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args, parser)
     if args.command == "call":
         return _with_server(args, _call)
+    if args.command == "runs":
+        return _with_server(args, _runs)
+    if args.command == "follow":
+        return _with_server(args, _follow)
+    if args.command == "watch":
+        return _watch(args)
     return _with_server(args, _tui)
 
 
@@ -288,6 +348,38 @@ def _call(args: argparse.Namespace, url: str) -> int:
             handle_stream=not args.no_stream,
             as_json=args.json,
             settings=settings,
+        )
+    )
+
+
+def _runs(args: argparse.Namespace, url: str) -> int:
+    import asyncio
+
+    from .follow_command import run_runs
+
+    return asyncio.run(run_runs(url, token=args.token, as_json=args.json))
+
+
+def _follow(args: argparse.Namespace, url: str) -> int:
+    import asyncio
+
+    from .follow_command import run_follow
+
+    return asyncio.run(run_follow(url, args.run_id, token=args.token, as_json=args.json))
+
+
+def _watch(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .follow_command import run_watch
+
+    return asyncio.run(
+        run_watch(
+            args.watch_url,
+            method=args.method,
+            data=args.data,
+            headers=args.header,
+            as_json=args.json,
         )
     )
 

@@ -21,6 +21,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -108,6 +109,17 @@ class StreamClient:
         """A call of ``POST /api/endpoints/NAME``; nothing is sent until ``run()``."""
         state = StreamState(name=name, params=dict(params or {}), handle_stream=handle_stream)
         return StreamCall(self, state, "POST", f"/api/endpoints/{name}", params or {}, {}, True)
+
+    def follow(self, run_id: str, name: str | None = None) -> StreamCall:
+        """Follow a run started elsewhere: replay its events from the start, then live.
+
+        It resumes after a dropped connection and cancels as a call does; a run the server
+        does not know (404) or no longer keeps the events of (410) ends it as ``failed``.
+        """
+        state = StreamState(name=name or run_id)
+        state.run_id = run_id
+        path = f"/api/runs/{quote(run_id, safe='')}/events"
+        return StreamCall(self, state, "GET", path, None, {}, True)
 
     def watch(
         self,
@@ -445,6 +457,10 @@ class StreamCall:
         error = http_error(response, self._target)
         if self._streambind and error.get("type") == "events_gone":
             error = await self._describe_events_gone(error)
+        elif self._streambind and self._method == "GET" and response.status_code == 404:
+            # Following a run by id (``follow``): say what a 404 means for it.
+            error = {**error, "message": f"{error.get('message')}: the server does not know "
+                     "this run, or no longer keeps it"}  # fmt: skip
         self.state.fail_with(error, self.client.clock())
 
     async def _describe_events_gone(self, error: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .chunks import Chunks
 from .jsondecode import decode_json
+from .steps import StepTracker
 
 __all__ = ["DONE_SENTINEL", "TERMINAL", "StreamState"]
 
@@ -46,6 +47,8 @@ class StreamState:
     finished_at: float | None = None
     #: Bumped on every change, so a UI can apply changes in batches on a timer.
     version: int = 0
+    #: The named steps the chunks have gone through (``step``, ``steps``), in order.
+    steps: StepTracker = field(default_factory=StepTracker)
 
     @property
     def finished(self) -> bool:
@@ -116,6 +119,8 @@ class StreamState:
             return False
         self.chunks.add(text, is_json)
         self.chunk = data
+        if is_json:
+            self.steps.see(data)
         if self.first_chunk_at is None:
             self.first_chunk_at = clock()
         self.version += 1

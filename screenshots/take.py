@@ -14,11 +14,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from textual.pilot import Pilot
 from textual.widgets import Input, Log, OptionList
 
 from streambind.app.embedded import EmbeddedServer
 from streambind.app.tui.app import StreambindApp
+from streambind.app.tui.runs_table import RunsTable
 from streambind.server import ServerConfig
 
 HERE = Path(__file__).parent
@@ -42,10 +44,10 @@ async def choose(pilot: Pilot, app: StreambindApp, name: str, **params: str) -> 
         app.query_one(f"#param-{key}", Input).value = value
 
 
-async def shoot(app: StreambindApp, pilot: Pilot, name: str) -> None:
+async def shoot(app: StreambindApp, pilot: Pilot, name: str, focus: str = "#endpoint-list") -> None:
     for field in app.query(Input):
         field.cursor_blink = False
-    app.query_one("#endpoint-list").focus()
+    app.query_one(focus).focus()
     # Every card shows what its call holds right now, not what the last tick applied.
     for card in app.cards:
         card.refresh_from_state()
@@ -65,12 +67,16 @@ def _check_logs_are_current(app: StreambindApp, svg: str) -> None:
             raise RuntimeError(f"the log of {card.state.name} on screen is stale")
 
 
-async def scene(url: str, name: str, act: Callable[[StreambindApp, Pilot], object]) -> None:
+async def scene(
+    url: str, name: str, act: Callable[[StreambindApp, Pilot], object], *, shot: bool = True
+) -> None:
+    """Run ``act`` in a fresh app and take the picture (unless ``act`` takes its own)."""
     app = StreambindApp(url, subtitle="embedded server")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.form is not None)
         await act(app, pilot)  # type: ignore[misc]
-        await shoot(app, pilot, name)
+        if shot:
+            await shoot(app, pilot, name)
         for card in app.cards:
             await card.call.cancel()
 
@@ -114,6 +120,38 @@ async def text_stream(app: StreambindApp, pilot: Pilot) -> None:
     await until(pilot, lambda: len(app.cards[0].state.chunks) >= 30)
 
 
+async def runs_tab(app: StreambindApp, pilot: Pilot) -> None:
+    """Runs started elsewhere (plain HTTP, as curl would), listed; one opened as a card."""
+    async with httpx.AsyncClient(base_url=app.url, timeout=60) as client:
+        await client.post("/api/endpoints/flaky", json={"delay_ms": 0})
+        await client.post("/api/endpoints/write-text", json={"delay_ms": 0})
+        background = asyncio.ensure_future(
+            client.post("/api/endpoints/import", json={"rows": 3000, "delay_ms": 100})
+        )
+        await pilot.press("a")
+        table = app.query_one(RunsTable)
+        # The import, still running, at the top: the newest run of all the scenes'.
+        await until(
+            pilot,
+            lambda: bool(table.run_ids) and table.table.get_row_at(0)[:2] == ["import", "running"],
+        )
+        await pilot.press("enter")
+        await until(pilot, lambda: app.cards and len(app.cards[0].state.chunks) >= 30)
+        await pilot.pause(1.2)  # a fresh poll: the table's progress matches the card's
+        await shoot(app, pilot, "runs-tab", focus="#runs-table")
+        await app.cards[0].call.cancel()
+        await background
+
+
+async def pipeline_steps(app: StreambindApp, pilot: Pilot) -> None:
+    await choose(pilot, app, "pipeline", rows="4000", batch_size="100", delay_ms="80")
+    await pilot.press("r")
+    await until(
+        pilot, lambda: app.cards and (app.cards[0].state.chunk or {}).get("step") == "import"
+    )
+    await until(pilot, lambda: (app.cards[0].state.chunk or {}).get("done", 0) >= 1600)
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         # As `streambind` runs it: the server on a thread of its own, its log (with the
@@ -126,6 +164,8 @@ async def main() -> None:
             await scene(url, "several-runs", several)
             await scene(url, "handle-stream-off", stream_off)
             await scene(url, "text-stream", text_stream)
+            await scene(url, "pipeline-steps", pipeline_steps)
+            await scene(url, "runs-tab", runs_tab, shot=False)
         finally:
             server.stop()
 

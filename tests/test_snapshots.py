@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gallery import CardGallery
+from gallery import CardGallery, ControlRoomGallery
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -59,3 +59,7 @@ def test_the_watch_panel(snap_compare, embedded_url: str) -> None:  # type: igno
 
 def test_every_kind_of_card(snap_compare) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(CardGallery(), terminal_size=(90, 80))
+
+
+def test_the_runs_table_beside_a_pipeline_card_with_steps(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(ControlRoomGallery(), terminal_size=(130, 24))

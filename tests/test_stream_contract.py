@@ -21,7 +21,7 @@ async def test_endpoints_are_listed_with_their_parameter_schema(client: httpx.As
     assert set(imp) == {"name", "title", "description", "params"}
     assert imp["params"]["rows"] == {
         "type": "integer",
-        "default": 200,
+        "default": 1000,
         "description": "Rows to generate when no source is given",
         "minimum": 1,
         "maximum": 1_000_000,

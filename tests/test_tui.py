@@ -61,6 +61,20 @@ async def run_first(pilot: Pilot) -> RunCard:
     return app.cards[0]
 
 
+def record_layout_requests(card: RunCard) -> list[str]:
+    """From now on, the names of the card's widgets that ask for a layout pass."""
+    requests: list[str] = []
+    for widget in [card, *card.query("*")]:
+
+        def spy(*regions, _widget=widget, _refresh=widget.refresh, layout=False, **options):  # type: ignore[no-untyped-def]
+            if layout:
+                requests.append(type(_widget).__name__)
+            return _refresh(*regions, layout=layout, **options)
+
+        widget.refresh = spy  # type: ignore[method-assign]
+    return requests
+
+
 def text_of(card: RunCard, selector: str) -> str:
     return str(card.query_one(selector, Static).render())
 
@@ -80,10 +94,11 @@ async def test_pressing_run_at_start_runs_import_to_100_percent(server) -> None:
         assert card.has_class("-succeeded")
         assert card.query_one(ProgressBar).percentage == 1.0
         assert text_of(card, ".card-status") == "succeeded"
-        assert "200/200" in text_of(card, ".card-stats")
+        # The defaults: 1,000 rows in batches of 25, one message before the first batch.
+        assert "1,000/1,000" in text_of(card, ".card-stats")
         log = card.query_one(Log)
-        assert log.line_count == len(state.chunks) == 11
-        assert '"done": 200' in log.lines[-1]
+        assert log.line_count == len(state.chunks) == 41
+        assert '"done": 1000' in log.lines[-1]
     async with httpx.AsyncClient(base_url=server.url) as client:
         replay = await client.get(f"/api/runs/{state.run_id}/events")
     sent = [e.json() for e in split_events(replay.text) if e.event == "message"]
@@ -278,12 +293,24 @@ async def test_tab_goes_through_the_form_in_reading_order_and_digits_land(server
         assert app.focused is app.query_one("#endpoint-list")
         await pilot.press("tab", "5", "0")
         assert app.query_one("#param-rows", Input).value == "50"
+        # The Runs tab: its table comes right after the tabs, and digits go nowhere else.
+        await pilot.press("escape", "a")
+        table = app.query_one("#runs-table")
+        assert app.focused is table
+        await pilot.press("shift+tab")
+        assert app.focused is app.query_one("#tabs Tabs")
+        await pilot.press("tab")
+        assert app.focused is table
+        await pilot.press("5")
+        assert app.query_one("#param-rows", Input).value == "50"
 
 
 async def test_every_focusable_widget_shows_its_focus(server) -> None:  # type: ignore[no-untyped-def]
     app = StreambindApp(server.url)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
+        # A card that stays running (its Cancel button shown) while the chain is looked at.
+        await select(pilot, "hold", key="focus-looks")
         await pilot.press("r")  # a card, with its log and Cancel button, joins the chain
         await until(pilot, lambda: bool(app.query(".card-log")), "a card with a log")
 
@@ -295,6 +322,9 @@ async def test_every_focusable_widget_shows_its_focus(server) -> None:  # type: 
 
         chain = [w for w in app.screen.focus_chain if w.display]
         assert len(chain) >= 10
+        await pilot.press("a")  # the Runs tab's table, hidden until its tab is shown
+        await pilot.pause()
+        chain.append(app.query_one("#runs-table"))
         for widget in chain:
             widget.blur()
             await pilot.pause()
@@ -302,6 +332,7 @@ async def test_every_focusable_widget_shows_its_focus(server) -> None:  # type: 
             widget.focus()
             await pilot.pause()
             assert look(widget) != blurred, f"{widget!r} looks the same with focus"
+        flows.release("focus-looks")
 
 
 async def test_keys_move_between_endpoints_and_panels(server) -> None:  # type: ignore[no-untyped-def]
@@ -435,15 +466,7 @@ async def test_new_chunks_of_a_running_call_ask_for_no_layout_pass(server) -> No
         arrive(range(10, 300))  # the log is full (200 lines) and as wide as it gets
         card.refresh_from_state()
         await pilot.pause()
-        layout_requests: list[str] = []
-        for widget in [card, *card.query("*")]:
-
-            def spy(*regions, _widget=widget, _refresh=widget.refresh, layout=False, **options):  # type: ignore[no-untyped-def]
-                if layout:
-                    layout_requests.append(type(_widget).__name__)
-                return _refresh(*regions, layout=layout, **options)
-
-            widget.refresh = spy  # type: ignore[method-assign]
+        layout_requests = record_layout_requests(card)
         for start in range(300, 1000, 50):
             arrive(range(start, start + 50))
             card.refresh_from_state()

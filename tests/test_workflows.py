@@ -438,9 +438,11 @@ async def test_pipeline_reports_each_named_step_in_turn(
         "/api/endpoints/pipeline", json={"rows": 100, "batch_size": 25, "delay_ms": 0}
     )
     events_ = split_events(response.text)
-    steps = [e.json()["step"] for e in events_ if e.event == "message"]
+    announced, *messages = [e.json() for e in events_ if e.event == "message"]
+    assert announced == {"steps": ["validate", "import", "index"]}  # the steps, up front
+    steps = [m["step"] for m in messages]
     assert steps == ["validate"] * 5 + ["import"] * 5 + ["index"] * 4
-    last_of_each = {e.json()["step"]: e.json() for e in events_ if e.event == "message"}
+    last_of_each = {m["step"]: m for m in messages}
     assert last_of_each["validate"] == {"step": "validate", "done": 100, "total": 100}
     assert last_of_each["index"] == {"step": "index", "done": 3, "total": 3, "index": "people_born"}
     assert backend.count_people() == 100

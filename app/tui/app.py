@@ -1,4 +1,4 @@
-"""The streambind terminal UI: pick an endpoint, click Run ("On click"), watch its card."""
+"""The streambind terminal UI: run an endpoint, watch its card, open any run of the server."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from textual.widgets.option_list import Option
 
 from ..client import ClientError, StreamCall, StreamClient
 from .endpoint_form import EndpointForm
-from .run_card import RunCard
+from .run_card import FROM_RUNS_TAB, FROM_THIS_TUI, FROM_WATCHED_URL, RunCard
+from .runs_table import RunsTable
 from .watch_form import WatchForm
 
 __all__ = ["StreambindApp"]
@@ -46,6 +47,7 @@ class StreambindApp(App[None]):
         Binding("down,j", "move_endpoint(1)", "Next", key_display="↓"),
         Binding("up,k", "move_endpoint(-1)", "Previous endpoint", key_display="↑", show=False),
         Binding("w", "show_watch", "Watch"),
+        Binding("a", "show_runs", "Runs"),
         Binding("e", "show_endpoints", "Endpoints", show=False),
         # While typing in a field, letters go into the field: Enter runs, Escape leaves it.
         Binding("escape", "leave_field", "Leave field", key_display="esc"),
@@ -78,6 +80,8 @@ class StreambindApp(App[None]):
                     yield VerticalScroll(id="form-area", can_focus=False)
                 with TabPane("Watch URL", id="tab-watch"), VerticalScroll(can_focus=False):
                     yield WatchForm(id="watch")
+                with TabPane("Runs", id="tab-runs"):
+                    yield RunsTable(self.client.runs, id="runs-panel")
             with Vertical(id="runs-area"):
                 yield Static(
                     "No runs yet. Pick an endpoint and press r (or click Run).", id="no-runs"
@@ -110,6 +114,9 @@ class StreambindApp(App[None]):
         )
         yield SystemCommand("Watch URL", "Follow any SSE URL (w)", self.action_show_watch)
         yield SystemCommand("Endpoints", "Back to the endpoints (e)", self.action_show_endpoints)
+        yield SystemCommand(
+            "Runs", "Every run the server keeps, to open any of them (a)", self.action_show_runs
+        )
         yield from super().get_system_commands(screen)
 
     # -- endpoints and the form ---------------------------------------------------
@@ -151,6 +158,10 @@ class StreambindApp(App[None]):
         return forms.first() if forms else None
 
     def action_move_endpoint(self, delta: int) -> None:
+        if self.query_one("#tabs", TabbedContent).active == "tab-runs":
+            table = self.query_one(RunsTable).table
+            table.move_cursor(row=table.cursor_row + delta)
+            return
         options = self.query_one("#endpoint-list", OptionList)
         if not self.endpoints:
             return
@@ -161,6 +172,17 @@ class StreambindApp(App[None]):
     def action_show_watch(self) -> None:
         self.query_one("#tabs", TabbedContent).active = "tab-watch"
         self.query_one("#watch-url").focus()
+
+    def action_show_runs(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "tab-runs"
+        self.query_one("#runs-table").focus()
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        runs_tab = event.pane.id == "tab-runs"
+        # The table needs room for its columns; the cards keep the rest.
+        self.query_one("#main").set_class(runs_tab, "-runs-tab")
+        self.query_one(RunsTable).set_polling(runs_tab)
 
     def action_show_endpoints(self) -> None:
         self.query_one("#tabs", TabbedContent).active = "tab-endpoints"
@@ -186,8 +208,11 @@ class StreambindApp(App[None]):
     # -- runs -------------------------------------------------------------------------
 
     def action_run(self) -> None:
-        if self.query_one("#tabs", TabbedContent).active == "tab-watch":
+        active = self.query_one("#tabs", TabbedContent).active
+        if active == "tab-watch":
             self.query_one(WatchForm).submit()
+        elif active == "tab-runs":
+            self.query_one(RunsTable).open_highlighted()
         else:
             self._run_endpoint()
 
@@ -211,12 +236,26 @@ class StreambindApp(App[None]):
         call = self.client.watch(
             request.url, method=request.method, body=request.body, headers=request.headers
         )
-        self.start(call, f"{request.method} {request.url}")
+        self.start(call, f"{request.method} {request.url}", FROM_WATCHED_URL)
 
-    def start(self, call: StreamCall, title: str) -> RunCard:
+    @on(RunsTable.OpenRequested)
+    def _open_run(self, event: RunsTable.OpenRequested) -> None:
+        self.open_run(event.run_id, event.endpoint)
+
+    def open_run(self, run_id: str, endpoint: str = "") -> RunCard:
+        """A card following a run started anywhere; the card already open for it, if any."""
+        for card in self.cards:
+            if card.state.run_id == run_id and card.origin != FROM_WATCHED_URL:
+                self.query_one("#runs", VerticalScroll).scroll_to_widget(card, animate=False)
+                self.notify(f"Run {run_id} is already open.", timeout=2)
+                return card
+        call = self.client.follow(run_id, endpoint or None)
+        return self.start(call, endpoint or run_id, FROM_RUNS_TAB)
+
+    def start(self, call: StreamCall, title: str, origin: str = FROM_THIS_TUI) -> RunCard:
         """Show a card for the call and run it in a worker of its own."""
         self._runs_started += 1
-        card = RunCard(call, title, self.clock)
+        card = RunCard(call, title, self.clock, origin)
         self.query_one("#no-runs").display = False
         runs = self.query_one("#runs", VerticalScroll)
         runs.mount(card, before=0 if runs.children else None)

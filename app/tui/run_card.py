@@ -1,4 +1,4 @@
-"""One run on screen: progress bar bound to ``stream.chunk``, log bound to ``stream.chunks``."""
+"""One run on screen: steps, bar and rate from ``stream.chunk``, a log of ``stream.chunks``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.widgets import Button, Log, ProgressBar, Static
+from textual.widgets import Button, Log, ProgressBar, Sparkline, Static
 
 from ..client import StreamCall
 from ..progress import (
@@ -25,9 +25,16 @@ from ..progress import (
     joined_text,
     progress_of,
 )
+from ..rates import MessageRate
 from ..state import StreamState
+from ..steps import steps_line
 
-__all__ = ["RunCard"]
+__all__ = ["FROM_RUNS_TAB", "FROM_THIS_TUI", "FROM_WATCHED_URL", "RunCard"]
+
+#: Where a card's run came from, as its header says.
+FROM_THIS_TUI = "started here"
+FROM_RUNS_TAB = "via Runs tab"
+FROM_WATCHED_URL = "watched URL"
 
 #: Log lines kept on screen; ``stream.chunks`` itself keeps every message.
 LOG_LINES = 200
@@ -51,9 +58,16 @@ class RunCard(Vertical):
             super().__init__()
             self.card = card
 
-    def __init__(self, call: StreamCall, title: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        call: StreamCall,
+        title: str,
+        clock: Callable[[], float],
+        origin: str = FROM_THIS_TUI,
+    ) -> None:
         super().__init__(classes="card -pending")
         self.call = call
+        self.origin = origin
         self._title = title
         self._clock = clock
         self._applied_version = -1
@@ -61,6 +75,10 @@ class RunCard(Vertical):
         self._text = ""
         self._text_mode = False
         self._rate = RateMeter()
+        self._arrivals = MessageRate()
+        self._counted_chunks = 0
+        self._shown_series: list[float] = []
+        self._shown_steps = ""
         self._status = ""
         self._stats_final = False  # a finished run's stats no longer change
         self._shown_run_id: str | None = None
@@ -75,9 +93,11 @@ class RunCard(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="card-head"):
             yield Static(self._title, classes="card-title")
+            yield Static(self.origin, classes="card-origin")
             yield Static("pending", classes="card-status")
             yield Button("Cancel", classes="card-cancel", compact=True, variant="error")
         yield Static("", classes="card-hint")
+        yield Static("", classes="card-steps")
         with Horizontal(classes="card-progress"):
             # The card's clock drives the indeterminate animation too, so a fixed
             # clock gives a still picture (snapshot tests).
@@ -85,7 +105,10 @@ class RunCard(Vertical):
                 total=None, show_eta=False, classes="card-bar", clock=Clock(get_time=self._clock)
             )
             yield Static("", classes="card-step")
-        yield Static("", classes="card-stats")
+        with Horizontal(classes="card-meta"):
+            yield Static("", classes="card-stats")
+            # Messages per second over the last 30 s, as this card saw them arrive.
+            yield Sparkline([], classes="card-rate")
         yield Static("", classes="card-chunk")
         yield Log(max_lines=LOG_LINES, classes="card-log")
         yield Static("", classes="card-text")
@@ -95,6 +118,7 @@ class RunCard(Vertical):
         self._composed = True
         self.query_one(".card-log").display = False  # shown with the first chunk
         self.query_one(".card-hint").display = False
+        self.query_one(".card-steps").display = False  # shown once two steps are known
         self.query_one(".card-text").display = False
         self.query_one(".card-outcome").display = False
         self.refresh_from_state()
@@ -120,9 +144,11 @@ class RunCard(Vertical):
             self._apply_title(state)
             self._apply_log(state)
             self._apply_progress(state)
+            self._apply_steps(state)
             self._apply_hint(state)
             self._apply_outcome(state)
         self._apply_stats(state, now)
+        self._apply_rate(state, now)
 
     def _apply_status(self, state: StreamState) -> None:
         if state.status == self._status:
@@ -184,6 +210,35 @@ class RunCard(Vertical):
         chunk = "" if state.chunk is None else f"chunk: {_one_line(state.chunk)}"
         # One line that never changes size: no layout pass for it.
         self.query_one(".card-chunk", Static).update(Text(chunk[:_CHUNK_CHARS]), layout=False)
+
+    def _apply_steps(self, state: StreamState) -> None:
+        """Every step seen (or announced) so far: done, the current one, those to come."""
+        tracker = state.steps
+        if state.status == "succeeded" and isinstance(state.result, dict):
+            tracker.announce(state.result.get("steps"))
+        if tracker.known < 2:
+            return  # one step is what the label beside the bar already says
+        line = steps_line(tracker.steps(bar_fraction(state), state.status == "succeeded"))
+        if line == self._shown_steps:
+            return
+        widget = self.query_one(".card-steps", Static)
+        if not self._shown_steps:
+            widget.display = True  # its one layout pass: the row appears
+        self._shown_steps = line
+        # One line that never changes size: no layout pass for it.
+        widget.update(Text(line), layout=False)
+
+    def _apply_rate(self, state: StreamState, now: float) -> None:
+        """The sparkline of messages per second; frozen once the run has ended."""
+        if self._stats_final and self._counted_chunks == len(state.chunks):
+            return
+        count = len(state.chunks)
+        self._arrivals.add(now, count - self._counted_chunks)
+        self._counted_chunks = count
+        series = self._arrivals.series(now)
+        if series != self._shown_series:
+            self._shown_series = series
+            self.query_one(".card-rate", Sparkline).data = series
 
     def _apply_stats(self, state: StreamState, now: float) -> None:
         if self._stats_final:

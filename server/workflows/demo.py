@@ -29,7 +29,7 @@ async def flaky(
     fail_at: Annotated[
         int, Param("The step that fails (0: before the first message)", minimum=0, maximum=10_001)
     ] = 4,
-    delay_ms: DelayMs = 150,
+    delay_ms: DelayMs = 1000,
 ) -> dict[str, Any]:
     for step in range(steps + 1):
         if step == fail_at:

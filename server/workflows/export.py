@@ -20,6 +20,9 @@ from .store import exports_dir
 from .threads import in_thread, in_thread_to_the_end
 
 _FIELDS = ("id", "run_id", "name", "born", "birthplace")
+#: Messages an export sends when no batch size is given: with the default pause a person
+#: can watch it, about four seconds, however big the table is.
+_MESSAGES = 40
 
 
 @endpoint(
@@ -40,8 +43,15 @@ async def export(
             "Export only the rows the import run with this id added; empty for all", max_length=64
         ),
     ] = "",
-    batch_size: Annotated[int, Param("Rows per message", minimum=1, maximum=100_000)] = 500,
-    delay_ms: DelayMs = 0,
+    batch_size: Annotated[
+        int,
+        Param(
+            "Rows per message; 0 for about 40 messages, whatever the table's size",
+            minimum=0,
+            maximum=100_000,
+        ),
+    ] = 0,
+    delay_ms: DelayMs = 100,
 ) -> dict[str, Any]:
     folder = exports_dir(ctx.data_dir)
     final = folder / f"people-{ctx.run_id}.{format}"
@@ -54,7 +64,8 @@ async def export(
                 raise InvalidParam("run_id", f"no import run with id {run_id!r} added rows")
             await ctx.send({"step": "export", "done": 0, "total": total, "bytes": writer.size})
             done = 0
-            async with contextlib.aclosing(export_rows.batches(batch_size)) as batches:
+            per_message = batch_size or max(1, -(-total // _MESSAGES))  # ceiling division
+            async with contextlib.aclosing(export_rows.batches(per_message)) as batches:
                 async for rows in batches:
                     await in_thread(writer.write_rows, rows)
                     done += len(rows)

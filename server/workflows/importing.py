@@ -29,6 +29,10 @@ Source = Annotated[
 ]
 
 
+#: The steps ``pipeline`` goes through, in order (its first message and its result list them).
+PIPELINE_STEPS = ("validate", "import", "index")
+
+
 @endpoint(
     "import",
     title="Import rows",
@@ -40,9 +44,9 @@ Source = Annotated[
 )
 async def import_rows(
     ctx: RunContext,
-    rows: Rows = 200,
-    batch_size: BatchSize = 20,
-    delay_ms: DelayMs = 40,
+    rows: Rows = 1000,
+    batch_size: BatchSize = 25,
+    delay_ms: DelayMs = 100,
     source: Source = "",
 ) -> dict[str, Any]:
     rows_source = await in_thread(open_source, ctx.data_dir, source, rows, ctx.run_id)
@@ -60,18 +64,21 @@ async def import_rows(
     title="Validate, import, index",
     description=(
         "Three named steps, each reporting its own done/total with `step` set: "
-        "validate the rows, import them, then build the table's indexes."
+        "validate the rows, import them, then build the table's indexes. Its first "
+        'message announces them: {"steps": ["validate", "import", "index"]}.'
     ),
 )
 async def pipeline(
     ctx: RunContext,
-    rows: Rows = 500,
+    rows: Rows = 1000,
     batch_size: BatchSize = 50,
-    delay_ms: DelayMs = 20,
+    delay_ms: DelayMs = 100,
     source: Source = "",
 ) -> dict[str, Any]:
     rows_source = await in_thread(open_source, ctx.data_dir, source, rows, ctx.run_id)
 
+    # Announced up front, so a follower can show the steps still to come.
+    await ctx.send({"steps": list(PIPELINE_STEPS)})
     validated = 0
     batches = rows_source.batches(batch_size)
     await ctx.send({"step": "validate", "done": 0, "total": rows_source.total})
@@ -97,7 +104,7 @@ async def pipeline(
         "run_id": ctx.run_id,
         "source": rows_source.label,
         "indexes": built,
-        "steps": ["validate", "import", "index"],
+        "steps": list(PIPELINE_STEPS),
     }
 
 

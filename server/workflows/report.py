@@ -22,7 +22,7 @@ _PIECE = re.compile(r"\S+\s*|\s+")
         'and streams it the way an AI response arrives: {"text": "..."} per piece.'
     ),
 )
-async def write_text(ctx: RunContext, delay_ms: DelayMs = 25) -> dict[str, Any]:
+async def write_text(ctx: RunContext, delay_ms: DelayMs = 120) -> dict[str, Any]:
     text = compose_report(await ctx.database.report_facts())
     pieces = _PIECE.findall(text)
     for piece in pieces:
