@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import datetime
+import decimal
+import enum
 import json
+import uuid
 from typing import Annotated, Literal
 
 import pytest
@@ -175,6 +180,71 @@ def test_framing_is_compact_and_one_line() -> None:
         to_json(float("inf"))
 
 
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+class _Label(str):
+    pass
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # orjson refuses these; the standard library's answer is kept.
+        ({"b": 2**70, "n": -(2**64)}, '{"b":1180591620717411303424,"n":-18446744073709551616}'),
+        ({1: "a", 2.5: "b", False: "c", None: "d"}, '{"1":"a","2.5":"b","false":"c","null":"d"}'),
+        ("a\ud800", '"a\ud800"'),
+        (_Label("x"), '"x"'),
+        (collections.OrderedDict(a=(1, [2])), '{"a":[1,[2]]}'),
+        (_nested(500), "[" * 500 + "]" * 500),
+        # orjson writes NaN as null: null is double-checked, and a real null stays.
+        ({"a": None, "t": "null"}, '{"a":null,"t":"null"}'),
+        # orjson's own, with the same floats as before.
+        ({"r": 0.1, "e": 1e16, "n": -0.0}, '{"r":0.1,"e":1e+16,"n":-0.0}'),
+        # orjson encodes enum members and UUIDs, which the standard library refused (documented).
+        ([_Colour.RED, uuid.UUID(int=1)], '["red","00000000-0000-0000-0000-000000000001"]'),
+    ],
+)
+def test_messages_encode_as_before_where_orjson_differs(value: object, expected: str) -> None:
+    assert to_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        {"a": [1, float("-inf")]},
+        {"a": None, "b": float("inf")},
+        {1, 2},
+        b"bytes",
+        datetime.datetime(2026, 1, 1),
+        decimal.Decimal("1.5"),
+        object(),
+        {(1, 2): "tuple key"},
+        _nested(5_000),
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_what_json_cannot_represent_is_refused_as_before(value: object) -> None:
+    with pytest.raises(NotJSONSerialisable, match="JSON-serialisable"):
+        to_json(value)
+
+
+def test_a_cycle_is_refused() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises(NotJSONSerialisable, match="nests too deeply, or refers to itself"):
+        to_json(cycle)
+
+
 def test_chunks_hand_back_what_arrived_and_compare_like_a_list() -> None:
     from streambind.app.chunks import Chunks
 
@@ -218,15 +288,21 @@ def test_the_log_frames_events_exactly_as_framing_does() -> None:
         "tru",
         "[DONE]",
         '{"é": "\\u2028"}',
+        "1180591620717411303424",
+        "-18446744073709551617",
+        "1e400",
+        '"\\ud800"',
+        "1" * 5_000,
+        "[" * 5_000 + "]" * 5_000,
     ],
 )
 def test_messages_decode_as_json_loads_decodes_them(text: str) -> None:
     try:
         expected: object = ("value", json.dumps(json.loads(text)))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         expected = ("error", str(exc))
     try:
         got: object = ("value", json.dumps(decode_json(text)))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         got = ("error", str(exc))
     assert got == expected
