@@ -11,6 +11,7 @@ import json
 import uuid
 from typing import Annotated, Literal
 
+import jsonschema_rs
 import pytest
 
 from streambind.app.jsondecode import decode_json
@@ -36,16 +37,30 @@ async def _flow(
 ) -> None: ...
 
 
-def test_the_schema_comes_from_the_signature() -> None:
-    specs = params_from_signature(_flow)
-    assert list(specs) == ["count", "ratio", "label", "mode", "flag", "needed"]
-    assert specs["count"].schema() == {
+def test_the_schema_comes_from_the_signature_as_standard_json_schema() -> None:
+    params = params_from_signature(_flow)
+    assert list(params) == ["count", "ratio", "label", "mode", "flag", "needed"]
+    schema = params.json_schema()
+    assert schema["type"] == "object"
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == []
+    properties = schema["properties"]
+    assert properties["count"] == {
         "type": "integer", "default": 3, "description": "How many", "minimum": 1, "maximum": 10,
     }  # fmt: skip
-    assert specs["ratio"].schema()["type"] == "number"
-    assert specs["label"].schema()["nullable"] is True
-    assert specs["mode"].schema()["enum"] == ["a", "b"]
-    assert specs["flag"].schema()["type"] == "boolean"
+    assert properties["ratio"] == {"type": "number", "default": 0.5}
+    assert properties["label"] == {
+        "anyOf": [{"type": "string", "maxLength": 1000}, {"type": "null"}],
+        "default": None,
+    }
+    assert properties["mode"] == {"enum": ["a", "b"], "default": "a"}
+    assert properties["flag"] == {"type": "boolean", "default": False}
+    # A draft 2020-12 validator agrees with the server on what the schema allows.
+    assert jsonschema_rs.meta.is_valid(schema)
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    assert validator.is_valid({"count": 4, "label": None, "mode": "b"})
+    assert not validator.is_valid({"count": 11})
+    assert not validator.is_valid({"colour": 1})
 
 
 def test_validation_converts_and_fills_defaults() -> None:
@@ -66,7 +81,7 @@ def test_a_required_parameter_must_be_given() -> None:
     async def flow(ctx: object, name: str) -> None: ...
 
     specs = params_from_signature(flow)
-    assert specs["name"].schema()["required"] is True
+    assert specs.json_schema()["required"] == ["name"]
     with pytest.raises(ParamsInvalid) as raised:
         validate_params(specs, {})
     assert raised.value.fields == {"name": "is required"}
@@ -81,9 +96,11 @@ def test_a_blank_required_string_is_missing_unless_empty_is_allowed() -> None:
     ) -> None: ...
 
     specs = params_from_signature(flow)
-    assert specs["name"].schema()["minLength"] == 1
-    assert "minLength" not in specs["note"].schema()
-    assert "minLength" not in specs["label"].schema(), "an optional string may stay blank"
+    properties = specs.json_schema()["properties"]
+    assert properties["name"]["minLength"] == 1
+    assert properties["name"]["pattern"] == r"\S", "blank is missing, in JSON Schema's words"
+    assert "minLength" not in properties["note"]
+    assert "minLength" not in properties["label"], "an optional string may stay blank"
     for blank in ("", "   "):
         with pytest.raises(ParamsInvalid) as raised:
             validate_params(specs, {"name": blank, "note": ""})
