@@ -2,6 +2,7 @@
 
     .venv/bin/pip install -e ".[test,bench]"
     .venv/bin/python tests/bench/run.py [--reps 5] [--only throughput,latency,...]
+        [--baseline OTHER/.venv/bin/python]
 
 Servers and clients run in separate processes on loopback; each figure is the median of
 `--reps` repetitions in this one run, and ratios compare figures of this run only. Prints
@@ -29,6 +30,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 N_THROUGHPUT = 200_000
+#: Another install of streambind (``--baseline``: a checkout with its own venv): the
+#: throughput and client benches measure it too, side by side in the same run.
+BASELINE_PYTHON: str | None = None
 
 
 # With two cores or more, servers run on the first and clients on the second, so the
@@ -61,14 +65,14 @@ def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: f
 
 
 @contextlib.contextmanager
-def server(kind: str, **options: str) -> Iterator[tuple[str, int]]:
+def server(kind: str, python: str = PYTHON, **options: str) -> Iterator[tuple[str, int]]:
     """Start one server process; yields (base URL, pid)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     with tempfile.TemporaryDirectory() as data_dir:
         if kind == "streambind":
             command = [
-                PYTHON, "-m", "streambind.app.cli", "serve", "--port", str(port),
+                python, "-m", "streambind.app.cli", "serve", "--port", str(port),
                 "--data-dir", data_dir, "--workflows", "flows", "--max-runs", "5000",
             ]  # fmt: skip
             for key, value in options.items():
@@ -94,10 +98,10 @@ def server(kind: str, **options: str) -> Iterator[tuple[str, int]]:
                 process.wait()
 
 
-def client(mode: str, **args: Any) -> dict[str, Any]:
+def client(mode: str, python: str = PYTHON, **args: Any) -> dict[str, Any]:
     """Run one measuring client in a process of its own."""
     result = subprocess.run(
-        [PYTHON, str(HERE / "clients.py"), mode, json.dumps(args)],
+        [python, str(HERE / "clients.py"), mode, json.dumps(args)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(HERE)},
@@ -133,6 +137,16 @@ def ceiling_rate(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def baseline_ceiling_rate(n: int) -> float:
+    """``ceiling_rate`` as the baseline install measures it, in a process of its own."""
+    assert BASELINE_PYTHON is not None
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; print(run.ceiling_rate({n}))"
+    result = subprocess.run(
+        [BASELINE_PYTHON, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    return float(result.stdout.strip())
+
+
 STACKS = {
     "streambind": ("/api/endpoints/firehose", "POST"),
     "aiohttp-sse": ("/firehose", "GET"),
@@ -149,8 +163,12 @@ KINDS = {
 
 def bench_throughput(reps: int) -> str:
     rates: dict[str, float] = {}
-    for name, (path, method) in STACKS.items():
-        with server(KINDS[name]) as (url, _):
+    stacks = [(name, KINDS[name], path, method, PYTHON) for name, (path, method) in STACKS.items()]
+    if BASELINE_PYTHON:
+        path, method = STACKS["streambind"]
+        stacks.insert(1, ("streambind baseline", "streambind", path, method, BASELINE_PYTHON))
+    for name, kind, path, method, python in stacks:
+        with server(kind, python) as (url, _):
             runs = []
             for _ in range(reps):
                 if method == "POST":
@@ -167,6 +185,9 @@ def bench_throughput(reps: int) -> str:
         for name, rate in rates.items()
     ]
     rows.append(["encode + frame only, no I/O (the ceiling)", f"{ceiling:,.0f}", "—"])
+    if BASELINE_PYTHON:
+        base = median([baseline_ceiling_rate(N_THROUGHPUT) for _ in range(reps)])
+        rows.append(["baseline's encode + frame only (its ceiling)", f"{base:,.0f}", "—"])
     rows.append(["streambind ÷ ceiling", f"{ours / ceiling:.2f}", ""])
     return table(
         f"Throughput: one follower, {N_THROUGHPUT:,} messages, a client that counts bytes",
@@ -236,13 +257,21 @@ def bench_client(reps: int) -> str:
             [client("stream-client", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)]
         )
         theirs = median([client("httpx-sse", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)])
+    rows = [
+        ["streambind StreamClient (chunks kept in stream.chunks)", f"{ours:,.0f}"],
+        ["httpx-sse alone (aiter_sse + json.loads into a list)", f"{theirs:,.0f}"],
+    ]
+    if BASELINE_PYTHON:
+        with server("streambind", BASELINE_PYTHON) as (url, _):
+            runs = [
+                client("stream-client", BASELINE_PYTHON, url=url, n=N_THROUGHPUT)["rate"]
+                for _ in range(reps)
+            ]
+        rows.insert(1, ["baseline StreamClient, against the baseline server", f"{median(runs):,.0f}"])
     return table(
         f"Client: consuming the {N_THROUGHPUT:,}-message firehose, JSON-parsing every message",
         ["client", "messages/s (median)"],
-        [
-            ["streambind StreamClient (chunks kept in stream.chunks)", f"{ours:,.0f}"],
-            ["httpx-sse alone (aiter_sse + json.loads into a list)", f"{theirs:,.0f}"],
-        ],
+        rows,
     )
 
 
@@ -390,7 +419,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5, help="repetitions per figure")
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated benches")
+    parser.add_argument(
+        "--baseline", help="the Python of another streambind install, measured side by side"
+    )
     args = parser.parse_args()
+    global BASELINE_PYTHON
+    BASELINE_PYTHON = args.baseline
     sys.path.insert(0, str(HERE))
     pinning = "servers on core 0, clients on core 1" if _PINNED else "no core pinning"
     print(
