@@ -140,7 +140,8 @@ def ceiling_rate(n: int) -> float:
 def baseline_ceiling_rate(n: int) -> float:
     """``ceiling_rate`` as the baseline install measures it, in a process of its own."""
     assert BASELINE_PYTHON is not None
-    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; print(run.ceiling_rate({n}))"
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; "
+    code += f"print(run.ceiling_rate({n}))"
     result = subprocess.run(
         [BASELINE_PYTHON, "-c", code], capture_output=True, text=True, check=True, timeout=600
     )
@@ -267,7 +268,8 @@ def bench_client(reps: int) -> str:
                 client("stream-client", BASELINE_PYTHON, url=url, n=N_THROUGHPUT)["rate"]
                 for _ in range(reps)
             ]
-        rows.insert(1, ["baseline StreamClient, against the baseline server", f"{median(runs):,.0f}"])
+        label = "baseline StreamClient, against the baseline server"
+        rows.insert(1, [label, f"{median(runs):,.0f}"])
     return table(
         f"Client: consuming the {N_THROUGHPUT:,}-message firehose, JSON-parsing every message",
         ["client", "messages/s (median)"],
