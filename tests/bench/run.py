@@ -163,22 +163,31 @@ KINDS = {
 
 
 def bench_throughput(reps: int) -> str:
-    rates: dict[str, float] = {}
     stacks = [(name, KINDS[name], path, method, PYTHON) for name, (path, method) in STACKS.items()]
     if BASELINE_PYTHON:
         path, method = STACKS["streambind"]
         stacks.insert(1, ("streambind baseline", "streambind", path, method, BASELINE_PYTHON))
-    for name, kind, path, method, python in stacks:
-        with server(kind, python) as (url, _):
-            runs = []
+    runs: dict[str, list[float]] = {name: [] for name, *_ in stacks}
+    # The two streambinds (with a baseline) take their repetitions in turns, so that a
+    # shared machine's drifting load weighs on both alike; the others one after another.
+    groups = (
+        [stacks[:2], *([stack] for stack in stacks[2:])]
+        if BASELINE_PYTHON
+        else [[stack] for stack in stacks]
+    )
+    for group in groups:
+        with contextlib.ExitStack() as servers:
+            urls = [servers.enter_context(server(kind, python))[0] for _, kind, *_, python in group]
             for _ in range(reps):
-                if method == "POST":
-                    r = client("bytes", url=url + path, method="POST", body={"n": N_THROUGHPUT})
-                else:
-                    r = client("bytes", url=f"{url}{path}?n={N_THROUGHPUT}")
-                assert r["events"] >= N_THROUGHPUT, (name, r)
-                runs.append(N_THROUGHPUT / r["seconds"])
-            rates[name] = median(runs)
+                for (name, _, path, method, _), url in zip(group, urls, strict=True):
+                    if method == "POST":
+                        body = {"n": N_THROUGHPUT}
+                        r = client("bytes", url=url + path, method="POST", body=body)
+                    else:
+                        r = client("bytes", url=f"{url}{path}?n={N_THROUGHPUT}")
+                    assert r["events"] >= N_THROUGHPUT, (name, r)
+                    runs[name].append(N_THROUGHPUT / r["seconds"])
+    rates = {name: median(values) for name, values in runs.items()}
     ceiling = median([ceiling_rate(N_THROUGHPUT) for _ in range(reps)])
     ours = rates["streambind"]
     rows = [
@@ -253,23 +262,24 @@ def bench_latency(reps: int) -> str:
 
 
 def bench_client(reps: int) -> str:
-    with server("streambind") as (url, _):
-        ours = median(
-            [client("stream-client", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)]
-        )
-        theirs = median([client("httpx-sse", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)])
+    ours, theirs, base = [], [], []
+    with contextlib.ExitStack() as servers:
+        url = servers.enter_context(server("streambind"))[0]
+        if BASELINE_PYTHON:
+            base_url = servers.enter_context(server("streambind", BASELINE_PYTHON))[0]
+        for _ in range(reps):  # in turns, as in bench_throughput
+            ours.append(client("stream-client", url=url, n=N_THROUGHPUT)["rate"])
+            theirs.append(client("httpx-sse", url=url, n=N_THROUGHPUT)["rate"])
+            if BASELINE_PYTHON:
+                result = client("stream-client", BASELINE_PYTHON, url=base_url, n=N_THROUGHPUT)
+                base.append(result["rate"])
     rows = [
-        ["streambind StreamClient (chunks kept in stream.chunks)", f"{ours:,.0f}"],
-        ["httpx-sse alone (aiter_sse + json.loads into a list)", f"{theirs:,.0f}"],
+        ["streambind StreamClient (chunks kept in stream.chunks)", f"{median(ours):,.0f}"],
+        ["httpx-sse alone (aiter_sse + json.loads into a list)", f"{median(theirs):,.0f}"],
     ]
-    if BASELINE_PYTHON:
-        with server("streambind", BASELINE_PYTHON) as (url, _):
-            runs = [
-                client("stream-client", BASELINE_PYTHON, url=url, n=N_THROUGHPUT)["rate"]
-                for _ in range(reps)
-            ]
+    if base:
         label = "baseline StreamClient, against the baseline server"
-        rows.insert(1, [label, f"{median(runs):,.0f}"])
+        rows.insert(1, [label, f"{median(base):,.0f}"])
     return table(
         f"Client: consuming the {N_THROUGHPUT:,}-message firehose, JSON-parsing every message",
         ["client", "messages/s (median)"],
