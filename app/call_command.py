@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from .client import ClientError, StreamCall, StreamClient
-from .forms import parse_value
+from .forms import fields, parse_value
 from .progress import bar_fraction, chunk_count, done_of_total, joined_text, progress_of
 from .settings import ClientSettings
 from .state import StreamState
@@ -39,8 +39,9 @@ class UsageError(Exception):
     pass
 
 
-def parse_assignments(pairs: list[str], schema: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``-p key=value`` pairs into parameters, typed by the endpoint's schema."""
+def parse_assignments(pairs: list[str], params_schema: dict[str, Any]) -> dict[str, Any]:
+    """``-p key=value`` pairs into parameters, typed by the endpoint's JSON Schema."""
+    schema = fields(params_schema)
     params: dict[str, Any] = {}
     for pair in pairs:
         key, equals, text = pair.partition("=")

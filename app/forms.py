@@ -1,17 +1,43 @@
-"""Turning text typed by a person (a form field, ``-p key=value``) into parameter values."""
+"""Turning text typed by a person (a form field, ``-p key=value``) into parameter values.
+
+An endpoint publishes its parameters as one JSON Schema object (``GET /api/endpoints``):
+``fields`` reads each property of it into the flat view a form field needs.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["format_value", "parse_value"]
+__all__ = ["fields", "format_value", "parse_value"]
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
+def fields(params_schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each parameter's schema, flattened: ``X | None`` (``anyOf`` with ``null``) becomes X
+    with ``nullable: True``, and ``required: True`` marks what the object requires."""
+    required = set(params_schema.get("required", ()))
+    flat: dict[str, dict[str, Any]] = {}
+    for name, schema in params_schema.get("properties", {}).items():
+        field = dict(schema)
+        members = field.pop("anyOf", None)
+        if members is not None:
+            others = [m for m in members if m.get("type") != "null"]
+            field["nullable"] = len(others) < len(members)
+            for member in others[:1]:
+                field = {**member, **field}
+        if "enum" in field:
+            field.setdefault("type", "string")
+        field["required"] = name in required
+        flat[name] = field
+    return flat
+
+
 def parse_value(schema: dict[str, Any], text: str) -> Any:
-    """The value ``text`` stands for under a parameter's schema; ValueError says why not."""
+    """The value ``text`` stands for under a parameter's schema (as ``fields`` gives it);
+    ValueError says why not."""
     kind = schema.get("type", "string")
     stripped = text.strip()
     if schema.get("nullable") and stripped in ("", "null"):
@@ -61,6 +87,9 @@ def _check_bounds(schema: dict[str, Any], value: Any) -> None:
             raise ValueError("is required" if schema.get("required") else "must not be blank")
         if len(value) < min_length:
             raise ValueError(f"must be at least {min_length} characters")
+        pattern = schema.get("pattern")
+        if pattern and not re.search(pattern, value):
+            raise ValueError(f"must match the pattern {pattern}")
 
 
 def format_value(value: Any) -> str:

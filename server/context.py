@@ -9,7 +9,6 @@ from typing import Any
 
 from .config import ServerConfig
 from .framing import MESSAGE, to_json
-from .framing import json_parts as _json_parts
 from .run import Run
 
 __all__ = ["RunContext"]
@@ -55,11 +54,7 @@ class RunContext:
         The first call turns the caller's response into a live SSE stream.
         Raises ``TypeError`` if ``data`` is not JSON-serialisable.
         """
-        try:
-            # to_json's fast path, inlined: this runs once per message.
-            text = "".join(_json_parts(data, 0)) if _json_parts is not None else to_json(data)
-        except (TypeError, ValueError, RecursionError):
-            text = to_json(data)  # raises the documented NotJSONSerialisable
+        text = to_json(data)  # raises the documented NotJSONSerialisable
         run = self._run
         seq = run.log.append(MESSAGE, text)
         run.messages = seq  # every event before the terminal one is a message

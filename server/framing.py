@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 __all__ = [
     "CANCELLED",
     "CANCELLED_DATA",
@@ -38,24 +40,24 @@ CANCELLED_DATA = '{"status":"cancelled"}'
 
 PING = b": ping\n\n"
 
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-# The C encoder, made once: json.dumps builds a new one on every call, which costs
-# as much as encoding a small message. No circular-reference bookkeeping (a cycle
-# ends in RecursionError, reported the same way). ``"".join(json_parts(value, 0))``
-# is compact JSON; None where the C accelerator is missing.
-json_parts = (
-    json.encoder.c_make_encoder(
-        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
-    )
-    if json.encoder.c_make_encoder is not None
-    else None
+# No circular-reference bookkeeping: a cycle ends in RecursionError, reported as deep nesting.
+_encoder = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 )
+
+# orjson encodes the common message about eight times faster than the standard library.
+# Where the two differ, orjson refuses and the standard library answers (a ``TypeError``
+# sends the value down that path): subclasses of str/int/dict/list, dataclasses and
+# datetimes are passed through to be refused here, integers beyond 64 bits, non-string
+# keys, lone surrogates and nesting deeper than 254 levels are refused by orjson itself.
+# NaN and Infinity are the one silent difference (orjson writes ``null``): output that
+# holds ``null`` is therefore encoded again by the standard library, which refuses them.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+_orjson_dumps = orjson.dumps
 
 
 class NotJSONSerialisable(TypeError):
@@ -69,9 +71,18 @@ def to_json(data: Any) -> str:
     one event is always exactly one ``data:`` line and cannot break framing.
     """
     try:
-        if json_parts is None:
-            return _encoder.encode(data)
-        return "".join(json_parts(data, 0))
+        encoded = _orjson_dumps(data, None, _ORJSON_OPTIONS)
+    except TypeError:
+        return _standard_json(data)
+    if b"null" in encoded:
+        return _standard_json(data)  # a NaN or an Infinity may hide behind it
+    return encoded.decode()
+
+
+def _standard_json(data: Any) -> str:
+    """The standard library's answer: the value as JSON, or why it cannot be."""
+    try:
+        return _encoder.encode(data)
     except (TypeError, ValueError, RecursionError) as exc:
         if isinstance(exc, RecursionError):
             exc = ValueError("it nests too deeply, or refers to itself")
@@ -93,8 +104,11 @@ def encode_event(seq: int, event: str, data_json: str) -> bytes:
 
     The one definition of a frame; the event log calls it for every event it keeps.
     """
-    # utf8() inlined: this runs once per event.
-    return f"id: {seq}\nevent: {event}\ndata: {data_json}\n\n".encode("utf-8", "backslashreplace")
+    frame = f"id: {seq}\nevent: {event}\ndata: {data_json}\n\n"
+    try:
+        return frame.encode()  # this runs once per event: the plain call is the fast one
+    except UnicodeEncodeError:
+        return utf8(frame)  # a lone surrogate, inside a JSON string
 
 
 def end_data(result_json: str) -> str:

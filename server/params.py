@@ -1,4 +1,11 @@
-"""Workflow parameters: a schema read from a function signature, and request-body validation."""
+"""Workflow parameters: read from a signature, validated by msgspec, published as JSON Schema.
+
+Authors write ``Annotated[int, Param(...)]`` as before; each signature becomes a msgspec
+type (``Meta`` constraints on the fields of a ``Struct``), which validates request bodies
+and emits the standard JSON Schema (draft 2020-12) that ``GET /api/endpoints`` publishes.
+The answers keep streambind's own per-field messages: a body that the library refuses is
+checked again field by field, and each field's refusal is said in plain words.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,18 @@ import inspect
 import math
 import types
 import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import msgspec
+from msgspec import Meta
 
 __all__ = [
     "InvalidParam",
     "Param",
     "ParamSpec",
+    "Params",
     "ParamsInvalid",
     "params_from_signature",
     "validate_params",
@@ -21,6 +33,8 @@ __all__ = [
 # Strings longer than this are refused unless a parameter says otherwise: a
 # parameter value is a setting, not a payload.
 DEFAULT_MAX_STRING = 1_000
+#: A string that must not be blank holds something other than white space.
+NOT_BLANK = r"\S"
 
 _TYPE_NAMES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
@@ -40,6 +54,8 @@ class Param:
 
 @dataclass(frozen=True)
 class ParamSpec:
+    """One parameter as the signature gives it, and the msgspec type that validates it."""
+
     name: str
     type: type
     default: Any
@@ -52,63 +68,125 @@ class ParamSpec:
     min_length: int = 0
     choices: tuple[str, ...] | None = None
 
-    def schema(self) -> dict[str, Any]:
-        """The JSON description published by ``GET /api/endpoints``."""
-        out: dict[str, Any] = {
-            "type": _TYPE_NAMES[self.type],
-            "default": None if self.required else self.default,
-            "description": self.description,
-        }
-        if self.required:
-            out["required"] = True
-        if self.nullable:
-            out["nullable"] = True
-        if self.minimum is not None:
-            out["minimum"] = self.minimum
-        if self.maximum is not None:
-            out["maximum"] = self.maximum
+    @property
+    def annotation(self) -> Any:
+        """The type msgspec validates a value against: the Python type with its constraints."""
         if self.choices is not None:
-            out["enum"] = list(self.choices)
-        if self.type is str and self.choices is None:
-            out["maxLength"] = self.max_length
-            if self.min_length:
-                out["minLength"] = self.min_length
-        return out
+            inner: Any = Literal[self.choices]  # type: ignore[valid-type]
+        elif self.type is str:
+            meta = Meta(
+                min_length=self.min_length or None,
+                max_length=self.max_length,
+                pattern=NOT_BLANK if self.min_length else None,
+            )
+            inner = Annotated[str, meta]
+        elif self.type in (int, float) and (self.minimum is not None or self.maximum is not None):
+            inner = Annotated[self.type, Meta(ge=self.minimum, le=self.maximum)]
+        else:
+            inner = self.type
+        if self.nullable:
+            inner = Union[inner, None]  # noqa: UP007 (a value, not an annotation)
+        return Annotated[inner, Meta(description=self.description)] if self.description else inner
 
     def check(self, value: Any) -> Any:
         """Return the value converted to the parameter's type, or raise ValueError with why."""
-        if value is None:
-            if self.nullable:
-                return None
-            raise ValueError("must not be null")
-        expected = _TYPE_NAMES[self.type]
-        # bool is a subclass of int in Python, but `true` is not a number in JSON.
-        if isinstance(value, bool) and self.type is not bool:
-            raise ValueError(f"must be {_article(expected)}, not a boolean")
-        if self.type is float and isinstance(value, int):
-            value = float(value)
         if self.type is int and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, self.type):
-            raise ValueError(f"must be {_article(expected)}, not {_json_type_name(value)}")
+            value = int(value)  # 4.0 is the integer 4, as JSON has one kind of number
+        try:
+            value = msgspec.convert(value, self.annotation)
+        except msgspec.ValidationError as exc:
+            raise ValueError(self._why(value, str(exc))) from None
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("must be a finite number")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"must be at least {_num(self.minimum)}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"must be at most {_num(self.maximum)}")
-        if isinstance(value, str):
-            if self.choices is not None and value not in self.choices:
-                raise ValueError(f"must be one of {', '.join(self.choices)}")
-            if len(value) > self.max_length:
-                raise ValueError(f"must be at most {self.max_length} characters long")
-            if self.min_length and not value.strip():
-                # Blank is what an empty form field sends: for a value that must be
-                # given, that is the value missing.
-                raise ValueError("is required" if self.required else "must not be blank")
-            if len(value) < self.min_length:
-                raise ValueError(f"must be at least {self.min_length} characters long")
         return value
+
+    def _why(self, value: Any, refusal: str) -> str:
+        """The library's refusal of ``value``, in the words the API has always used."""
+        if value is None:
+            return "must not be null"
+        if isinstance(value, str) and self.min_length and not value.strip():
+            # Blank is what an empty form field sends: for a value that must be given,
+            # that is the value missing.
+            return "is required" if self.required else "must not be blank"
+        if ", got " in refusal:
+            expected = "string" if self.choices is not None else _TYPE_NAMES[self.type]
+            return f"must be {_article(expected)}, not {_json_type_name(value)}"
+        if refusal.startswith("Invalid enum value") and self.choices is not None:
+            return f"must be one of {', '.join(self.choices)}"
+        if "of length <=" in refusal:
+            return f"must be at most {self.max_length} characters long"
+        if "of length >=" in refusal:
+            return f"must be at least {self.min_length} characters long"
+        if " >= " in refusal and self.minimum is not None:
+            return f"must be at least {_num(self.minimum)}"
+        if " <= " in refusal and self.maximum is not None:
+            return f"must be at most {_num(self.maximum)}"
+        return refusal
+
+
+class Params(Mapping[str, ParamSpec]):
+    """A workflow's parameters, in signature order: validation and JSON Schema in one place."""
+
+    def __init__(self, owner: str, specs: Mapping[str, ParamSpec]) -> None:
+        self._specs = dict(specs)
+        self._floats = [n for n, s in self._specs.items() if s.type is float]
+        fields = [
+            (name, spec.annotation, msgspec.NODEFAULT if spec.required else spec.default)
+            for name, spec in self._specs.items()
+        ]
+        self._struct = msgspec.defstruct(
+            owner or "params", fields, kw_only=True, forbid_unknown_fields=True
+        )
+
+    def __getitem__(self, name: str) -> ParamSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def json_schema(self) -> dict[str, Any]:
+        """The parameters as one JSON Schema (draft 2020-12) object, as msgspec writes it."""
+        generated = msgspec.json.schema(self._struct)
+        schema = generated["$defs"][generated["$ref"].rsplit("/", 1)[1]]
+        schema.setdefault("required", [])
+        return schema
+
+    def validate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Every parameter's value from a request body; raises ParamsInvalid with why per field."""
+        try:
+            values = msgspec.structs.asdict(msgspec.convert(body, self._struct))
+        except msgspec.ValidationError:
+            return self._validate_each(body)
+        for name in self._floats:
+            value = values[name]
+            if value is not None and not math.isfinite(value):
+                return self._validate_each(body)
+        return values
+
+    def _validate_each(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The slow path, taken only when the body has a problem: every field's own answer."""
+        fields: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for key in body:
+            if key not in self._specs:
+                fields[_field_key(key)] = "unknown parameter"
+        for name, spec in self._specs.items():
+            if name not in body:
+                if spec.required:
+                    fields[name] = "is required"
+                else:
+                    values[name] = spec.default
+                continue
+            try:
+                values[name] = spec.check(body[name])
+            except ValueError as exc:
+                fields[name] = str(exc)
+        if fields:
+            raise ParamsInvalid(fields)
+        return values
 
 
 class ParamsInvalid(ValueError):
@@ -131,8 +209,8 @@ class InvalidParam(ParamsInvalid):
         super().__init__({name: message})
 
 
-def params_from_signature(fn: Any) -> dict[str, ParamSpec]:
-    """Read the parameter schema of a workflow ``async def f(ctx, a: int = 1, ...)``."""
+def params_from_signature(fn: Any) -> Params:
+    """Read the parameters of a workflow ``async def f(ctx, a: int = 1, ...)``."""
     sig = inspect.signature(fn)
     hints = typing.get_type_hints(fn, include_extras=True)
     specs: dict[str, ParamSpec] = {}
@@ -144,7 +222,14 @@ def params_from_signature(fn: Any) -> dict[str, ParamSpec]:
         if name not in hints:
             raise TypeError(f"{fn.__qualname__}: parameter {name!r} needs a type annotation")
         specs[name] = _spec(fn, name, hints[name], p.default)
-    return specs
+    return Params(fn.__name__, specs)
+
+
+def validate_params(params: Mapping[str, ParamSpec], body: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a request body against the parameters; return every parameter's value."""
+    if not isinstance(params, Params):
+        params = Params("params", params)
+    return params.validate(body)
 
 
 def _spec(fn: Any, name: str, hint: Any, default: Any) -> ParamSpec:
@@ -193,29 +278,6 @@ def _spec(fn: Any, name: str, hint: Any, default: Any) -> ParamSpec:
     return spec
 
 
-def validate_params(specs: dict[str, ParamSpec], body: dict[str, Any]) -> dict[str, Any]:
-    """Check a request body against the specs; return every parameter's value."""
-    fields: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    for key in body:
-        if key not in specs:
-            fields[_field_key(key)] = "unknown parameter"
-    for name, spec in specs.items():
-        if name not in body:
-            if spec.required:
-                fields[name] = "is required"
-            else:
-                values[name] = spec.default
-            continue
-        try:
-            values[name] = spec.check(body[name])
-        except ValueError as exc:
-            fields[name] = str(exc)
-    if fields:
-        raise ParamsInvalid(fields)
-    return values
-
-
 def _field_key(key: str) -> str:
     # Unknown keys are echoed back to the caller: keep them short.
     return key if len(key) <= 100 else key[:100] + "…"
@@ -226,6 +288,8 @@ def _article(type_name: str) -> str:
 
 
 def _json_type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):

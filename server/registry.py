@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeVar
 
-from .params import ParamSpec, params_from_signature
+from .params import Params, params_from_signature
 
 __all__ = ["Endpoint", "Registry", "endpoint"]
 
@@ -26,14 +26,17 @@ class Endpoint:
     title: str
     description: str
     fn: Callable[..., Awaitable[Any]]
-    params: dict[str, ParamSpec] = field(default_factory=dict)
+    params: Params = field(default_factory=lambda: Params("params", {}))
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "title": self.title,
             "description": self.description,
-            "params": {name: spec.schema() for name, spec in self.params.items()},
+            "params": {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                **self.params.json_schema(),
+            },
         }
 
 

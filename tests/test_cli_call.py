@@ -7,12 +7,15 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Annotated, Literal
 
 import httpx
 import pytest
 from polling import newest_run
 
 from streambind.app.call_command import UsageError, parse_assignments
+from streambind.server import Param
+from streambind.server.params import params_from_signature
 
 TESTS = Path(__file__).parent
 
@@ -110,21 +113,34 @@ async def test_without_url_it_runs_an_embedded_server(tmp_path: Path) -> None:
     assert "run" in (tmp_path / "streambind.log").read_text()
 
 
+async def _flow(
+    ctx: object,
+    name: str,
+    rows: Annotated[int, Param(minimum=1)] = 5,
+    ratio: float = 0.5,
+    fast: bool = False,
+    source: str = "",
+    limit: int | None = None,
+    mode: Literal["a", "b"] = "a",
+) -> None: ...
+
+
 def test_parameters_are_typed_by_the_schema() -> None:
-    schema = {
-        "rows": {"type": "integer", "minimum": 1},
-        "ratio": {"type": "number"},
-        "fast": {"type": "boolean"},
-        "source": {"type": "string"},
-        "name": {"type": "string", "required": True, "minLength": 1},
-    }
-    assert parse_assignments(["rows=1_000", "ratio=0.5", "fast=yes", "source=12.csv"], schema) == {
+    # The JSON Schema the server publishes for this signature, as the CLI reads it.
+    schema = params_from_signature(_flow).json_schema()
+    given = ["rows=1_000", "ratio=0.5", "fast=yes", "source=12.csv", "limit=", "mode=b"]
+    assert parse_assignments(given, schema) == {
         "rows": 1000,
         "ratio": 0.5,
         "fast": True,
         "source": "12.csv",
+        "limit": None,
+        "mode": "b",
     }
+    assert parse_assignments(["limit=7"], schema) == {"limit": 7}
     for bad, message in [
+        ("mode=c", "must be one of a, b"),
+        ("limit=x", "must be a whole number"),
         ("rows", "write it as key=value"),
         ("colour=red", "no such parameter"),
         ("rows=0", "must be at least 1"),

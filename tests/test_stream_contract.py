@@ -19,16 +19,21 @@ async def test_endpoints_are_listed_with_their_parameter_schema(client: httpx.As
     assert names.index("firehose") < names.index("hold"), "user workflows come after built-ins"
     imp = endpoints[0]
     assert set(imp) == {"name", "title", "description", "params"}
-    assert imp["params"]["rows"] == {
+    # Each endpoint's parameters are one JSON Schema (draft 2020-12) object.
+    params = imp["params"]
+    assert params["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert params["type"] == "object" and params["additionalProperties"] is False
+    assert params["required"] == []
+    assert params["properties"]["rows"] == {
         "type": "integer",
         "default": 1000,
         "description": "Rows to generate when no source is given",
         "minimum": 1,
         "maximum": 1_000_000,
     }
-    assert imp["params"]["source"]["type"] == "string"
+    assert params["properties"]["source"]["type"] == "string"
     export = next(e for e in endpoints if e["name"] == "export")
-    assert export["params"]["format"]["enum"] == ["csv", "ndjson"]
+    assert export["params"]["properties"]["format"]["enum"] == ["csv", "ndjson"]
 
 
 async def test_first_send_starts_an_sse_response_with_exact_framing(

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import datetime
+import decimal
+import enum
 import json
+import uuid
 from typing import Annotated, Literal
 
+import jsonschema_rs
 import pytest
 
 from streambind.app.jsondecode import decode_json
@@ -31,16 +37,30 @@ async def _flow(
 ) -> None: ...
 
 
-def test_the_schema_comes_from_the_signature() -> None:
-    specs = params_from_signature(_flow)
-    assert list(specs) == ["count", "ratio", "label", "mode", "flag", "needed"]
-    assert specs["count"].schema() == {
+def test_the_schema_comes_from_the_signature_as_standard_json_schema() -> None:
+    params = params_from_signature(_flow)
+    assert list(params) == ["count", "ratio", "label", "mode", "flag", "needed"]
+    schema = params.json_schema()
+    assert schema["type"] == "object"
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == []
+    properties = schema["properties"]
+    assert properties["count"] == {
         "type": "integer", "default": 3, "description": "How many", "minimum": 1, "maximum": 10,
     }  # fmt: skip
-    assert specs["ratio"].schema()["type"] == "number"
-    assert specs["label"].schema()["nullable"] is True
-    assert specs["mode"].schema()["enum"] == ["a", "b"]
-    assert specs["flag"].schema()["type"] == "boolean"
+    assert properties["ratio"] == {"type": "number", "default": 0.5}
+    assert properties["label"] == {
+        "anyOf": [{"type": "string", "maxLength": 1000}, {"type": "null"}],
+        "default": None,
+    }
+    assert properties["mode"] == {"enum": ["a", "b"], "default": "a"}
+    assert properties["flag"] == {"type": "boolean", "default": False}
+    # A draft 2020-12 validator agrees with the server on what the schema allows.
+    assert jsonschema_rs.meta.is_valid(schema)
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    assert validator.is_valid({"count": 4, "label": None, "mode": "b"})
+    assert not validator.is_valid({"count": 11})
+    assert not validator.is_valid({"colour": 1})
 
 
 def test_validation_converts_and_fills_defaults() -> None:
@@ -61,7 +81,7 @@ def test_a_required_parameter_must_be_given() -> None:
     async def flow(ctx: object, name: str) -> None: ...
 
     specs = params_from_signature(flow)
-    assert specs["name"].schema()["required"] is True
+    assert specs.json_schema()["required"] == ["name"]
     with pytest.raises(ParamsInvalid) as raised:
         validate_params(specs, {})
     assert raised.value.fields == {"name": "is required"}
@@ -76,9 +96,11 @@ def test_a_blank_required_string_is_missing_unless_empty_is_allowed() -> None:
     ) -> None: ...
 
     specs = params_from_signature(flow)
-    assert specs["name"].schema()["minLength"] == 1
-    assert "minLength" not in specs["note"].schema()
-    assert "minLength" not in specs["label"].schema(), "an optional string may stay blank"
+    properties = specs.json_schema()["properties"]
+    assert properties["name"]["minLength"] == 1
+    assert properties["name"]["pattern"] == r"\S", "blank is missing, in JSON Schema's words"
+    assert "minLength" not in properties["note"]
+    assert "minLength" not in properties["label"], "an optional string may stay blank"
     for blank in ("", "   "):
         with pytest.raises(ParamsInvalid) as raised:
             validate_params(specs, {"name": blank, "note": ""})
@@ -175,6 +197,71 @@ def test_framing_is_compact_and_one_line() -> None:
         to_json(float("inf"))
 
 
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+class _Label(str):
+    pass
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # orjson refuses these; the standard library's answer is kept.
+        ({"b": 2**70, "n": -(2**64)}, '{"b":1180591620717411303424,"n":-18446744073709551616}'),
+        ({1: "a", 2.5: "b", False: "c", None: "d"}, '{"1":"a","2.5":"b","false":"c","null":"d"}'),
+        ("a\ud800", '"a\ud800"'),
+        (_Label("x"), '"x"'),
+        (collections.OrderedDict(a=(1, [2])), '{"a":[1,[2]]}'),
+        (_nested(500), "[" * 500 + "]" * 500),
+        # orjson writes NaN as null: null is double-checked, and a real null stays.
+        ({"a": None, "t": "null"}, '{"a":null,"t":"null"}'),
+        # orjson's own, with the same floats as before.
+        ({"r": 0.1, "e": 1e16, "n": -0.0}, '{"r":0.1,"e":1e+16,"n":-0.0}'),
+        # orjson encodes enum members and UUIDs, which the standard library refused (documented).
+        ([_Colour.RED, uuid.UUID(int=1)], '["red","00000000-0000-0000-0000-000000000001"]'),
+    ],
+)
+def test_messages_encode_as_before_where_orjson_differs(value: object, expected: str) -> None:
+    assert to_json(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        {"a": [1, float("-inf")]},
+        {"a": None, "b": float("inf")},
+        {1, 2},
+        b"bytes",
+        datetime.datetime(2026, 1, 1),
+        decimal.Decimal("1.5"),
+        object(),
+        {(1, 2): "tuple key"},
+        _nested(5_000),
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_what_json_cannot_represent_is_refused_as_before(value: object) -> None:
+    with pytest.raises(NotJSONSerialisable, match="JSON-serialisable"):
+        to_json(value)
+
+
+def test_a_cycle_is_refused() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises(NotJSONSerialisable, match="nests too deeply, or refers to itself"):
+        to_json(cycle)
+
+
 def test_chunks_hand_back_what_arrived_and_compare_like_a_list() -> None:
     from streambind.app.chunks import Chunks
 
@@ -218,16 +305,22 @@ def test_the_log_frames_events_exactly_as_framing_does() -> None:
         "tru",
         "[DONE]",
         '{"é": "\\u2028"}',
+        "1180591620717411303424",
+        "-18446744073709551617",
+        "1e400",
+        '"\\ud800"',
+        "1" * 5_000,
+        "[" * 5_000 + "]" * 5_000,
     ],
 )
 def test_messages_decode_as_json_loads_decodes_them(text: str) -> None:
     try:
         expected: object = ("value", json.dumps(json.loads(text)))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         expected = ("error", str(exc))
     try:
         got: object = ("value", json.dumps(decode_json(text)))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         got = ("error", str(exc))
     assert got == expected
 

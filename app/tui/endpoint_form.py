@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Collapsible, Input, Label, Select, Static, Switch
 
-from ..forms import format_value, parse_value
+from ..forms import fields, format_value, parse_value
 
 __all__ = ["EndpointForm"]
 
@@ -29,7 +29,8 @@ class EndpointForm(Vertical):
 
     @property
     def params(self) -> dict[str, dict[str, Any]]:
-        return dict(self.endpoint.get("params", {}))
+        """Each parameter's schema, read from the endpoint's JSON Schema."""
+        return fields(self.endpoint.get("params", {}))
 
     def compose(self) -> ComposeResult:
         yield Static(self.endpoint.get("title") or self.endpoint["name"], classes="form-title")

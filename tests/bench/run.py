@@ -2,6 +2,7 @@
 
     .venv/bin/pip install -e ".[test,bench]"
     .venv/bin/python tests/bench/run.py [--reps 5] [--only throughput,latency,...]
+        [--baseline OTHER/.venv/bin/python]
 
 Servers and clients run in separate processes on loopback; each figure is the median of
 `--reps` repetitions in this one run, and ratios compare figures of this run only. Prints
@@ -29,6 +30,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 N_THROUGHPUT = 200_000
+#: Another install of streambind (``--baseline``: a checkout with its own venv): the
+#: throughput and client benches measure it too, side by side in the same run.
+BASELINE_PYTHON: str | None = None
 
 
 # With two cores or more, servers run on the first and clients on the second, so the
@@ -61,14 +65,14 @@ def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: f
 
 
 @contextlib.contextmanager
-def server(kind: str, **options: str) -> Iterator[tuple[str, int]]:
+def server(kind: str, python: str = PYTHON, **options: str) -> Iterator[tuple[str, int]]:
     """Start one server process; yields (base URL, pid)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     with tempfile.TemporaryDirectory() as data_dir:
         if kind == "streambind":
             command = [
-                PYTHON, "-m", "streambind.app.cli", "serve", "--port", str(port),
+                python, "-m", "streambind.app.cli", "serve", "--port", str(port),
                 "--data-dir", data_dir, "--workflows", "flows", "--max-runs", "5000",
             ]  # fmt: skip
             for key, value in options.items():
@@ -94,10 +98,10 @@ def server(kind: str, **options: str) -> Iterator[tuple[str, int]]:
                 process.wait()
 
 
-def client(mode: str, **args: Any) -> dict[str, Any]:
+def client(mode: str, python: str = PYTHON, **args: Any) -> dict[str, Any]:
     """Run one measuring client in a process of its own."""
     result = subprocess.run(
-        [PYTHON, str(HERE / "clients.py"), mode, json.dumps(args)],
+        [python, str(HERE / "clients.py"), mode, json.dumps(args)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(HERE)},
@@ -133,6 +137,17 @@ def ceiling_rate(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def baseline_ceiling_rate(n: int) -> float:
+    """``ceiling_rate`` as the baseline install measures it, in a process of its own."""
+    assert BASELINE_PYTHON is not None
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; "
+    code += f"print(run.ceiling_rate({n}))"
+    result = subprocess.run(
+        [BASELINE_PYTHON, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    return float(result.stdout.strip())
+
+
 STACKS = {
     "streambind": ("/api/endpoints/firehose", "POST"),
     "aiohttp-sse": ("/firehose", "GET"),
@@ -148,18 +163,31 @@ KINDS = {
 
 
 def bench_throughput(reps: int) -> str:
-    rates: dict[str, float] = {}
-    for name, (path, method) in STACKS.items():
-        with server(KINDS[name]) as (url, _):
-            runs = []
+    stacks = [(name, KINDS[name], path, method, PYTHON) for name, (path, method) in STACKS.items()]
+    if BASELINE_PYTHON:
+        path, method = STACKS["streambind"]
+        stacks.insert(1, ("streambind baseline", "streambind", path, method, BASELINE_PYTHON))
+    runs: dict[str, list[float]] = {name: [] for name, *_ in stacks}
+    # The two streambinds (with a baseline) take their repetitions in turns, so that a
+    # shared machine's drifting load weighs on both alike; the others one after another.
+    groups = (
+        [stacks[:2], *([stack] for stack in stacks[2:])]
+        if BASELINE_PYTHON
+        else [[stack] for stack in stacks]
+    )
+    for group in groups:
+        with contextlib.ExitStack() as servers:
+            urls = [servers.enter_context(server(kind, python))[0] for _, kind, *_, python in group]
             for _ in range(reps):
-                if method == "POST":
-                    r = client("bytes", url=url + path, method="POST", body={"n": N_THROUGHPUT})
-                else:
-                    r = client("bytes", url=f"{url}{path}?n={N_THROUGHPUT}")
-                assert r["events"] >= N_THROUGHPUT, (name, r)
-                runs.append(N_THROUGHPUT / r["seconds"])
-            rates[name] = median(runs)
+                for (name, _, path, method, _), url in zip(group, urls, strict=True):
+                    if method == "POST":
+                        body = {"n": N_THROUGHPUT}
+                        r = client("bytes", url=url + path, method="POST", body=body)
+                    else:
+                        r = client("bytes", url=f"{url}{path}?n={N_THROUGHPUT}")
+                    assert r["events"] >= N_THROUGHPUT, (name, r)
+                    runs[name].append(N_THROUGHPUT / r["seconds"])
+    rates = {name: median(values) for name, values in runs.items()}
     ceiling = median([ceiling_rate(N_THROUGHPUT) for _ in range(reps)])
     ours = rates["streambind"]
     rows = [
@@ -167,6 +195,9 @@ def bench_throughput(reps: int) -> str:
         for name, rate in rates.items()
     ]
     rows.append(["encode + frame only, no I/O (the ceiling)", f"{ceiling:,.0f}", "—"])
+    if BASELINE_PYTHON:
+        base = median([baseline_ceiling_rate(N_THROUGHPUT) for _ in range(reps)])
+        rows.append(["baseline's encode + frame only (its ceiling)", f"{base:,.0f}", "—"])
     rows.append(["streambind ÷ ceiling", f"{ours / ceiling:.2f}", ""])
     return table(
         f"Throughput: one follower, {N_THROUGHPUT:,} messages, a client that counts bytes",
@@ -231,18 +262,28 @@ def bench_latency(reps: int) -> str:
 
 
 def bench_client(reps: int) -> str:
-    with server("streambind") as (url, _):
-        ours = median(
-            [client("stream-client", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)]
-        )
-        theirs = median([client("httpx-sse", url=url, n=N_THROUGHPUT)["rate"] for _ in range(reps)])
+    ours, theirs, base = [], [], []
+    with contextlib.ExitStack() as servers:
+        url = servers.enter_context(server("streambind"))[0]
+        if BASELINE_PYTHON:
+            base_url = servers.enter_context(server("streambind", BASELINE_PYTHON))[0]
+        for _ in range(reps):  # in turns, as in bench_throughput
+            ours.append(client("stream-client", url=url, n=N_THROUGHPUT)["rate"])
+            theirs.append(client("httpx-sse", url=url, n=N_THROUGHPUT)["rate"])
+            if BASELINE_PYTHON:
+                result = client("stream-client", BASELINE_PYTHON, url=base_url, n=N_THROUGHPUT)
+                base.append(result["rate"])
+    rows = [
+        ["streambind StreamClient (chunks kept in stream.chunks)", f"{median(ours):,.0f}"],
+        ["httpx-sse alone (aiter_sse + json.loads into a list)", f"{median(theirs):,.0f}"],
+    ]
+    if base:
+        label = "baseline StreamClient, against the baseline server"
+        rows.insert(1, [label, f"{median(base):,.0f}"])
     return table(
         f"Client: consuming the {N_THROUGHPUT:,}-message firehose, JSON-parsing every message",
         ["client", "messages/s (median)"],
-        [
-            ["streambind StreamClient (chunks kept in stream.chunks)", f"{ours:,.0f}"],
-            ["httpx-sse alone (aiter_sse + json.loads into a list)", f"{theirs:,.0f}"],
-        ],
+        rows,
     )
 
 
@@ -390,7 +431,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=5, help="repetitions per figure")
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated benches")
+    parser.add_argument(
+        "--baseline", help="the Python of another streambind install, measured side by side"
+    )
     args = parser.parse_args()
+    global BASELINE_PYTHON
+    BASELINE_PYTHON = args.baseline
     sys.path.insert(0, str(HERE))
     pinning = "servers on core 0, clients on core 1" if _PINNED else "no core pinning"
     print(
