@@ -157,12 +157,14 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     except TooManyRuns as exc:
         raise ApiError(429, "too_many_runs", str(exc), headers={"Retry-After": "1"}) from None
     except ServerClosing as exc:
-        raise ApiError(503, "shutting_down", str(exc)) from None
+        raise ApiError(503, "shutting_down", str(exc), headers=_RETRY) from None
     config = request.app[CONFIG]
     # The caller is the run's first follower, attached before the workflow first runs.
     with following(manager, request, run, 0) as caller:
         # Wait for the workflow's first send or for its end, whichever comes first.
         await run.log.wait(0)
+        if run.node is not None:
+            await manager.store.announced(run)
         if run.messages == 0:
             return _plain_outcome(run)
         response = await open_stream(request, run, config.retry_ms)
@@ -222,6 +224,8 @@ async def run_events(request: web.Request) -> web.StreamResponse:
     run = await _run(request)
     after = _last_event_id(request)
     log = run.log
+    if run.elsewhere and after > log.last_seq:
+        await request.app[MANAGER].store.reach(run, after)
     last = log.last_seq
     if log.closed and after >= last:
         # Nothing is left to send, ever: 204 tells EventSource to stop reconnecting.

@@ -78,6 +78,9 @@ class ServerConfig:
     redis_url: str | None = field(default=None, repr=False)  # it may hold a password
     #: The prefix of every Redis key and channel, so deployments can share one Redis.
     redis_prefix: str = "streambind:"
+    #: On SIGTERM, seconds running runs may still take to finish (new calls get 503
+    #: with Retry-After meanwhile); 0: cancel them at once.
+    drain_timeout: float = 0.0
     #: The open database while the server runs (set at start-up; workflows use ctx.database).
     database: Database | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -107,6 +110,8 @@ class ServerConfig:
             from .workflows.database import check_database_url
 
             check_database_url(self.database_url)
+        if not self.drain_timeout >= 0:
+            raise ValueError("drain_timeout must not be negative")
         if self.redis_url is not None and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://")
         ):

@@ -49,6 +49,7 @@ class RunManager:
         self.config = config
         #: What other nodes see of this node's runs, and how this one sees theirs.
         self.store: RunStore = store if store is not None else MemoryRunStore(config)
+        self.store.bind(self)
         self._runs: dict[str, Run] = {}
         #: Every follower of every run, kept or already forgotten by the index.
         self._followers: set[Follower] = set()
@@ -209,6 +210,14 @@ class RunManager:
             return False
         run.task.cancel()
         return True
+
+    async def drain(self, timeout: float) -> None:
+        """Refuse new runs and let the running ones finish, for up to ``timeout`` seconds."""
+        self._closing = True
+        tasks = [r.task for r in self._runs.values() if r.running and r.task is not None]
+        if tasks and timeout > 0:
+            logger.info("draining: waiting up to %gs for %d running runs", timeout, len(tasks))
+            await asyncio.wait(tasks, timeout=timeout)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel every running run and wait for their terminal events."""

@@ -25,6 +25,9 @@ class RunStore(Protocol):
     #: This node's name in the store (None: the store is not shared).
     node: str | None
 
+    def bind(self, manager: Any) -> None:
+        """The ``RunManager`` whose runs it shares, and which it asks to cancel them."""
+
     async def open(self) -> None:
         """Connect and start the store's background tasks. Raises StoreUnavailable."""
 
@@ -39,6 +42,10 @@ class RunStore(Protocol):
 
     def started(self, run: Run) -> None:
         """A run began executing here: publish its record."""
+
+    async def announced(self, run: Run) -> None:
+        """Wait until other nodes can find this node's ``run`` (before its caller's response
+        starts, so a resume on another node never comes before the record)."""
 
     def finished(self, run: Run) -> None:
         """A run executing here has ended (its terminal event is in its log)."""
@@ -61,6 +68,10 @@ class RunStore(Protocol):
     def cancel_elsewhere(self, run: Run) -> None:
         """Ask the node executing ``run`` (another one) to cancel it."""
 
+    async def reach(self, run: Run, seq: int) -> None:
+        """Wait, briefly, until the store has event ``seq`` of another node's ``run``: its
+        node wrote it to a follower there a moment before shipping it here."""
+
 
 class MemoryRunStore:
     """Nothing is shared: the runs are the manager's objects and nothing else."""
@@ -69,6 +80,9 @@ class MemoryRunStore:
 
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
+
+    def bind(self, manager: Any) -> None:
+        pass
 
     async def open(self) -> None:
         pass
@@ -83,6 +97,9 @@ class MemoryRunStore:
         return MemoryEventLog(self._config.log_max_bytes)
 
     def started(self, run: Run) -> None:
+        pass
+
+    async def announced(self, run: Run) -> None:
         pass
 
     def finished(self, run: Run) -> None:
@@ -104,4 +121,7 @@ class MemoryRunStore:
         return 0
 
     def cancel_elsewhere(self, run: Run) -> None:
+        pass
+
+    async def reach(self, run: Run, seq: int) -> None:
         pass
