@@ -64,6 +64,11 @@ class ShippedEventLog(MemoryEventLog):
         self.released = True
         self.ready.set()
 
+    @property
+    def kept(self) -> int:
+        """How many events the memory log holds now."""
+        return len(self._frames)
+
     def take(self, most: int) -> list[tuple[int, bytes, bool]]:
         """The oldest queued events, at most ``most``: the stream gets every event, in
         order, even those the memory bound has already dropped here."""

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -49,6 +50,9 @@ _WRITE_BATCH = 2000
 #: XREAD BLOCK's wait, after which a reader checks that its run still exists.
 _READ_BLOCK_MS = 1000
 _CONNECT_TIMEOUT_S = 3.0
+#: Connections for requests and writers (plus one per run followed: see open).
+_POOL_CONNECTIONS = 64
+_POOL_WAIT_S = 10.0
 #: How long a caller's response waits for its run's record to reach Redis.
 _ANNOUNCE_WAIT_S = 2.0
 #: How long a resume on another node waits for the events its Last-Event-ID names.
@@ -89,6 +93,8 @@ class RedisRunStore:
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._manager: Any = None
         self._known_nodes: set[str] = set()
+        self._stopping = threading.Event()
+        self._beater: threading.Thread | None = None
         self._live_processes: set[str] = set()
 
     # -- keys -------------------------------------------------------------------
@@ -126,11 +132,17 @@ class RedisRunStore:
     async def open(self) -> None:
         url = self._config.redis_url
         try:
-            self._redis = aioredis.Redis.from_url(
+            # A blocking pool: a burst of requests (a thousand followers arriving at
+            # once) waits for a connection instead of failing; each run followed here
+            # holds one for its XREAD BLOCK, hence room for max_runs of them besides.
+            pool = aioredis.BlockingConnectionPool.from_url(
                 url,
+                max_connections=_POOL_CONNECTIONS + self._config.max_runs,
+                timeout=_POOL_WAIT_S,
                 socket_connect_timeout=_CONNECT_TIMEOUT_S,
                 health_check_interval=10,
             )
+            self._redis = aioredis.Redis.from_pool(pool)
             await asyncio.wait_for(self._redis.ping(), _CONNECT_TIMEOUT_S)
             await self._beat()
             self._known_nodes = {n.decode() for n in await self._redis.smembers(self._nodes_key)}
@@ -143,7 +155,9 @@ class RedisRunStore:
             # Asked once at start-up about the owners of leftover staging tables.
             self._config.node_alive = self._process_alive
             self._live_processes = await self._live_process_ids()
-        self._spawn(self._heartbeat())
+        self._beater = threading.Thread(target=self._heartbeat, name="redis heartbeat", daemon=True)
+        self._beater.start()
+        self._spawn(self._sweep())
         self._spawn(self._listen())
         logger.info(
             "run store: Redis at %s, prefix %r, node %s", _redact(url), self._prefix, self.node
@@ -154,6 +168,9 @@ class RedisRunStore:
         writers = list(self._writers.values())
         if writers:
             await asyncio.wait(writers, timeout=3.0)
+        self._stopping.set()
+        if self._beater is not None:
+            await asyncio.to_thread(self._beater.join, 2 * _HEARTBEAT_EVERY_S + 1)
         for task in [*self._writers.values(), *self._readers.values(), *self._tasks]:
             task.cancel()
         for task in [*self._writers.values(), *self._readers.values(), *self._tasks]:
@@ -232,7 +249,7 @@ class RedisRunStore:
         assert isinstance(log, ShippedEventLog)
         key, events = self._run_key(run.id), self._events_key(run.id)
         announced = False
-        trimmed_to = 1
+        released = False
         backoff = 0.05
         try:
             while True:
@@ -247,12 +264,20 @@ class RedisRunStore:
                     pipe.hset(key, mapping=self._record(run))
                     pipe.zadd(self._index_key, {run.id: run.created})
                     pipe.sadd(self._running_key, run.id)
+                # The stream keeps as many events as the memory log does (its byte bound,
+                # as a count; MAXLEN ~ lets Redis trim whole nodes, keeping a few more),
+                # counted back from the newest shipped, not from the workflow's newest.
+                # XADD written out: xadd()'s argument handling costs as much as the command.
+                command = pipe.execute_command
                 for seq, frame, terminal in batch:
-                    fields = {FRAME: frame, TERMINAL: b"1"} if terminal else {FRAME: frame}
-                    pipe.xadd(events, fields, id=f"{seq}-0")
-                first = log.last_seq + 1 if log.released else log.first_kept
-                if first > trimmed_to:
-                    pipe.xtrim(events, minid=f"{first}-0", approximate=not log.released)
+                    if terminal:
+                        command("XADD", events, f"{seq}-0", FRAME, frame, TERMINAL, b"1")
+                    else:
+                        command("XADD", events, f"{seq}-0", FRAME, frame)
+                if batch:
+                    pipe.xtrim(events, maxlen=max(1, log.kept), approximate=True)
+                if log.released and not released:
+                    pipe.xtrim(events, minid=f"{log.last_seq + 1}-0")
                 pipe.hset(
                     key,
                     mapping={
@@ -279,7 +304,7 @@ class RedisRunStore:
                 if not announced:
                     announced = True
                     self._announced.pop(run.id).set()
-                trimmed_to = max(trimmed_to, first)
+                released = released or log.released
                 if done:
                     return
         finally:
@@ -510,22 +535,48 @@ class RedisRunStore:
     def _nodes_key(self) -> str:
         return f"{self._prefix}nodes"
 
-    async def _beat(self) -> None:
-        pipe = self._redis.pipeline(transaction=False)
+    def _beat_into(self, pipe: Any) -> None:
         pipe.set(self._node_key(self.node or ""), "1", ex=HEARTBEAT_TTL_S)
         pipe.set(self._process_key(NODE_ID), "1", ex=HEARTBEAT_TTL_S)
         pipe.sadd(self._nodes_key, self.node or "")
+
+    async def _beat(self) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        self._beat_into(pipe)
         await pipe.execute()
 
-    async def _heartbeat(self) -> None:
+    def _heartbeat(self) -> None:
+        """Refresh the heartbeat every second, in a thread of its own: a node whose event
+        loop is busy (a thousand streams, a firehose) is alive, and must not be taken for
+        dead because a coroutine's turn came late."""
+        import redis
+
+        client = redis.Redis.from_url(
+            self._config.redis_url or "",
+            socket_connect_timeout=_HEARTBEAT_EVERY_S,
+            socket_timeout=_HEARTBEAT_EVERY_S,
+        )
+        try:
+            while not self._stopping.wait(_HEARTBEAT_EVERY_S):
+                try:
+                    pipe = client.pipeline(transaction=False)
+                    self._beat_into(pipe)
+                    pipe.execute()
+                    self._back()
+                except (RedisError, OSError) as exc:
+                    self._lost(exc)
+        finally:
+            client.close()
+
+    async def _sweep(self) -> None:
+        """Every second: end the runs of nodes whose heartbeat lapsed; forget idle runs."""
         while True:
             await asyncio.sleep(_HEARTBEAT_EVERY_S)
-            try:
-                await asyncio.wait_for(self._beat(), HEARTBEAT_TTL_S / 2)
-                self._back()
-                await self._end_runs_of_dead_nodes()
-            except (RedisError, OSError, TimeoutError) as exc:
-                self._lost(exc)
+            if self._problem is None:
+                try:
+                    await self._end_runs_of_dead_nodes()
+                except (RedisError, OSError) as exc:
+                    self._lost(exc)
             self._drop_idle_followed()
 
     def _drop_idle_followed(self) -> None:

@@ -251,8 +251,9 @@ async def test_a_live_follower_of_a_node_that_dies_gets_node_lost(
 
             store = a.app[MANAGER].store
             assert isinstance(store, RedisRunStore)
-            for task in list(store._tasks):
-                task.cancel()
+            store._stopping.set()  # its heartbeat thread stops
+            assert store._beater is not None
+            await asyncio.to_thread(store._beater.join)
             await store._redis.delete(store._node_key(_node(a)))
             got = await collect(follower)
     assert got[-1].event == "error"
@@ -287,3 +288,57 @@ async def test_heartbeats_tell_the_database_which_staging_owners_are_gone(
         assert later.config.node_alive(NODE_ID) is True
     finally:
         await later.close()
+
+
+async def test_a_firehose_beyond_the_log_reaches_a_follower_on_another_node_whole(
+    tmp_path: Path, redis_settings: dict[str, object]
+) -> None:
+    # The workflow outruns Redis's writer by far more than its log keeps: the stream must
+    # be trimmed behind what was shipped, not behind what the workflow has sent.
+    running = [
+        await start_server(
+            ServerConfig(data_dir=tmp_path / n, log_max_bytes=1 << 20, **redis_settings),  # type: ignore[arg-type]
+            registry=build_registry([flows]),
+        )
+        for n in ("a", "b")
+    ]
+    a, b = running
+    n = 30_000
+    try:
+        async with _client(a) as on_a, _client(b) as on_b:
+            caller = asyncio.create_task(
+                on_a.post("/api/endpoints/hold", json={"key": "x-fire", "before": 0, "after": n})
+            )
+            run = await wait_for(
+                lambda: on_b.get("/api/runs"), lambda r: bool(r.json()["runs"]), "the run on B"
+            )
+            run_id = run.json()["runs"][0]["id"]
+            async with on_b.stream("GET", f"/api/runs/{run_id}/events") as follower:
+                await wait_for(
+                    lambda: RedisFollowers.count(a, run_id), lambda c: c == 1, "B's follower"
+                )
+                flows.release("x-fire")
+                body = b"".join([chunk async for chunk in follower.aiter_raw()])
+            await caller
+    finally:
+        for server in running:
+            await server.close()
+    got = split_events(body.decode())
+    assert [int(e.id) for e in got] == list(range(1, n + 2))
+    assert got[-1].event == "end"
+
+
+async def test_a_burst_of_requests_on_another_node_waits_for_connections_not_fails(
+    nodes: list[RunningServer],
+) -> None:
+    a, b = nodes
+    limits = httpx.Limits(max_connections=400)
+    async with (
+        _client(a) as on_a,
+        httpx.AsyncClient(base_url=b.url, timeout=60, limits=limits) as on_b,
+    ):
+        done = await on_a.post("/api/endpoints/echo", json={"text": "x", "times": 3})
+        run_id = done.headers["x-run-id"]
+        answers = await asyncio.gather(*(on_b.get(f"/api/runs/{run_id}") for _ in range(300)))
+    assert {r.status_code for r in answers} == {200}
+    assert {r.json()["status"] for r in answers} == {"succeeded"}
