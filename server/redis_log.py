@@ -13,9 +13,10 @@ one reader task per node, in memory; older ones read from the stream on demand.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
-from .eventlog import EventsGone, LogSlice, MemoryEventLog
+from .eventlog import _FRAME_OVERHEAD, EventsGone, LogSlice, MemoryEventLog
 
 __all__ = ["FRAME", "TERMINAL", "FollowedEventLog", "ShippedEventLog", "entry_seq"]
 
@@ -120,9 +121,17 @@ class FollowedEventLog(MemoryEventLog):
     def append(self, event: str, data_json: str) -> int:
         raise RuntimeError("another node executes this run: only it appends to its log")
 
-    def ingest(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Events read from the stream, in order, after the newest one held."""
-        for entry_id, fields in entries:
+    def ingest_flat(self, flat: list[Any]) -> None:
+        """Events as the store's read script returns them: ``id, frame, id, frame, …,
+        ended`` (ended: whether the last one is the terminal event)."""
+        ended = bool(flat[-1])
+        count = (len(flat) - 1) // 2
+        self.ingest((flat[2 * i], flat[2 * i + 1], ended and i == count - 1) for i in range(count))
+
+    def ingest(self, entries: Iterable[tuple[bytes, bytes, bool]]) -> None:
+        """Events read from the stream, ``(entry id, frame, terminal)``, in order, after
+        the newest one held."""
+        for entry_id, frame, terminal in entries:
             seq = entry_seq(entry_id)
             if seq <= self.last_seq:
                 continue
@@ -132,10 +141,9 @@ class FollowedEventLog(MemoryEventLog):
                 self._frames = []
                 self._bytes = 0
                 self._first = seq
-            frame = fields[FRAME]
             self._frames.append(frame)
-            self._bytes += len(frame) + 64
-            if TERMINAL in fields:
+            self._bytes += len(frame) + _FRAME_OVERHEAD
+            if terminal:
                 self._closed = True
         if self._bytes > self._max_bytes:
             self._trim()
