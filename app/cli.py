@@ -149,6 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="the PostgreSQL schema for those tables, created on first use (default: %(default)s)",
     )
     serve.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get("STREAMBIND_REDIS") or None,
+        help="share runs with every server given the same Redis (redis://, rediss:// or "
+        "unix:// URL): any of them lists, follows, resumes and cancels any run "
+        "(default: $STREAMBIND_REDIS, else runs stay in this process)",
+    )
+    serve.add_argument(
+        "--redis-prefix",
+        default="streambind:",
+        metavar="PREFIX",
+        help="the prefix of every Redis key, so deployments can share one Redis "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="on SIGTERM, let running runs finish for up to S seconds while new calls get "
+        "503 with Retry-After; then cancel the rest (default: 0, cancel at once)",
+    )
+    serve.add_argument(
         "--import-time-limit",
         type=_seconds,
         default=6 * 3600.0,
@@ -444,6 +467,9 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             database_url=args.database,
             database_schema=args.database_schema,
             import_time_limit=args.import_time_limit,
+            redis_url=args.redis,
+            redis_prefix=args.redis_prefix,
+            drain_timeout=args.drain_timeout,
             **config_kwargs,
         )
     except ValueError as exc:

@@ -21,6 +21,8 @@ from .openapi import Route, openapi_document
 from .params import ParamsInvalid, validate_params
 from .registry import Endpoint, Registry
 from .run import Run
+from .store import StoreUnavailable
+from .store_choice import open_store
 from .streaming import following, open_stream
 
 __all__ = ["CONFIG", "MANAGER", "REGISTRY", "build_registry", "create_app"]
@@ -46,7 +48,7 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
         enable_cors(app, config.cors_origin)
     app[CONFIG] = config
     app[REGISTRY] = registry if registry is not None else build_registry(config.workflows)
-    app[MANAGER] = RunManager(config)
+    app[MANAGER] = RunManager(config, open_store(config))
     app.on_startup.append(_prepare_data_dir)
     app.on_shutdown.append(_finish_runs)
     app.on_cleanup.append(_tidy_data_dir)
@@ -57,6 +59,8 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
 
 async def _prepare_data_dir(app: web.Application) -> None:
     config = app[CONFIG]
+    # The store first: with Redis, it answers the database's question of which nodes live.
+    await app[MANAGER].store.open()
     await workflows.open_database(config)
     await asyncio.to_thread(
         workflows.prune_exports,
@@ -113,13 +117,17 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response(
-        {
-            "status": "ok",
-            "running": request.app[MANAGER].running_count(),
-            "database": await workflows.database_health(request.app[CONFIG]),
-        }
-    )
+    manager = request.app[MANAGER]
+    body: dict[str, Any] = {
+        "status": "ok",
+        "running": manager.running_count(),
+        "database": await workflows.database_health(request.app[CONFIG]),
+    }
+    problem = manager.store.problem()
+    if problem is not None:
+        body.update(status="unavailable", reason=problem)
+        return web.json_response(body, status=503)
+    return web.json_response(body)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -138,17 +146,20 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     except ParamsInvalid as exc:
         raise ApiError(400, "invalid_params", str(exc), fields=exc.fields) from None
     manager = request.app[MANAGER]
+    _store_available(request)
     try:
         run = manager.start(endpoint, params)
     except TooManyRuns as exc:
         raise ApiError(429, "too_many_runs", str(exc), headers={"Retry-After": "1"}) from None
     except ServerClosing as exc:
-        raise ApiError(503, "shutting_down", str(exc)) from None
+        raise ApiError(503, "shutting_down", str(exc), headers=_RETRY) from None
     config = request.app[CONFIG]
     # The caller is the run's first follower, attached before the workflow first runs.
     with following(manager, request, run, 0) as caller:
         # Wait for the workflow's first send or for its end, whichever comes first.
         await run.log.wait(0)
+        if run.node is not None:
+            await manager.store.announced(run)
         if run.messages == 0:
             return _plain_outcome(run)
         response = await open_stream(request, run, config.retry_ms)
@@ -184,15 +195,19 @@ def _plain_outcome(run: Run) -> web.Response:
 
 
 async def list_runs(request: web.Request) -> web.Response:
-    return web.json_response({"runs": [r.summary() for r in request.app[MANAGER].list()]})
+    try:
+        summaries = await request.app[MANAGER].summaries()
+    except StoreUnavailable as exc:
+        raise ApiError(503, "store_unavailable", str(exc), headers=_RETRY) from None
+    return web.json_response({"runs": summaries})
 
 
 async def get_run(request: web.Request) -> web.Response:
-    return web.json_response(_run(request).detail())
+    return web.json_response((await _run(request)).detail())
 
 
 async def cancel_run(request: web.Request) -> web.Response:
-    run = _run(request)
+    run = await _run(request)
     if not request.app[MANAGER].cancel(run):
         raise ApiError(
             409, "not_running", f"run {run.id} already ended as {run.status}: nothing to cancel"
@@ -201,9 +216,11 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 
 async def run_events(request: web.Request) -> web.StreamResponse:
-    run = _run(request)
+    run = await _run(request)
     after = _last_event_id(request)
     log = run.log
+    if run.elsewhere and after > log.last_seq:
+        await request.app[MANAGER].store.reach(run, after)
     last = log.last_seq
     if log.closed and after >= last:
         # Nothing is left to send, ever: 204 tells EventSource to stop reconnecting.
@@ -304,9 +321,21 @@ def _endpoint(request: web.Request) -> Endpoint:
     return endpoint
 
 
-def _run(request: web.Request) -> Run:
+_RETRY = {"Retry-After": "1"}
+
+
+def _store_available(request: web.Request) -> None:
+    problem = request.app[MANAGER].store.problem()
+    if problem is not None:
+        raise ApiError(503, "store_unavailable", problem, headers=_RETRY)
+
+
+async def _run(request: web.Request) -> Run:
     run_id = request.match_info["id"]
-    run = request.app[MANAGER].get(run_id)
+    try:
+        run = await request.app[MANAGER].find(run_id)
+    except StoreUnavailable as exc:
+        raise ApiError(503, "store_unavailable", str(exc), headers=_RETRY) from None
     if run is None:
         raise ApiError(404, "not_found", f"no run with id {run_id[:100]!r}")
     return run

@@ -73,6 +73,14 @@ class ServerConfig:
     import_time_limit: float = 6 * 3600.0
     #: Whether a server node still runs (see workflows.database.NodeAlive); None: ask nobody.
     node_alive: NodeAlive | None = None
+    #: A Redis URL (``redis://``, ``rediss://``, ``unix://``) whose run store this node
+    #: shares with every node given the same URL and prefix; None: runs stay in memory.
+    redis_url: str | None = field(default=None, repr=False)  # it may hold a password
+    #: The prefix of every Redis key and channel, so deployments can share one Redis.
+    redis_prefix: str = "streambind:"
+    #: On SIGTERM, seconds running runs may still take to finish (new calls get 503
+    #: with Retry-After meanwhile); 0: cancel them at once.
+    drain_timeout: float = 0.0
     #: The open database while the server runs (set at start-up; workflows use ctx.database).
     database: Database | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -102,5 +110,11 @@ class ServerConfig:
             from .workflows.database import check_database_url
 
             check_database_url(self.database_url)
+        if not self.drain_timeout >= 0:
+            raise ValueError("drain_timeout must not be negative")
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
         if not self.database_schema or len(self.database_schema.encode()) > 63:
             raise ValueError("database_schema must be a PostgreSQL name of 1 to 63 bytes")

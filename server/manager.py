@@ -7,13 +7,11 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any
 
 from .clock import StallClock
 from .config import ServerConfig
 from .context import RunContext
-from .eventlog import EventLog, MemoryEventLog
 from .framing import (
     CANCELLED,
     CANCELLED_DATA,
@@ -27,6 +25,7 @@ from .framing import (
 from .params import ParamsInvalid
 from .registry import Endpoint
 from .run import Follower, Run
+from .store import MemoryRunStore, RunStore
 
 __all__ = ["RunManager", "ServerClosing", "TooManyRuns"]
 
@@ -43,24 +42,21 @@ class ServerClosing(Exception):
     pass
 
 
-LogFactory = Callable[[ServerConfig], EventLog]
-
-
-def memory_log(config: ServerConfig) -> EventLog:
-    return MemoryEventLog(config.log_max_bytes)
-
-
 class RunManager:
     """Starts runs, tracks who follows them, cancels abandoned ones, forgets old ones."""
 
-    def __init__(self, config: ServerConfig, log_factory: LogFactory = memory_log) -> None:
+    def __init__(self, config: ServerConfig, store: RunStore | None = None) -> None:
         self.config = config
-        self._log_factory = log_factory
+        #: What other nodes see of this node's runs, and how this one sees theirs.
+        self.store: RunStore = store if store is not None else MemoryRunStore(config)
+        self.store.bind(self)
         self._runs: dict[str, Run] = {}
         #: Every follower of every run, kept or already forgotten by the index.
         self._followers: set[Follower] = set()
         self._closing = False
         self._background: list[asyncio.Task[None]] = []
+        #: Grace periods that ended, asking the shared store about followers elsewhere.
+        self._checks: set[asyncio.Task[None]] = set()
         #: Measures followers' progress in time this process really ran (see clock.py).
         self.clock = StallClock()
 
@@ -108,15 +104,18 @@ class RunManager:
         self._prune()
         if self.running_count() >= self.config.max_runs:
             raise TooManyRuns(self.config.max_runs)
+        run_id = secrets.token_hex(8)
         run = Run(
-            id=secrets.token_hex(8),
+            id=run_id,
             endpoint=endpoint,
             params=params,
-            log=self._log_factory(self.config),
+            log=self.store.new_log(run_id),
             clock=self.clock,
             stall=self.config.follower_stall,
+            node=self.store.node,
         )
         self._runs[run.id] = run
+        self.store.started(run)
         run.task = asyncio.get_running_loop().create_task(
             self._execute(run), name=f"run {run.id} ({endpoint.name})"
         )
@@ -126,9 +125,20 @@ class RunManager:
     def get(self, run_id: str) -> Run | None:
         return self._runs.get(run_id)
 
+    async def find(self, run_id: str) -> Run | None:
+        """The run, whichever node executes it (this one's answer first)."""
+        run = self._runs.get(run_id)
+        if run is not None:
+            return run
+        return await self.store.find(run_id)
+
     def list(self) -> list[Run]:
         self._prune()
         return list(reversed(self._runs.values()))
+
+    async def summaries(self) -> list[dict[str, Any]]:
+        """Every run's summary, newest first, this node's and (with a shared store) the others'."""
+        return await self.store.summaries(self.list())
 
     def running_count(self) -> int:
         return sum(1 for r in self._runs.values() if r.running)
@@ -138,6 +148,9 @@ class RunManager:
     def attach(self, run: Run, follower: Follower) -> None:
         run.followers.add(follower)
         self._followers.add(follower)
+        if run.elsewhere:
+            self.store.followed(run, +1)
+            return
         if run.grace is not None:
             run.grace.cancel()
             run.grace = None
@@ -147,7 +160,14 @@ class RunManager:
         self._followers.discard(follower)
         run.caught_up.discard(follower)
         run.note_progress()  # a workflow waiting for this follower need not any more
-        if run.followers or not run.running:
+        if run.elsewhere:
+            self.store.followed(run, -1)
+            return
+        self.unfollowed(run)
+
+    def unfollowed(self, run: Run) -> None:
+        """Start the detach grace period of this node's ``run`` if nobody here follows it."""
+        if run.followers or not run.running or run.grace is not None:
             return
         grace = self.config.detach_grace
         logger.info(
@@ -157,18 +177,47 @@ class RunManager:
 
     def _abandon(self, run: Run) -> None:
         run.grace = None
-        if not run.followers and run.running:
-            logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
-            self.cancel(run)
+        if run.followers or not run.running:
+            return
+        if self.store.node is not None:
+            # Followers on other nodes count too: ask the store before cancelling.
+            task = asyncio.get_running_loop().create_task(self._abandon_if_unfollowed(run))
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+            return
+        logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
+        self.cancel(run)
+
+    async def _abandon_if_unfollowed(self, run: Run) -> None:
+        try:
+            elsewhere = await self.store.followers_elsewhere(run)
+        except Exception:
+            logger.warning("run %s: the store cannot say who follows it; keeping it", run.id)
+            return
+        if elsewhere or run.followers or not run.running:
+            return  # the last follower elsewhere that leaves starts the grace again
+        logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
+        self.cancel(run)
 
     # -- ending ---------------------------------------------------------------
 
     def cancel(self, run: Run) -> bool:
         """Ask a running run to stop; False if it had already finished."""
+        if run.elsewhere and run.running:
+            self.store.cancel_elsewhere(run)
+            return True
         if not run.running or run.task is None:
             return False
         run.task.cancel()
         return True
+
+    async def drain(self, timeout: float) -> None:
+        """Refuse new runs and let the running ones finish, for up to ``timeout`` seconds."""
+        self._closing = True
+        tasks = [r.task for r in self._runs.values() if r.running and r.task is not None]
+        if tasks and timeout > 0:
+            logger.info("draining: waiting up to %gs for %d running runs", timeout, len(tasks))
+            await asyncio.wait(tasks, timeout=timeout)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel every running run and wait for their terminal events."""
@@ -180,6 +229,7 @@ class RunManager:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        await self.store.close()
 
     async def _execute(self, run: Run) -> None:
         ctx = RunContext(run, self.config)
@@ -214,6 +264,7 @@ class RunManager:
                 run.grace.cancel()
                 run.grace = None
             logger.info("run %s %s after %d messages", run.id, run.status, run.messages)
+            self.store.finished(run)
             self._bound_kept_logs()
 
     async def _fail(self, run: Run, exc: BaseException) -> None:
@@ -235,6 +286,7 @@ class RunManager:
             if excess > 0 or expired:
                 del self._runs[run.id]
                 run.log.release()
+                self.store.forgotten(run)
                 excess -= 1
 
     def kept_log_bytes(self) -> int:

@@ -73,6 +73,10 @@ class Run:
     #: The clock its followers' progress is measured on, and how long one may make none.
     clock: StallClock = field(default_factory=StallClock)
     stall: float = 2.0
+    #: The node that executes it, when runs are shared between nodes (else None).
+    node: str | None = None
+    #: Executed by another node: this one only follows it, fed from the shared store.
+    elsewhere: bool = False
     _progress: asyncio.Future[None] | None = None
 
     def wake_followers(self) -> None:
@@ -96,7 +100,7 @@ class Run:
         return self.status == "running"
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "endpoint": self.endpoint.name,
             "params": self.params,
@@ -106,6 +110,9 @@ class Run:
             "events": self.messages,
             "last_message": _loads(self.last_message_json),
         }
+        if self.node is not None:
+            out["node"] = self.node
+        return out
 
     def detail(self) -> dict[str, Any]:
         out = self.summary()

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .api import CONFIG, REGISTRY, create_app
+from .api import CONFIG, MANAGER, REGISTRY, create_app
 from .config import ServerConfig
 from .connections import ConnectionLimits, GuardedAppRunner, default_max_connections
 from .registry import Registry
+from .store import StoreUnavailable
 from .workflows.database import DatabaseUnavailable, redact_url
 
 __all__ = ["RunningServer", "run_server", "start_server"]
@@ -105,7 +106,7 @@ async def _serve_until_signalled(config: ServerConfig, host: str, port: int) -> 
     except OSError as exc:
         print(f"streambind: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, StoreUnavailable) as exc:
         print(f"streambind: {exc}", file=sys.stderr)
         return 2
     # A full garbage collection walks every object the process holds (the libraries,
@@ -119,7 +120,12 @@ async def _serve_until_signalled(config: ServerConfig, host: str, port: int) -> 
     if config.database_url:
         where = f"{redact_url(config.database_url)} (schema {config.database_schema})"
         print(f"database: {where}", flush=True)
+    if config.redis_url:
+        print(f"run store: Redis, prefix {config.redis_prefix}", flush=True)
     await stop.wait()
+    if config.drain_timeout > 0:
+        print(f"streambind: draining (up to {config.drain_timeout:g}s)", flush=True)
+        await server.app[MANAGER].drain(config.drain_timeout)
     print("streambind: shutting down", flush=True)
     await server.close()
     return 0

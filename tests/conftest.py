@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import flows
+import redisdb
 from databases import backend, pg_schema  # noqa: F401  (fixtures for every test module)
 
 from streambind.server import RunningServer, ServerConfig, build_registry, start_server
@@ -19,18 +20,67 @@ from streambind.server import RunningServer, ServerConfig, build_registry, start
 StartServer = Callable[..., Awaitable[RunningServer]]
 
 
+# The HTTP contract suites: each of their tests runs on the memory store and on Redis.
+STORE_CONTRACT_MODULES = {
+    "test_stream_contract",
+    "test_runs",
+    "test_eventsource_stops",
+    "test_client",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__ in STORE_CONTRACT_MODULES and "store" in metafunc.fixturenames:
+        metafunc.parametrize("store", ["memory", "redis"], indirect=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_redis_stops() -> Iterator[None]:
+    yield
+    redisdb.stop_private()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gates() -> None:
+    # A test run twice (once per store) must not find its gates already open.
+    flows._gates.clear()
+
+
 @pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[StartServer]:
-    """Start servers with any ServerConfig settings; all are shut down after the test."""
+def store(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
+    """The run store's settings: none (memory), or Redis with a fresh key prefix."""
+    if getattr(request, "param", "memory") == "memory":
+        yield {}
+        return
+    url = redisdb.require_redis()
+    with redisdb.fresh_prefix(url) as prefix:
+        yield {"redis_url": url, "redis_prefix": prefix}
+
+
+@pytest.fixture
+async def start(tmp_path: Path, store: dict[str, object]) -> AsyncIterator[StartServer]:
+    """Start servers with any ServerConfig settings; all are shut down after the test.
+
+    On Redis, a second node shares the store from the first start on: every contract
+    test then runs beside another node that sees the same runs.
+    """
     running: list[RunningServer] = []
 
     async def _start(**settings: object) -> RunningServer:
         settings.setdefault("data_dir", tmp_path / "data")
+        for name, value in store.items():
+            settings.setdefault(name, value)
         server = await start_server(
             ServerConfig(**settings),  # type: ignore[arg-type]
             registry=build_registry([flows]),
         )
         running.append(server)
+        if store and len(running) == 1:
+            peer = await start_server(
+                ServerConfig(data_dir=tmp_path / "peer", **store),  # type: ignore[arg-type]
+                registry=build_registry([flows]),
+            )
+            running.append(peer)
         return server
 
     yield _start

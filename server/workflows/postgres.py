@@ -19,9 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC
@@ -31,6 +28,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
+from ..node import NODE_ID
 from .database import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
 from .threads import whole, whole_to_the_end
 
@@ -38,9 +36,6 @@ __all__ = ["NODE_ID", "STAGING_PREFIX", "ImportTooLong", "PostgresDatabase", "st
 
 log = logging.getLogger("streambind.server.database")
 
-#: This server process, as named in the staging tables it owns: host, pid, and a
-#: random part, so that a later process that gets the same pid is another owner.
-NODE_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 STAGING_PREFIX = "streambind_staging_"
 
 _POOL_MAX = 8
