@@ -175,3 +175,38 @@ async def test_drain_lets_a_running_run_finish_and_refuses_new_calls(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_an_open_stream_on_the_executing_node_goes_on_while_redis_is_down(
+    tmp_path: Path,
+) -> None:
+    import flows
+
+    from streambind.server import ServerConfig, build_registry, start_server
+
+    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
+    try:
+        server = await start_server(
+            ServerConfig(data_dir=tmp_path / "node", redis_url=redis.url),
+            registry=build_registry([flows]),
+        )
+        try:
+            body = {"key": "r-down", "before": 1, "after": 3}
+            async with (
+                httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+                client.stream("POST", "/api/endpoints/hold", json=body) as response,
+            ):
+                stream = events(response)
+                first = await anext(stream)
+                redis.stop()
+                await wait_for(
+                    lambda: client.get("/healthz"), lambda r: r.status_code == 503, "503"
+                )
+                flows.release("r-down")
+                rest = [e async for e in stream if isinstance(e, Event)]
+            assert [e.id for e in [first, *rest]] == ["1", "2", "3", "4", "5"]
+            assert rest[-1].event == "end"
+        finally:
+            await server.close()
+    finally:
+        redis.stop()

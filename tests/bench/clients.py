@@ -152,6 +152,86 @@ async def fanout(url: str, followers: int, n: int, key: str) -> dict[str, float]
     }
 
 
+async def _attached_follower(url: str, attached: list[int]) -> tuple[asyncio.StreamReader, Any]:
+    reader, writer = await _open(url, "GET", None)
+    await reader.readuntil(b"\r\n\r\n")  # the headers: the node has attached it
+    attached.append(1)
+    return reader, writer
+
+
+async def _count_rest(reader: asyncio.StreamReader, writer: Any) -> dict[str, float]:
+    total = events = 0
+    tail = b""
+    while chunk := await reader.read(2**20):
+        total += len(chunk)
+        events += (tail + chunk).count(_EVENT)
+        tail = chunk[-(len(_EVENT) - 1) :]
+    writer.close()
+    return {"bytes": total, "events": events}
+
+
+async def _gated_run(urls: list[str], path: str, body: dict[str, Any]) -> tuple[Any, str]:
+    """A gated run started on urls[0], once another node (urls[-1]) lists it."""
+    import httpx
+
+    caller = asyncio.create_task(count_bytes(f"{urls[0]}{path}", "POST", body))
+    async with httpx.AsyncClient(timeout=60) as api:
+        while True:
+            runs = (await api.get(f"{urls[-1]}/api/runs")).json()["runs"]
+            run_id = next((r["id"] for r in runs if r["params"].get("key") == body["key"]), None)
+            if run_id is not None:
+                return caller, run_id
+            await asyncio.sleep(0.01)
+
+
+async def redis_fanout(urls: list[str], followers: int, n: int, key: str) -> dict[str, Any]:
+    """A gated firehose executing on urls[0]; `followers` spread over the other nodes
+    (urls[1:], or all of them when there is only the one besides), reading to the end."""
+    import httpx
+
+    caller, run_id = await _gated_run(urls, "/api/endpoints/gated-firehose", {"n": n, "key": key})
+    spread = urls[1:] if len(urls) == 2 else urls
+    attached: list[int] = []
+    opened = await asyncio.gather(
+        *(
+            _attached_follower(f"{spread[i % len(spread)]}/api/runs/{run_id}/events", attached)
+            for i in range(followers)
+        )
+    )
+    async with httpx.AsyncClient(timeout=60) as api:
+        start = time.perf_counter()
+        await api.post(f"{urls[0]}/api/endpoints/release", json={"key": key})
+        results = await asyncio.gather(*(_count_rest(r, w) for r, w in opened))
+        seconds = time.perf_counter() - start
+        await caller
+    short = [r for r in results if r["events"] != n + 1]
+    return {
+        "followers": followers,
+        "messages": n,
+        "seconds": seconds,
+        "rate": n / seconds,
+        "aggregate_rate": followers * n / seconds,
+        "incomplete": len(short),
+    }
+
+
+async def redis_latency(urls: list[str], key: str) -> dict[str, Any]:
+    """`gated-sparse` executing on urls[0], its send-to-parse delays on urls[1]."""
+    import httpx
+
+    body = {"n": 1000, "interval_ms": 2, "key": key}
+    caller, run_id = await _gated_run(urls, "/api/endpoints/gated-sparse", body)
+    measuring = asyncio.create_task(latency(f"{urls[1]}/api/runs/{run_id}/events"))
+    async with httpx.AsyncClient(timeout=60) as api:
+        # The follower on urls[1] is attached once that node counts it.
+        while (await api.get(f"{urls[1]}/api/runs/{run_id}")).json()["followers"] < 1:
+            await asyncio.sleep(0.01)
+        await api.post(f"{urls[0]}/api/endpoints/release", json={"key": key})
+        result = await measuring
+        await caller
+    return result
+
+
 async def scale(url: str, streams: int, seconds: float, per_second: float) -> dict[str, Any]:
     """`streams` runs at once, each sending `per_second` messages for `seconds`."""
     import aiohttp
@@ -251,6 +331,8 @@ async def tui_firehose(url: str, n: int) -> dict[str, Any]:
 
 
 MODES = {
+    "redis_fanout": redis_fanout,
+    "redis_latency": redis_latency,
     "bytes": count_bytes,
     "latency": latency,
     "stream-client": stream_client_rate,

@@ -24,6 +24,15 @@ async def sparse(ctx: RunContext, n: int = 1000, interval_ms: float = 2.0) -> di
     return {"sent": n}
 
 
+@endpoint("gated-sparse")
+async def gated_sparse(
+    ctx: RunContext, n: int = 1000, interval_ms: float = 2.0, key: str = "go"
+) -> dict[str, Any]:
+    """`sparse`, started only once `release` is called (followers on other nodes attach first)."""
+    await _gate(key).wait()
+    return await sparse(ctx, n, interval_ms)
+
+
 @endpoint("gated-firehose")
 async def gated_firehose(ctx: RunContext, n: int = 10_000, key: str = "go") -> dict[str, Any]:
     """The firehose, started only once `release` is called, so every follower is attached."""

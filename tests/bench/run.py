@@ -409,7 +409,115 @@ def bench_startup(reps: int) -> str:
     )
 
 
+def _redis_for_bench() -> str:
+    import redis
+
+    url = os.environ.get("STREAMBIND_BENCH_REDIS", "redis://127.0.0.1:6379")
+    redis.Redis.from_url(url, socket_connect_timeout=2).ping()  # fails loudly if absent
+    return url
+
+
+def _redis_memory(url: str, prefix: str) -> tuple[int, int, int]:
+    """Bytes the keys under ``prefix`` take (MEMORY USAGE), their count, and events kept."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    total = events = 0
+    keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
+    for key in keys:
+        total += r.memory_usage(key, samples=0) or 0
+        if key.endswith(b":events"):
+            events += r.xlen(key)
+    return total, len(keys), events
+
+
+def _delete_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    r = redis.Redis.from_url(url)
+    keys = list(r.scan_iter(match=f"{prefix}*", count=1000))
+    for i in range(0, len(keys), 1000):
+        r.unlink(*keys[i : i + 1000])
+
+
+def bench_redis(reps: int) -> str:
+    """Three nodes on one Redis: a firehose followed on another node, a sparse stream's
+    delays on another node, and 1,000 followers spread over three nodes."""
+    import secrets
+
+    import redis
+
+    url = _redis_for_bench()
+    prefix = f"sbbench:{secrets.token_hex(4)}:"
+    r = redis.Redis.from_url(url)
+    try:
+        with contextlib.ExitStack() as servers:
+            options = {"redis": url, "redis-prefix": prefix}
+            urls = [servers.enter_context(server("streambind", **options))[0] for _ in range(3)]
+            with server("aiohttp-sse") as (anchor, _):
+                theirs = median(
+                    [
+                        N_THROUGHPUT
+                        / client("bytes", url=f"{anchor}/firehose?n={N_THROUGHPUT}")["seconds"]
+                        for _ in range(reps)
+                    ]
+                )
+            calls_before = _commands(r)
+            firehose = [
+                client("redis_fanout", urls=urls[:2], followers=1, n=N_THROUGHPUT, key=f"h{i}")
+                for i in range(reps)
+            ]
+            calls = (_commands(r) - calls_before) / (reps * (N_THROUGHPUT + 1))
+            memory, keys, kept = _redis_memory(url, prefix)
+            sparse = [client("redis_latency", urls=urls[:2], key=f"s{i}") for i in range(3 * reps)]
+            fan = [
+                client("redis_fanout", urls=urls, followers=1000, n=2000, key=f"f{i}")
+                for i in range(reps)
+            ]
+    finally:
+        _delete_prefix(url, prefix)
+    from clients import percentile
+
+    pooled = [d for run in sparse for d in run["delays_ms"]]
+    ours = median([x["rate"] for x in firehose])
+    rows = [
+        [
+            f"firehose on node A, its follower on node B ({N_THROUGHPUT:,} messages)",
+            f"{ours:,.0f} messages/s (median); aiohttp-sse single process: {theirs:,.0f} "
+            f"(streambind on Redis is {ours / theirs:.2f}x)",
+        ],
+        [
+            "sparse: 1,000 messages 2 ms apart, followed on another node",
+            f"p50 {median([x['p50_ms'] for x in sparse]):.3f} ms, p99 "
+            f"{median([x['p99_ms'] for x in sparse]):.3f} ms (median of {len(sparse)}), "
+            f"p99 of all {percentile(pooled, 99):.3f} ms",
+        ],
+        [
+            "1,000 followers over 3 nodes, one run of 2,000 messages",
+            f"{median([x['aggregate_rate'] for x in fan]):,.0f} messages/s aggregate; "
+            + (
+                "every follower got every message"
+                if not max(x["incomplete"] for x in fan)
+                else f"{max(x['incomplete'] for x in fan)} short"
+            ),
+        ],
+        [
+            "Redis memory after the firehose runs",
+            f"{memory / max(1, reps):,.0f} bytes per run of {N_THROUGHPUT:,} messages "
+            f"({keys} keys; {kept:,} events kept, {1000 * memory / max(1, kept):,.0f} bytes "
+            "per 1,000 kept events)",
+        ],
+        ["Redis commands per event (firehose)", f"{calls:.3f}"],
+    ]
+    return table("Redis store: three nodes on one Redis", ["measurement", "figure"], rows)
+
+
+def _commands(r: Any) -> int:
+    return int(r.info("stats")["total_commands_processed"])
+
+
 BENCHES = {
+    "redis": bench_redis,
     "throughput": bench_throughput,
     "latency": bench_latency,
     "client": bench_client,
