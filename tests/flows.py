@@ -138,7 +138,9 @@ async def blocker(
     pad = "x" * 1000
     for i in range(1, burst + 1):
         await ctx.send({"n": i, "pad": pad})
-    time.sleep(block_s)
+    time.sleep(block_s)  # the blocked loop is what is under test
     for i in range(burst + 1, burst + after + 1):
-        await ctx.send({"n": i, "pad": pad})
+        # The first one after the block is large: the followers are surely behind when
+        # send next looks at them.
+        await ctx.send({"n": i, "pad": pad * 20 if i == burst + 1 else pad})
     return {"sent": burst + after + 1}
