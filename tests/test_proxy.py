@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import random
 import shutil
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -207,3 +210,36 @@ async def test_the_stream_client_resumes_on_another_node_through_the_proxy(
     assert state.reconnects == 3
     assert state.chunks == [{"step": "import", "done": i, "total": 5_000} for i in range(1, 5_001)]
     assert state.result == {"sent": 5_000}
+
+
+async def _cli(*args: str) -> tuple[int, list[dict[str, object]]]:
+    """``streambind ARGS`` as a process of its own; its exit status and JSON lines."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streambind.app.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def test_call_and_follow_work_unchanged_through_the_proxy(deployment: Deployment) -> None:
+    # `call` lands on one node; `follow` of the same run (a new connection) on whichever
+    # node nginx picks next: both show the same chunks and end the same way.
+    code, lines = await _cli(
+        "call", "import", "-p", "rows=200", "-p", "batch_size=20", "-p", "delay_ms=0",
+        "--json", "--url", deployment.url,
+    )  # fmt: skip
+    assert code == 0
+    final = lines[-1]
+    assert final["status"] == "succeeded"
+    chunks = [line["chunk"] for line in lines[:-1]]
+    assert chunks[-1] == {"step": "import", "done": 200, "total": 200}
+    followed = []
+    for _ in range(3):  # round robin: three follows touch every node
+        code, replay = await _cli("follow", str(final["run_id"]), "--json", "--url", deployment.url)
+        assert code == 0
+        assert replay[-1]["status"] == "succeeded"
+        followed.append([line["chunk"] for line in replay[:-1]])
+    assert followed == [chunks, chunks, chunks]
