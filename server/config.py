@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from .workflows.database import Database, NodeAlive
+from .database_url import check_database_url
+from .node import NodeAlive
 
 __all__ = ["ServerConfig", "default_data_dir"]
 
@@ -81,8 +81,10 @@ class ServerConfig:
     #: On SIGTERM, seconds running runs may still take to finish (new calls get 503
     #: with Retry-After meanwhile); 0: cancel them at once.
     drain_timeout: float = 0.0
-    #: The open database while the server runs (set at start-up; workflows use ctx.database).
-    database: Database | None = field(default=None, init=False, repr=False, compare=False)
+    #: The open database while the server runs (a ``workflows.database.Database``, set at
+    #: start-up; workflows use ctx.database). Typed loosely on purpose: the settings sit
+    #: below the workflows and never import them.
+    database: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -107,8 +109,6 @@ class ServerConfig:
         if self.import_time_limit <= 0:
             raise ValueError("import_time_limit must be positive")
         if self.database_url is not None:
-            from .workflows.database import check_database_url
-
             check_database_url(self.database_url)
         if not self.drain_timeout >= 0:
             raise ValueError("drain_timeout must not be negative")

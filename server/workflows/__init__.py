@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from . import database, demo, export, importing, report
+from . import demo, export, importing, report
 from .export_files import prune_exports
-from .store import exports_dir, prepare_layout, tidy_up
+from .store import SqliteDatabase, exports_dir, prepare_layout, tidy_up
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
@@ -31,8 +31,13 @@ async def open_database(config: ServerConfig) -> None:
     Raises ``database.DatabaseUnavailable`` when PostgreSQL cannot be reached.
     """
     await asyncio.to_thread(prepare_layout, config.data_dir)
-    config.database = await database.open_database(
-        config.data_dir,
+    if config.database_url is None:
+        config.database = await SqliteDatabase.open(config.data_dir)
+        return
+    # Imported only when asked for, so a server without PostgreSQL never loads psycopg.
+    from .postgres import PostgresDatabase
+
+    config.database = await PostgresDatabase.open(
         config.database_url,
         config.database_schema,
         import_time_limit=config.import_time_limit,

@@ -9,11 +9,13 @@ only when its owner is surely gone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from ..database_url import redact_url
+from ..node import NodeAlive
 
 __all__ = [
     "INDEXES",
@@ -23,9 +25,6 @@ __all__ = [
     "NodeAlive",
     "ReportFacts",
     "Staging",
-    "check_database_url",
-    "open_database",
-    "redact_url",
     "scrub",
 ]
 
@@ -33,13 +32,6 @@ Row = tuple[str, int | None, str | None]
 #: One exported row: id, import id, name, born, birthplace.
 ExportRow = tuple[int, str, str, int | None, str | None]
 
-#: Asked at start-up about the server node that owns a leftover staging table:
-#: True (it runs: keep the table), False (it is surely gone: drop it) or None (cannot
-#: tell: drop the table only if it is older than the longest allowed import). The run
-#: store's heartbeats plug in here; without one every answer is None.
-NodeAlive = Callable[[str], bool | None]
-
-_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 #: The ``people`` table's indexes (name, column) that ``pipeline`` builds, on either backend.
 INDEXES = (("people_name", "name"), ("people_run_id", "run_id"), ("people_born", "born"))
@@ -110,33 +102,6 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
-def check_database_url(url: str) -> None:
-    """Raise ValueError (with the password hidden) unless ``url`` is a PostgreSQL URL."""
-    try:
-        scheme = urlsplit(url).scheme
-    except ValueError:
-        scheme = ""
-    if scheme not in _POSTGRES_SCHEMES:
-        raise ValueError(
-            f"--database must be a postgresql:// URL (got {redact_url(url)!r}); "
-            "without --database the SQLite file in the data directory is used"
-        )
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "(an unparsable URL)"
-    if not password:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def scrub(message: str, url: str | None) -> str:
     """``message`` with the password of ``url`` (and the URL itself) never in it."""
     if not url:
@@ -149,27 +114,3 @@ def scrub(message: str, url: str | None) -> str:
     if password:
         message = message.replace(password, "***")
     return message
-
-
-async def open_database(
-    data_dir: Path,
-    url: str | None,
-    schema: str = "public",
-    import_time_limit: float = 6 * 3600,
-    node_alive: NodeAlive | None = None,
-) -> Database:
-    """Open (and on first use create) the workflows' database; clean up after dead runs.
-
-    Without ``url`` it is the SQLite file in ``data_dir``. Raises DatabaseUnavailable
-    when PostgreSQL cannot be reached.
-    """
-    if url is None:
-        from .store import SqliteDatabase
-
-        return await SqliteDatabase.open(data_dir)
-    check_database_url(url)
-    from .postgres import PostgresDatabase
-
-    return await PostgresDatabase.open(
-        url, schema, import_time_limit=import_time_limit, node_alive=node_alive
-    )
