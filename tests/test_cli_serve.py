@@ -10,11 +10,12 @@ import signal
 import sqlite3
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from wire import Event, events
+from wire import Comment, Event, events
 
 from streambind.app.cli import exposure_warning
 
@@ -64,20 +65,28 @@ async def test_serve_answers_and_loads_user_workflows(tmp_path: Path) -> None:
         await process.wait()
 
 
+async def open_slow_imports(
+    stack: contextlib.AsyncExitStack, client: httpx.AsyncClient, count: int
+) -> list[AsyncIterator[Event | Comment]]:
+    """``count`` imports slow enough to be mid-way for long, each with a first batch staged."""
+    slow = {"rows": 1000, "batch_size": 10, "delay_ms": 10_000}
+    streams = []
+    for _ in range(count):
+        response = await stack.enter_async_context(
+            client.stream("POST", "/api/endpoints/import", json=slow)
+        )
+        stream = events(response)
+        await anext(stream)
+        await anext(stream)  # a first batch is staged
+        streams.append(stream)
+    return streams
+
+
 async def test_sigterm_ends_every_open_stream_and_exits_cleanly(tmp_path: Path) -> None:
     process, url = await _serve("--max-runs", "60", data_dir=tmp_path)
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        slow = {"rows": 1000, "batch_size": 10, "delay_ms": 10_000}
         async with contextlib.AsyncExitStack() as stack:
-            streams = []
-            for _ in range(50):
-                response = await stack.enter_async_context(
-                    client.stream("POST", "/api/endpoints/import", json=slow)
-                )
-                stream = events(response)
-                await anext(stream)
-                await anext(stream)  # a first batch is staged
-                streams.append(stream)
+            streams = await open_slow_imports(stack, client, 50)
             process.send_signal(signal.SIGTERM)
             for stream in streams:
                 rest = [e async for e in stream if isinstance(e, Event)]

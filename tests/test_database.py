@@ -23,7 +23,7 @@ import pytest
 from cutter import CuttingProxy
 from databases import PG_URL, Backend
 from polling import run_record, wait_for
-from test_cli_serve import _serve
+from test_cli_serve import _serve, open_slow_imports
 from wire import Event, events, split_events
 
 TESTS = Path(__file__).parent
@@ -252,17 +252,8 @@ async def test_sigterm_mid_import_on_postgresql_publishes_nothing_and_drops_the_
     db = _pg(pg_schema)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            slow = {"rows": 1000, "batch_size": 10, "delay_ms": 10_000}
             async with contextlib.AsyncExitStack() as stack:
-                streams = []
-                for _ in range(5):
-                    response = await stack.enter_async_context(
-                        client.stream("POST", "/api/endpoints/import", json=slow)
-                    )
-                    stream = events(response)
-                    await anext(stream)
-                    await anext(stream)  # a first batch is staged
-                    streams.append(stream)
+                streams = await open_slow_imports(stack, client, 5)
                 assert len(db.staging_leftovers()) == 5
                 process.send_signal(signal.SIGTERM)
                 for stream in streams:
