@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streambind.app.sse import SSEDecoder
@@ -118,3 +118,79 @@ def test_the_decoder_reads_every_stream_as_the_standard_does(text: str, cuts: li
     decoder = SSEDecoder()
     events = [e for piece in _split(text.encode(), cuts) for e in decoder.feed(piece)]
     assert [(e.event, e.data, e.id, e.retry) for e in events] == _as_the_standard_reads_it(text)
+
+
+# Streams of whole blocks in one of the spellings the decoder reads in bulk, with a few
+# blocks spelled otherwise (most of them near misses), so that reading in bulk meets
+# every kind of neighbour and of chunk cut.
+COMMON_BLOCKS = [
+    "id: {i}\nevent: message\ndata: {v}\n\n",
+    "id: {i}\ndata: {v}\n\n",
+    "data: {v}\n\n",
+    "data: {v}\nid: {i}\n\n",
+    "event: message\ndata: {v}\nid: {i}\n\n",
+]
+ODD_BLOCKS = [
+    "id: {i}\nevent: end\ndata: {v}\n\n",
+    "id: {i}\nevent: messages\ndata: {v}\n\n",
+    "id: {i}\nevent: message\nevent: message\ndata: {v}\n\n",
+    "event: message\nevent: message\ndata: {v}\n\n",
+    "data: {v}\ndata: {v}\n\n",
+    "id: {i}\ndata: {v}\ndata: {v}\n\n",
+    "data:{v}\n\n",
+    "id:{i}\ndata: {v}\n\n",
+    "id: {i}\nid: {i}\ndata: {v}\n\n",
+    "id: {i}\n: ping\ndata: {v}\n\n",
+    ": ping\n\n",
+    "retry: {i}\ndata: {v}\n\n",
+    "id: \0{i}\ndata: {v}\n\n",
+    "id: \0{i}\nevent: message\ndata: {v}\n\n",
+    "id: \ndata: {v}\n\n",
+    "id: {i}\n\n",
+    "id: {i}\ndata: {v}\n",
+    "data: {v}\n",
+    "\n",
+    "data: {v}\r\n\r\n",
+]
+BLOCK_VALUES = st.lists(
+    st.sampled_from(["x", "", "é", "\0", "data: ", "id: ", "\n", "\r", ":", " ", '{"a":1}']),
+    max_size=3,
+).map("".join)
+
+
+@SETTINGS
+@example(  # the second and third blocks have the first one's size, not its spelling
+    common="data: {v}\n\n", values=["a", "b"], odd=[(2, "data: c\ndata: d\ndata: e\n\n")], cuts=[]
+)
+@example(
+    common="data: {v}\n\n", values=["a", "b"], odd=[(2, "id: 1\nid: 2\ndata: x\n\n")] * 2, cuts=[]
+)
+@example(
+    common="id: {i}\ndata: {v}\n\n",
+    values=["a", "b", "c"],
+    odd=[(2, "id: \0{i}\ndata: x\n\n")],
+    cuts=[],
+)
+@given(
+    common=st.sampled_from(COMMON_BLOCKS),
+    values=st.lists(BLOCK_VALUES, max_size=40),
+    odd=st.lists(st.tuples(st.integers(0, 40), st.sampled_from(ODD_BLOCKS)), max_size=3),
+    cuts=st.lists(st.integers(0, 1_000), max_size=4),
+)
+def test_streams_of_common_blocks_are_read_as_the_standard_does(
+    common: str, values: list[str], odd: list[tuple[int, str]], cuts: list[int]
+) -> None:
+    spellings = [common] * len(values)
+    for at, spelling in odd:
+        spellings.insert(at % (len(spellings) + 1), spelling)
+        values.insert(at % len(spellings), "x")
+    text = "".join(
+        s.format(i=i, v=v) for i, (s, v) in enumerate(zip(spellings, values, strict=True))
+    )
+    expected = _as_the_standard_reads_it(text)
+    for pieces in (_split(text.encode(), cuts), [text.encode()]):
+        decoder = SSEDecoder()
+        events = [e for piece in pieces for e in decoder.feed(piece)]
+        assert [(e.event, e.data, e.id, e.retry) for e in events] == expected
+        if text.endswith("\n\n"):  # the stream's id after its last block: what a next one gets
+            assert decoder.last_event_id == _as_the_standard_reads_it(text + "data: .\n\n")[-1][2]
