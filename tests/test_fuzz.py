@@ -8,7 +8,9 @@ import re
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from streambind.app.jsondecode import decode_each, decode_json
 from streambind.app.sse import SSEDecoder
+from streambind.app.state import StreamState
 from streambind.server.eventlog import MemoryEventLog
 from streambind.server.framing import to_json
 
@@ -194,3 +196,71 @@ def test_streams_of_common_blocks_are_read_as_the_standard_does(
         assert [(e.event, e.data, e.id, e.retry) for e in events] == expected
         if text.endswith("\n\n"):  # the stream's id after its last block: what a next one gets
             assert decoder.last_event_id == _as_the_standard_reads_it(text + "data: .\n\n")[-1][2]
+
+
+# Pieces of JSON texts that, joined, may or may not be JSON on their own or together.
+JSON_PIECES = st.lists(
+    st.sampled_from(['"', "a", ",", "1", "-", ".", "e", "[", "]", "{", "}", ":", " ", "é", "\\"]),
+    max_size=8,
+).map("".join)
+TEXTS = st.lists(JSON_PIECES | JSON_VALUES.map(to_json), max_size=8)
+
+
+def _decoded_one_by_one(texts: list[str]) -> list[object] | None:
+    try:
+        return [decode_json(t) for t in texts]
+    except (ValueError, RecursionError):
+        return None
+
+
+@SETTINGS
+@given(texts=TEXTS)
+def test_messages_decoded_together_are_what_each_decodes_to(texts: list[str]) -> None:
+    together = decode_each(texts)
+    if together is not None:
+        assert json.dumps(together) == json.dumps(_decoded_one_by_one(texts))
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["message"] * 6 + ["end", "error", "cancelled", "other"]),
+        st.sampled_from(["[DONE]", "not json", '{"step":"a"}', '{"step":"b"}', '{"steps":["a"]}'])
+        | JSON_VALUES.map(to_json),
+        st.sampled_from(["", "1", "2", "x"]),
+        st.none(),
+    )
+    | st.sampled_from(
+        [
+            ("end", '{"status":"succeeded","result":1}', "", None),
+            ("error", '{"status":"failed","error":{"message":"no"}}', "9", None),
+            ("cancelled", '{"status":"cancelled"}', "", None),
+        ]
+    ),
+    max_size=12,
+)
+
+
+def _observed(state: StreamState) -> object:
+    return (
+        list(state.chunks), json.dumps(state.chunk), state.status, state.result, state.error,
+        state.last_event_id, state.version, state.first_chunk_at,
+        state.steps.steps(0.5, state.status == "succeeded"),
+    )  # fmt: skip
+
+
+@SETTINGS
+@given(batches=st.lists(EVENTS, max_size=4))
+def test_events_applied_a_chunk_at_a_time_change_the_state_as_one_by_one(
+    batches: list[list[tuple[str, str, str, None]]],
+) -> None:
+    together, one_by_one = StreamState(name="a"), StreamState(name="b")
+    ended_together = ended_one_by_one = False
+    for events in batches:
+        if not ended_together:
+            ended_together = together.apply_events(events, lambda: 1.0)
+        for event_type, text, event_id, _ in events:
+            if not ended_one_by_one:
+                one_by_one.apply_event(event_type, text, event_id, lambda: 1.0)
+                ended_one_by_one = one_by_one.finished
+    assert ended_together == ended_one_by_one
+    assert _observed(together) == _observed(one_by_one)
