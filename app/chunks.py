@@ -33,6 +33,10 @@ class Chunks(Sequence[Any]):
     def add(self, data_text: str, is_json: bool) -> None:
         self._items.append(data_text if is_json else _Raw(data_text))
 
+    def add_json(self, data_texts: Sequence[str]) -> None:
+        """Add messages that are all JSON (a firehose's chunk of them, in one call)."""
+        self._items += data_texts
+
     def __len__(self) -> int:
         return len(self._items)
 

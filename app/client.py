@@ -30,7 +30,7 @@ from .headers import headers_problem, last_event_id_header
 from .inflate import body_pieces
 from .settings import ClientSettings
 from .sse import EventFields, SSEDecoder, StreamTooLarge
-from .state import TERMINAL, StreamState
+from .state import StreamState
 
 __all__ = ["ClientError", "ClientSettings", "StreamCall", "StreamClient", "StreamState"]
 
@@ -368,18 +368,14 @@ class StreamCall:
         """Apply each event as its bytes arrive; True once an event has ended the call."""
         decoder = self._decoder()
         state = self.state
-        apply = state.apply_event
         clock = self.client.clock
         on_chunk = self.on_chunk
         async for chunk in body_pieces(response):
             state.bytes_received += len(chunk)
-            # Applied here, not handed on one by one through an async generator:
-            # that hop would cost more than the decoding.
-            for event_type, data, event_id, _ in decoder.feed_fields(chunk):
-                if apply(event_type, data, event_id, clock) and on_chunk is not None:
-                    on_chunk(state.chunk)
-                if state.status in TERMINAL:  # state.finished, inlined
-                    return True
+            # Applied here, a chunk's events at once, not handed on one by one through an
+            # async generator: that hop would cost more than the decoding.
+            if state.apply_events(decoder.feed_fields(chunk), clock, on_chunk):
+                return True
             if decoder.retry is not None:
                 self._retry_ms = decoder.retry
         return False
@@ -416,12 +412,8 @@ class StreamCall:
         state.bytes_received = received
         state.streamed = True
         clock = self.client.clock
-        for event_type, data, event_id, _ in events:
-            if state.apply_event(event_type, data, event_id, clock) and self.on_chunk:
-                self.on_chunk(state.chunk)
-            if state.finished:
-                return
-        state.fail("connection_lost", _NO_TERMINAL_EVENT, clock())
+        if not state.apply_events(events, clock, self.on_chunk):
+            state.fail("connection_lost", _NO_TERMINAL_EVENT, clock())
 
     async def _read_bounded(self, response: httpx.Response) -> None:
         """Read a body that is not a stream into ``response.content``, up to one event's size."""

@@ -7,12 +7,13 @@ for the TUI, ``streambind call`` and scripts alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .chunks import Chunks
-from .jsondecode import decode_json
+from .jsondecode import decode_each, decode_json
+from .sse import EventFields
 from .steps import StepTracker
 
 __all__ = ["DONE_SENTINEL", "TERMINAL", "StreamState"]
@@ -100,6 +101,56 @@ class StreamState:
         """A whole response that was not a stream: its body is the result."""
         self.result = result
         self.finish("succeeded", now)
+
+    def apply_events(
+        self,
+        events: Sequence[EventFields],
+        clock: Callable[[], float],
+        on_chunk: Callable[[Any], None] | None = None,
+    ) -> bool:
+        """Apply a chunk's events in order, ``on_chunk`` called with each message; True
+        once one of them has ended the call (the events after it are left unapplied)."""
+        # Without on_chunk nobody sees the state between two messages, so the plain
+        # messages that lead (a busy stream's whole chunk, often) are applied together.
+        start = self._apply_messages(events, clock) if on_chunk is None else 0
+        for index in range(start, len(events)):
+            event_type, text, event_id, _ = events[index]
+            if self.apply_event(event_type, text, event_id, clock) and on_chunk is not None:
+                on_chunk(self.chunk)
+            if self.status in TERMINAL:
+                return True
+        return False
+
+    def _apply_messages(self, events: Sequence[EventFields], clock: Callable[[], float]) -> int:
+        """Apply the plain messages the events start with, as ``apply_event`` would one by
+        one; how many it applied (0: apply them one by one).
+
+        A plain message (type ``message``, JSON: so not ``[DONE]``) only adds to ``chunks``,
+        ``steps`` and ``version`` and becomes ``chunk``: for a run of them, a few calls
+        do that instead of a few per message.
+        """
+        if len(events) < 2:
+            return 0
+        types, texts, ids, _ = zip(*events, strict=True)
+        count = len(events)
+        if types.count("message") != count:
+            count = next(i for i, event_type in enumerate(types) if event_type != "message")
+        if count < 2:
+            return 0
+        texts = texts[:count]
+        values = decode_each(texts)
+        if values is None:  # some are not JSON ([DONE] included), or are left to json.loads
+            return 0
+        last_id = next(filter(None, reversed(ids[:count])), "")  # an empty id changes nothing
+        if last_id:
+            self.last_event_id = last_id
+        self.chunks.add_json(texts)
+        self.chunk = values[-1]
+        self.steps.see_all(values)
+        if self.first_chunk_at is None:
+            self.first_chunk_at = clock()
+        self.version += count
+        return count
 
     def apply_event(
         self, event_type: str, text: str, event_id: str, clock: Callable[[], float]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 __all__ = ["Step", "StepTracker", "steps_line"]
@@ -47,6 +48,22 @@ class StepTracker:
         announced = chunk.get("steps")
         if announced is not None:
             self.announce(announced)
+
+    def see_all(self, chunks: Sequence[Any]) -> None:
+        """``see`` each chunk in turn; a firehose's chunks in one pass over C loops.
+
+        Its chunks are dicts that all name the current step and announce none, which
+        changes nothing: that is checked with ``map`` and ``count``, not a loop in Python.
+        """
+        count = len(chunks)
+        if (
+            set(map(type, chunks)) <= {dict}
+            and list(map(dict.get, chunks, repeat("step"))).count(self._current) == count
+            and list(map(dict.get, chunks, repeat("steps"))).count(None) == count
+        ):
+            return
+        for chunk in chunks:
+            self.see(chunk)
 
     def announce(self, names: Any) -> None:
         """Steps the workflow says it will go through (its ``steps`` chunk, or its result)."""

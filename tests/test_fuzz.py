@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from streambind.app.jsondecode import decode_each, decode_json
 from streambind.app.sse import SSEDecoder
+from streambind.app.state import StreamState
 from streambind.server.eventlog import MemoryEventLog
 from streambind.server.framing import to_json
 
@@ -118,3 +120,147 @@ def test_the_decoder_reads_every_stream_as_the_standard_does(text: str, cuts: li
     decoder = SSEDecoder()
     events = [e for piece in _split(text.encode(), cuts) for e in decoder.feed(piece)]
     assert [(e.event, e.data, e.id, e.retry) for e in events] == _as_the_standard_reads_it(text)
+
+
+# Streams of whole blocks in one of the spellings the decoder reads in bulk, with a few
+# blocks spelled otherwise (most of them near misses), so that reading in bulk meets
+# every kind of neighbour and of chunk cut.
+COMMON_BLOCKS = [
+    "id: {i}\nevent: message\ndata: {v}\n\n",
+    "id: {i}\ndata: {v}\n\n",
+    "data: {v}\n\n",
+    "data: {v}\nid: {i}\n\n",
+    "event: message\ndata: {v}\nid: {i}\n\n",
+]
+ODD_BLOCKS = [
+    "id: {i}\nevent: end\ndata: {v}\n\n",
+    "id: {i}\nevent: messages\ndata: {v}\n\n",
+    "id: {i}\nevent: message\nevent: message\ndata: {v}\n\n",
+    "event: message\nevent: message\ndata: {v}\n\n",
+    "data: {v}\ndata: {v}\n\n",
+    "id: {i}\ndata: {v}\ndata: {v}\n\n",
+    "data:{v}\n\n",
+    "id:{i}\ndata: {v}\n\n",
+    "id: {i}\nid: {i}\ndata: {v}\n\n",
+    "id: {i}\n: ping\ndata: {v}\n\n",
+    ": ping\n\n",
+    "retry: {i}\ndata: {v}\n\n",
+    "id: \0{i}\ndata: {v}\n\n",
+    "id: \0{i}\nevent: message\ndata: {v}\n\n",
+    "id: \ndata: {v}\n\n",
+    "id: {i}\n\n",
+    "id: {i}\ndata: {v}\n",
+    "data: {v}\n",
+    "\n",
+    "data: {v}\r\n\r\n",
+]
+BLOCK_VALUES = st.lists(
+    st.sampled_from(["x", "", "é", "\0", "data: ", "id: ", "\n", "\r", ":", " ", '{"a":1}']),
+    max_size=3,
+).map("".join)
+
+
+@SETTINGS
+@example(  # the second and third blocks have the first one's size, not its spelling
+    common="data: {v}\n\n", values=["a", "b"], odd=[(2, "data: c\ndata: d\ndata: e\n\n")], cuts=[]
+)
+@example(
+    common="data: {v}\n\n", values=["a", "b"], odd=[(2, "id: 1\nid: 2\ndata: x\n\n")] * 2, cuts=[]
+)
+@example(
+    common="id: {i}\ndata: {v}\n\n",
+    values=["a", "b", "c"],
+    odd=[(2, "id: \0{i}\ndata: x\n\n")],
+    cuts=[],
+)
+@given(
+    common=st.sampled_from(COMMON_BLOCKS),
+    values=st.lists(BLOCK_VALUES, max_size=40),
+    odd=st.lists(st.tuples(st.integers(0, 40), st.sampled_from(ODD_BLOCKS)), max_size=3),
+    cuts=st.lists(st.integers(0, 1_000), max_size=4),
+)
+def test_streams_of_common_blocks_are_read_as_the_standard_does(
+    common: str, values: list[str], odd: list[tuple[int, str]], cuts: list[int]
+) -> None:
+    spellings = [common] * len(values)
+    for at, spelling in odd:
+        spellings.insert(at % (len(spellings) + 1), spelling)
+        values.insert(at % len(spellings), "x")
+    text = "".join(
+        s.format(i=i, v=v) for i, (s, v) in enumerate(zip(spellings, values, strict=True))
+    )
+    expected = _as_the_standard_reads_it(text)
+    for pieces in (_split(text.encode(), cuts), [text.encode()]):
+        decoder = SSEDecoder()
+        events = [e for piece in pieces for e in decoder.feed(piece)]
+        assert [(e.event, e.data, e.id, e.retry) for e in events] == expected
+        if text.endswith("\n\n"):  # the stream's id after its last block: what a next one gets
+            assert decoder.last_event_id == _as_the_standard_reads_it(text + "data: .\n\n")[-1][2]
+
+
+# Pieces of JSON texts that, joined, may or may not be JSON on their own or together.
+JSON_PIECES = st.lists(
+    st.sampled_from(['"', "a", ",", "1", "-", ".", "e", "[", "]", "{", "}", ":", " ", "é", "\\"]),
+    max_size=8,
+).map("".join)
+TEXTS = st.lists(JSON_PIECES | JSON_VALUES.map(to_json), max_size=8)
+
+
+def _decoded_one_by_one(texts: list[str]) -> list[object] | None:
+    try:
+        return [decode_json(t) for t in texts]
+    except (ValueError, RecursionError):
+        return None
+
+
+@SETTINGS
+@given(texts=TEXTS)
+def test_messages_decoded_together_are_what_each_decodes_to(texts: list[str]) -> None:
+    together = decode_each(texts)
+    if together is not None:
+        assert json.dumps(together) == json.dumps(_decoded_one_by_one(texts))
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["message"] * 6 + ["end", "error", "cancelled", "other"]),
+        st.sampled_from(["[DONE]", "not json", '{"step":"a"}', '{"step":"b"}', '{"steps":["a"]}'])
+        | JSON_VALUES.map(to_json),
+        st.sampled_from(["", "1", "2", "x"]),
+        st.none(),
+    )
+    | st.sampled_from(
+        [
+            ("end", '{"status":"succeeded","result":1}', "", None),
+            ("error", '{"status":"failed","error":{"message":"no"}}', "9", None),
+            ("cancelled", '{"status":"cancelled"}', "", None),
+        ]
+    ),
+    max_size=12,
+)
+
+
+def _observed(state: StreamState) -> object:
+    return (
+        list(state.chunks), json.dumps(state.chunk), state.status, state.result, state.error,
+        state.last_event_id, state.version, state.first_chunk_at,
+        state.steps.steps(0.5, state.status == "succeeded"),
+    )  # fmt: skip
+
+
+@SETTINGS
+@given(batches=st.lists(EVENTS, max_size=4))
+def test_events_applied_a_chunk_at_a_time_change_the_state_as_one_by_one(
+    batches: list[list[tuple[str, str, str, None]]],
+) -> None:
+    together, one_by_one = StreamState(name="a"), StreamState(name="b")
+    ended_together = ended_one_by_one = False
+    for events in batches:
+        if not ended_together:
+            ended_together = together.apply_events(events, lambda: 1.0)
+        for event_type, text, event_id, _ in events:
+            if not ended_one_by_one:
+                one_by_one.apply_event(event_type, text, event_id, lambda: 1.0)
+                ended_one_by_one = one_by_one.finished
+    assert ended_together == ended_one_by_one
+    assert _observed(together) == _observed(one_by_one)

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import jsonschema_rs
 import pytest
 
-from streambind.app.jsondecode import decode_json
+from streambind.app.jsondecode import decode_each, decode_json
 from streambind.server import Param, endpoint
 from streambind.server.eventlog import EventsGone, MemoryEventLog
 from streambind.server.framing import (
@@ -323,6 +323,40 @@ def test_messages_decode_as_json_loads_decodes_them(text: str) -> None:
     except (ValueError, RecursionError) as exc:
         got = ("error", str(exc))
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ['"a', 'b"'],  # joined they make one string: "a,b"
+        ['"a', 'b","c"'],  # joined: two strings for two texts, neither text being JSON
+        ["1],[2", "[3"],
+        ["1 2", "3"],
+        [" 1", "2"],  # JSON, but its span is shorter: left to decode one by one
+        ["1", ""],
+        ["NaN", "1"],
+        ['"\\ud800"', "1"],
+        ["1e400", "1"],
+        ['{"é":1}', '"\ud800"'],  # a lone surrogate cannot even be encoded
+    ],
+)
+def test_messages_that_are_not_each_one_json_value_are_not_decoded_together(
+    texts: list[str],
+) -> None:
+    assert decode_each(texts) is None
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        [],
+        ['{"step":"import","done":1,"total":2}', '{"step":"import","done":2,"total":2}'],
+        ['"a,b"', "[1,[2]]", "null", "-0.5e3", '"\\u00e9"', "true", "{}"],
+        ['{"é": "ü ☃"}', '"naïve"', "1180591620717411303424"],
+    ],
+)
+def test_messages_decode_together_as_each_alone(texts: list[str]) -> None:
+    assert decode_each(texts) == [decode_json(t) for t in texts] == [json.loads(t) for t in texts]
 
 
 def test_the_stall_clock_counts_a_pause_as_at_most_max_gap(monkeypatch: pytest.MonkeyPatch) -> None:

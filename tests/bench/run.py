@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 N_THROUGHPUT = 200_000
 #: Another install of streambind (``--baseline``: a checkout with its own venv): the
-#: throughput and client benches measure it too, side by side in the same run.
+#: throughput, latency, client, fan-out, scale and start-up benches measure it too, side
+#: by side in the same run, taking their repetitions in turns with this one.
 BASELINE_PYTHON: str | None = None
 
 
@@ -122,6 +123,19 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     lines.append("|" + "|".join("---" for _ in header) + "|")
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def versus(ours: float, base: float, higher_is_better: bool) -> str:
+    """This install's figure against the baseline's: their ratio, and which is better."""
+    ratio = ours / base
+    better = ratio >= 1 if higher_is_better else ratio <= 1
+    change = abs(ratio - 1) * 100
+    return f"{ratio:.2f} ({change:.1f}% {'better' if better else 'worse'})"
+
+
+def _pythons() -> list[tuple[str, str]]:
+    """(label, python) of the installs a bench measures: this one, and any baseline."""
+    return [("streambind", PYTHON)] + ([("baseline", BASELINE_PYTHON)] if BASELINE_PYTHON else [])
 
 
 # -- the comparisons --------------------------------------------------------------
@@ -219,12 +233,18 @@ def bench_latency(reps: int) -> str:
     # order rotating each round), and the p99 of all their messages together is
     # reported beside the median of the repetitions' p99s.
     rounds = 3 * reps
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in LATENCY_STACKS}
+    stacks = [(*stack, PYTHON) for stack in LATENCY_STACKS]
+    if BASELINE_PYTHON:  # its server, read by the same measuring client
+        stacks.insert(1, ("streambind baseline", *LATENCY_STACKS[0][1:], BASELINE_PYTHON))
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in stacks}
     with contextlib.ExitStack() as servers:
-        urls = {name: servers.enter_context(server(kind))[0] for name, kind, *_ in LATENCY_STACKS}
+        urls = {
+            name: servers.enter_context(server(kind, python))[0]
+            for name, kind, *_, python in stacks
+        }
         for round_ in range(rounds):
-            shift = round_ % len(LATENCY_STACKS)
-            for name, _, path, method in LATENCY_STACKS[shift:] + LATENCY_STACKS[:shift]:
+            shift = round_ % len(stacks)
+            for name, _, path, method, _ in stacks[shift:] + stacks[:shift]:
                 if method == "POST":
                     body = {"n": 1000, "interval_ms": 2}
                     r = client("latency", url=urls[name] + path, method="POST", body=body)
@@ -250,14 +270,25 @@ def bench_latency(reps: int) -> str:
     theirs = median([r["p99_ms"] for r in results["aiohttp-sse"]])
     rounds_won = zip(results["streambind"], results["aiohttp-sse"], strict=True)
     faster = sum(a["p99_ms"] <= b["p99_ms"] for a, b in rounds_won)
-    return table(
-        f"Latency: 1,000 messages 2 ms apart, from the send to the client's parse "
-        f"({rounds} repetitions per stack, in turns)",
-        ["stack", "median (ms)", "p99 (ms)", "p99 of all messages (ms)", "worst (ms)"],
-        rows,
-    ) + (
-        f"\nstreambind's p99 ÷ aiohttp-sse's: {ours / theirs:.2f}; streambind's p99 was the "
-        f"lower or equal in {faster} of {rounds} rounds.\n"
+    against_baseline = ""
+    if BASELINE_PYTHON:
+        base = results["streambind baseline"]
+        p50 = versus(median([r["p50_ms"] for r in results["streambind"]]),
+                     median([r["p50_ms"] for r in base]), higher_is_better=False)  # fmt: skip
+        p99 = versus(ours, median([r["p99_ms"] for r in base]), higher_is_better=False)
+        against_baseline = f"streambind ÷ baseline: median {p50}, p99 {p99}.\n"
+    return (
+        table(
+            f"Latency: 1,000 messages 2 ms apart, from the send to the client's parse "
+            f"({rounds} repetitions per stack, in turns)",
+            ["stack", "median (ms)", "p99 (ms)", "p99 of all messages (ms)", "worst (ms)"],
+            rows,
+        )
+        + (
+            f"\nstreambind's p99 ÷ aiohttp-sse's: {ours / theirs:.2f}; streambind's p99 was the "
+            f"lower or equal in {faster} of {rounds} rounds.\n"
+        )
+        + against_baseline
     )
 
 
@@ -284,38 +315,46 @@ def bench_client(reps: int) -> str:
         f"Client: consuming the {N_THROUGHPUT:,}-message firehose, JSON-parsing every message",
         ["client", "messages/s (median)"],
         rows,
-    )
+    ) + (f"\nstreambind ÷ baseline: {versus(median(ours), median(base), True)}.\n" if base else "")
 
 
 def bench_fanout(reps: int) -> str:
     rows = []
-    with server("streambind") as (url, _):
+    installs = _pythons()
+    with contextlib.ExitStack() as servers:
+        urls = [servers.enter_context(server("streambind", python))[0] for _, python in installs]
         for followers in (1, 10, 100, 1000):
             n = min(100_000, 2_000_000 // followers)
-            results = [
-                client("fanout", url=url, followers=followers, n=n, key=f"f{followers}-{rep}")
-                for rep in range(reps)
-            ]
-            incomplete = max(r["incomplete"] for r in results)
-            rows.append(
-                [
-                    f"{followers:,}",
+            results: list[list[dict[str, Any]]] = [[] for _ in installs]
+            for rep in range(reps):  # in turns with the baseline, as in bench_throughput
+                for runs, url in zip(results, urls, strict=True):
+                    key = f"f{followers}-{rep}"
+                    runs.append(client("fanout", url=url, followers=followers, n=n, key=key))
+            rates = [median([r["aggregate_rate"] for r in runs]) for runs in results]
+            for (label, _), runs, rate in zip(installs, results, rates, strict=True):
+                incomplete = max(r["incomplete"] for r in runs)
+                row = [
+                    f"{followers:,}" + ("" if label == "streambind" else f" ({label})"),
                     f"{n:,}",
-                    f"{median([r['aggregate_rate'] for r in results]):,.0f}",
+                    f"{rate:,.0f}",
                     "every follower got every message" if not incomplete else f"{incomplete} short",
                 ]
-            )
+                if BASELINE_PYTHON:
+                    row.append(versus(rates[0], rate, True) if label != "streambind" else "—")
+                rows.append(row)
+    header = ["followers", "messages each", "aggregate messages/s (median)", "delivery"]
     return table(
         "Fan-out: one firehose run, many followers",
-        ["followers", "messages each", "aggregate messages/s (median)", "delivery"],
+        header + (["streambind ÷ baseline"] if BASELINE_PYTHON else []),
         rows,
     )
 
 
-def bench_scale(streams: int = 2000, seconds: float = 20.0) -> str:
+def _scale_once(python: str, streams: int, seconds: float) -> dict[str, Any]:
+    """One scale run against a server of ``python``'s install; its client is this one's."""
     from clients import rss_bytes
 
-    with server("streambind") as (url, pid):
+    with server("streambind", python) as (url, pid):
         idle = rss_bytes(pid)
         process = subprocess.Popen(
             [
@@ -330,17 +369,39 @@ def bench_scale(streams: int = 2000, seconds: float = 20.0) -> str:
             peak = max(peak, rss_bytes(pid))
             time.sleep(0.25)
         result = json.loads(process.stdout.read().strip().splitlines()[-1])  # type: ignore[union-attr]
-    per_stream_kb = (peak - idle) / streams / 1024
-    return table(
-        f"Scale: {streams:,} concurrent streams at 5 messages/s for {seconds:.0f} s",
-        ["delivered", "p99 latency (ms)", "server RSS per open stream"],
+    return {**result, "idle": idle, "peak": peak, "per_stream_kb": (peak - idle) / streams / 1024}
+
+
+def bench_scale(streams: int = 2000, seconds: float = 20.0) -> str:
+    # One run per install (each takes `seconds`); with a baseline, this one's first.
+    results = [_scale_once(python, streams, seconds) for _, python in _pythons()]
+    rows = [
         [
-            [
-                f"{result['delivered']:,} of {result['expected']:,}",
-                f"{result['p99_ms']:.1f}",
-                f"{per_stream_kb:.1f} KB (peak {peak / 2**20:.0f} MB, idle {idle / 2**20:.0f} MB)",
-            ]
-        ],
+            f"{r['delivered']:,} of {r['expected']:,}",
+            f"{r['p99_ms']:.1f}",
+            f"{r['per_stream_kb']:.1f} KB (peak {r['peak'] / 2**20:.0f} MB, "
+            f"idle {r['idle'] / 2**20:.0f} MB)",
+        ]
+        for r in results
+    ]
+    header = ["delivered", "p99 latency (ms)", "server RSS per open stream"]
+    note = ""
+    if BASELINE_PYTHON:
+        header.insert(0, "server")
+        for (label, _), row in zip(_pythons(), rows, strict=True):
+            row.insert(0, label)
+        ours, base = results
+        note = (
+            f"\nstreambind ÷ baseline: p99 {versus(ours['p99_ms'], base['p99_ms'], False)}, "
+            f"RSS per stream {versus(ours['per_stream_kb'], base['per_stream_kb'], False)}.\n"
+        )
+    return (
+        table(
+            f"Scale: {streams:,} concurrent streams at 5 messages/s for {seconds:.0f} s",
+            header,
+            rows,
+        )
+        + note
     )
 
 
@@ -373,40 +434,53 @@ def bench_tui(reps: int) -> str:
     )
 
 
-def bench_startup(reps: int) -> str:
-    helps = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        subprocess.run([PYTHON, "-m", "streambind.app.cli", "--help"], capture_output=True)
-        helps.append(time.perf_counter() - start)
-    healthz = []
-    for _ in range(reps):
-        port = free_port()
-        with tempfile.TemporaryDirectory() as data_dir:
-            start = time.perf_counter()
-            process = subprocess.Popen(
-                [PYTHON, "-m", "streambind.app.cli", "serve", "--port", str(port),
-                 "--data-dir", data_dir],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            import urllib.request
+def _help_time(python: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([python, "-m", "streambind.app.cli", "--help"], capture_output=True)
+    return time.perf_counter() - start
 
-            healthz_url = f"http://127.0.0.1:{port}/healthz"
-            while True:
-                with contextlib.suppress(OSError), urllib.request.urlopen(healthz_url, timeout=1):
-                    break
-                time.sleep(0.005)
-            healthz.append(time.perf_counter() - start)
-            process.send_signal(signal.SIGTERM)
-            process.wait(10)
-    return table(
-        "Start-up",
-        ["measure", "median"],
-        [
-            ["`streambind --help`", f"{median(helps):.3f} s"],
-            ["`streambind serve` until `/healthz` answers", f"{median(healthz):.3f} s"],
-        ],
-    )
+
+def _healthz_time(python: str) -> float:
+    import urllib.request
+
+    port = free_port()
+    with tempfile.TemporaryDirectory() as data_dir:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [python, "-m", "streambind.app.cli", "serve", "--port", str(port),
+             "--data-dir", data_dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        healthz_url = f"http://127.0.0.1:{port}/healthz"
+        while True:
+            with contextlib.suppress(OSError), urllib.request.urlopen(healthz_url, timeout=1):
+                break
+            time.sleep(0.005)
+        seconds = time.perf_counter() - start
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+    return seconds
+
+
+def bench_startup(reps: int) -> str:
+    installs = _pythons()
+    helps: list[list[float]] = [[] for _ in installs]
+    healthz: list[list[float]] = [[] for _ in installs]
+    for times, measure in ((helps, _help_time), (healthz, _healthz_time)):
+        for _ in range(reps):  # in turns with the baseline, as in bench_throughput
+            for figures, (_, python) in zip(times, installs, strict=True):
+                figures.append(measure(python))
+    measures = ["`streambind --help`", "`streambind serve` until `/healthz` answers"]
+    rows = [
+        [measure, f"{median(times[0]):.3f} s"]
+        for measure, times in zip(measures, (helps, healthz), strict=True)
+    ]
+    header = ["measure", "median"]
+    if BASELINE_PYTHON:
+        header += ["baseline", "streambind ÷ baseline"]
+        for row, (ours, base) in zip(rows, (helps, healthz), strict=True):
+            row += [f"{median(base):.3f} s", versus(median(ours), median(base), False)]
+    return table("Start-up", header, rows)
 
 
 def _redis_for_bench() -> str:
