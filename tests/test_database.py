@@ -446,6 +446,8 @@ async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
             made = await PostgresDatabase.open(PG_URL, pg_schema, import_time_limit=60)
             await made.close()
             grants = [
+                # CREATE on the database too: start-up's CREATE SCHEMA IF NOT EXISTS
+                # asks for it even when the schema exists.
                 "GRANT CONNECT, CREATE ON DATABASE {db} TO {role}",
                 "GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}",
                 "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA {schema} TO {role}",
@@ -464,8 +466,10 @@ async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
             url = urlunsplit(parts._replace(netloc=f"{role}@{host}"))
             try:
                 server = await start(database_url=url, database_schema=pg_schema)
-            except DatabaseUnavailable as exc:  # e.g. the server wants a password
-                pytest.skip(f"cannot connect as a new role: {exc}")
+            except DatabaseUnavailable as exc:
+                if "cannot connect" not in str(exc):
+                    raise
+                pytest.skip(f"cannot connect as a new role (a password?): {exc}")
             assert server.config.database.id_sequence is None
             (server.config.data_dir / "imports" / "few.csv").write_text(
                 "name,born\n" + "".join(f"Person {i},{1900 + i}\n" for i in range(50))
