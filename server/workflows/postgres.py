@@ -26,6 +26,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
@@ -268,6 +269,14 @@ class PostgresDatabase:
         await self.pool.close()
 
 
+@dataclass(frozen=True)
+class _CopyBatch:
+    """A batch as ``COPY`` text: its rows, numbered in the import (``seq``)."""
+
+    rows: int
+    data: bytes
+
+
 class _PostgresStaging:
     """One import's rows in ``streambind_staging_<run id>``, COPYed batch by batch."""
 
@@ -277,6 +286,7 @@ class _PostgresStaging:
         self.table = db._table(STAGING_PREFIX + run_id)
         self.created = time.time()
         self.rows = 0
+        self._encoded = 0  # rows numbered by encode, which runs ahead of add
 
     async def create(self) -> None:
         owner = json.dumps({"node": NODE_ID, "created": self.created})
@@ -302,13 +312,17 @@ class _PostgresStaging:
                 "a starting server may remove its staged rows; nothing was published"
             )
 
-    async def add(self, rows: Sequence[Row]) -> int:
+    def encode(self, rows: Sequence[Row]) -> _CopyBatch:
+        data = copy_text(rows, self._encoded + 1)
+        self._encoded += len(rows)
+        return _CopyBatch(len(rows), data)
+
+    async def add(self, batch: _CopyBatch) -> int:
         self._check_age()
-        data = copy_text(rows, self.rows + 1)
         with self._db._errors():
-            await whole(self._copy(data))
-        self.rows += len(rows)
-        return len(rows)
+            await whole(self._copy(batch.data))
+        self.rows += batch.rows
+        return batch.rows
 
     async def _copy(self, data: bytes) -> None:
         async with self._db.pool.connection() as conn, conn.cursor() as cur:
