@@ -1,8 +1,9 @@
 """Staged rows as the bytes of a PostgreSQL ``COPY … FROM STDIN`` in text format.
 
 A batch is formatted in one pass instead of handing psycopg one row at a time
-(``write_row``): for 10,000 rows that is about a seventh of the Python time, and a
-large import spends its time in the server's one Python thread.
+(``write_row``): about a fifth of the Python time (0.2 against 1.1 µs a row here).
+That matters because a large import's Python work (reading or generating rows,
+encoding them) shares one interpreter with the event loop that sends them.
 """
 
 from __future__ import annotations

@@ -384,9 +384,10 @@ class _PostgresStaging:
         a publish that then fails leaves a gap in ``people.id``, as any rolled-back
         insert does. The lock makes this server's and other servers' draws take turns,
         since ``setval(nextval() + n)`` is two steps; it is held for two statements.
-        An insert that lets ``people.id`` default (by hand, say) in the microseconds
-        between those steps could take an id of the block: the publish then fails on
-        the primary key and publishes nothing.
+        Anything else drawing ids one at a time (an insert by hand, a server of an
+        earlier version publishing) in the microseconds between those steps could take
+        an id of the block: the publish then fails on the primary key and publishes
+        nothing.
         """
         sequence = self._db.id_sequence
         if sequence is None or self.rows == 0:

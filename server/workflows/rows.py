@@ -113,8 +113,8 @@ class GeneratedSource(RowSource):
     def batches(self, size: int) -> Iterator[list[Row]]:
         rng = random.Random(self._seed)
         # A batch's columns drawn whole by ``choices`` (a third of the time of drawing
-        # each value with ``choice`` and ``randint``): a large import is made in the
-        # server's one Python thread, which also stores the rows.
+        # each value with ``choice`` and ``randint``): generating a large import shares
+        # one interpreter with the event loop that stores its rows.
         left = self.total
         while left > 0:
             n = min(size, left)
