@@ -463,12 +463,14 @@ async def _id_sequence(conn: psycopg.AsyncConnection[Any], schema: str) -> str |
     """``people.id``'s sequence, if this role may draw ids from it in blocks (``setval``).
 
     A role given only rights on the tables (see the README's SQL for a DBA) may not;
-    its imports then draw one id per row, which is slower but the same otherwise.
+    its imports then draw one id per row, which is slower but the same otherwise. So
+    do imports on a sequence that does not count up by one, where a block drawn as
+    ``setval(nextval() + n - 1)`` would not be the next ``n`` ids.
     """
     cur = await conn.execute(
-        "SELECT s.seq, has_sequence_privilege(s.seq, 'UPDATE') "
+        "SELECT s.seq, has_sequence_privilege(s.seq, 'UPDATE') AND q.seqincrement = 1 "
         "FROM (SELECT pg_get_serial_sequence(quote_ident(%s) || '.people', 'id') AS seq) s "
-        "WHERE s.seq IS NOT NULL",
+        "JOIN pg_sequence q ON q.seqrelid = s.seq::regclass",
         (schema,),
     )
     found = await cur.fetchone()
