@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import random
+import secrets
 import signal
 import sys
 import threading
@@ -397,3 +398,101 @@ async def test_a_nul_character_in_a_csv_fails_the_import_on_postgresql_leaving_n
     db = _pg(pg_schema)
     assert db.snapshot_counts() == (0, 0)
     assert db.staging_leftovers() == []
+
+
+async def test_each_import_gets_consecutive_ids_in_row_order_while_imports_publish_at_once(
+    start,  # type: ignore[no-untyped-def]
+    pg_schema: str,
+) -> None:
+    # A publish draws its import's ids as one block (setval under an advisory lock);
+    # blocks that overlapped would fail on the primary key or interleave here.
+    server = await start(database_url=PG_URL, database_schema=pg_schema)
+    body = {"rows": 3_000, "batch_size": 1_000, "delay_ms": 0}
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        responses = await asyncio.gather(
+            *(client.post("/api/endpoints/import", json=body) for _ in range(8))
+        )
+    assert all(split_events(r.text)[-1].event == "end" for r in responses)
+    db = _pg(pg_schema)
+    for response in responses:
+        run_id = response.headers["x-run-id"]
+        ids = [r[0] for r in db.query("SELECT id FROM people WHERE run_id = ? ORDER BY id", run_id)]
+        assert ids == list(range(ids[0], ids[0] + 3_000))
+    assert db.snapshot_counts() == (24_000, 24_000)
+
+
+async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
+    start,  # type: ignore[no-untyped-def]
+    pg_schema: str,
+) -> None:
+    # The README's SQL for a DBA: the tables made by another role, this one given
+    # USAGE and CREATE on the schema and rows' rights on the tables, but not the
+    # right to set people's id sequence. Its imports draw one id per row instead.
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from psycopg import sql
+
+    from streambind.server.workflows.database import DatabaseUnavailable
+    from streambind.server.workflows.postgres import PostgresDatabase
+
+    role = f"streambind_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        try:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        except psycopg.errors.InsufficientPrivilege:
+            pytest.skip("the test database's role may not create roles")
+        try:
+            made = await PostgresDatabase.open(PG_URL, pg_schema, import_time_limit=60)
+            await made.close()
+            grants = [
+                # CREATE on the database too: start-up's CREATE SCHEMA IF NOT EXISTS
+                # asks for it even when the schema exists.
+                "GRANT CONNECT, CREATE ON DATABASE {db} TO {role}",
+                "GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}",
+                "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA {schema} TO {role}",
+            ]
+            database = admin.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
+            for grant in grants:
+                admin.execute(
+                    sql.SQL(grant).format(
+                        db=sql.Identifier(database),
+                        role=sql.Identifier(role),
+                        schema=sql.Identifier(pg_schema),
+                    )
+                )
+            parts = urlsplit(PG_URL)
+            host = parts.netloc.rpartition("@")[2]
+            url = urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+            try:
+                server = await start(database_url=url, database_schema=pg_schema)
+            except DatabaseUnavailable as exc:
+                if "cannot connect" not in str(exc):
+                    raise
+                pytest.skip(f"cannot connect as a new role (a password?): {exc}")
+            assert server.config.database.id_sequence is None
+            (server.config.data_dir / "imports" / "few.csv").write_text(
+                "name,born\n" + "".join(f"Person {i},{1900 + i}\n" for i in range(50))
+            )
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                responses = await asyncio.gather(
+                    client.post(
+                        "/api/endpoints/import",
+                        json={"source": "few.csv", "batch_size": 7, "delay_ms": 0},
+                    ),
+                    client.post(
+                        "/api/endpoints/import",
+                        json={"rows": 2_000, "batch_size": 500, "delay_ms": 0},
+                    ),
+                )
+            assert all(split_events(r.text)[-1].event == "end" for r in responses)
+            run_id = responses[0].headers["x-run-id"]
+            rows = _pg(pg_schema).query(
+                "SELECT name, born FROM people WHERE run_id = ? ORDER BY id", run_id
+            )
+            assert rows == [(f"Person {i}", 1900 + i) for i in range(50)]
+            assert _pg(pg_schema).snapshot_counts() == (2_050, 2_050)
+            await server.close()  # its connections, before the role goes
+        finally:
+            for statement in ("DROP OWNED BY {}", "DROP ROLE {}"):
+                admin.execute(sql.SQL(statement).format(sql.Identifier(role)))

@@ -268,6 +268,35 @@ async def test_optional_csv_columns_may_be_left_out_and_are_stored_as_null(
     assert [tuple(row) for row in rows] == stored
 
 
+async def test_values_holding_copy_s_special_characters_are_stored_exactly_and_in_order(
+    client: httpx.AsyncClient, data_dir: Path, backend: Backend
+) -> None:
+    # PostgreSQL stages rows as COPY text, where tab, newline, CR and backslash mean
+    # something (and \N is NULL, \. the end). Plain batches sit between special ones.
+    stored = [
+        ("Ada", 1815, "London"),
+        ("tab\there", 1900, "new\nline"),
+        ("Alan", None, None),
+        ("back\\slash", 1901, "carriage\rreturn"),
+        ("not \\N null", 1902, "\\N"),
+        ("end \\. mark", None, "\\."),
+        ("Grace", 1906, "New York"),
+        ("Zoë 名前 \\t", 1907, "Zürich"),
+    ]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(["name", "born", "birthplace"])
+    writer.writerows([(n, "" if b is None else b, p or "") for n, b, p in stored])
+    (data_dir / "imports" / "special.csv").write_text(text.getvalue(), encoding="utf-8")
+    response = await client.post(
+        "/api/endpoints/import", json={"source": "special.csv", "batch_size": 2, "delay_ms": 0}
+    )
+    last = split_events(response.text)[-1]
+    assert last.event == "end", last.data
+    rows = backend.query("SELECT name, born, birthplace FROM people ORDER BY id")
+    assert [tuple(row) for row in rows] == stored
+
+
 async def test_a_row_with_more_fields_than_its_header_is_an_error(
     client: httpx.AsyncClient, data_dir: Path, backend: Backend
 ) -> None:

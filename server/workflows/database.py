@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 Row = tuple[str, int | None, str | None]
+#: A batch of rows in the form one backend's ``Staging.add`` stores (``Staging.encode``'s).
+EncodedBatch = Any
 #: One exported row: id, import id, name, born, birthplace.
 ExportRow = tuple[int, str, str, int | None, str | None]
 
@@ -46,8 +48,15 @@ class Staging(Protocol):
 
     rows: int
 
-    async def add(self, rows: Sequence[Row]) -> int:
-        """Stage one batch; return how many rows it added. Cancellation-safe."""
+    def encode(self, rows: Sequence[Row]) -> EncodedBatch:
+        """One batch in the form ``add`` takes. Blocking work, run in a worker thread.
+
+        Called once per batch, in order, ahead of ``add``: an import encodes the next
+        batch while the current one is being stored.
+        """
+
+    async def add(self, batch: EncodedBatch) -> int:
+        """Stage one encoded batch; return how many rows it added. Cancellation-safe."""
 
     async def publish(self, source: str) -> int:
         """Move every staged row into ``people`` in one transaction (a point of no return)."""

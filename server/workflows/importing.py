@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from ..context import RunContext
 from ..params import Param
 from ..registry import endpoint
-from .database import INDEXES, Row
+from .database import INDEXES, EncodedBatch
 from .pacing import DelayMs, pause
 from .rows import RowSource, open_source
 from .threads import in_thread
@@ -113,7 +113,7 @@ async def load_and_publish(
 ) -> int:
     """Stage every row of ``source`` batch by batch, then publish them at once."""
     staged = await ctx.database.stage(ctx.run_id)
-    ahead: asyncio.Future[list[Row] | None] | None = None
+    ahead: asyncio.Future[EncodedBatch | None] | None = None
     try:
         done = 0
         total = source.total
@@ -121,10 +121,16 @@ async def load_and_publish(
         # bad row in the first batch still arrives as an error event of a stream.
         await ctx.send({"step": step, "done": 0, "total": total})
         batches = source.batches(batch_size)
-        ahead = asyncio.ensure_future(in_thread(next, batches, None))
-        while batch := await ahead:
-            # The next batch is read (or generated) while this one is being stored.
-            ahead = asyncio.ensure_future(in_thread(next, batches, None))
+
+        def next_encoded() -> EncodedBatch | None:
+            batch = next(batches, None)
+            return None if batch is None else staged.encode(batch)
+
+        ahead = asyncio.ensure_future(in_thread(next_encoded))
+        while (batch := await ahead) is not None:
+            # The next batch is read (or generated) and encoded while this one is
+            # being stored: on PostgreSQL, while the server parses this one's COPY.
+            ahead = asyncio.ensure_future(in_thread(next_encoded))
             done += await staged.add(batch)
             await ctx.send({"step": step, "done": done, "total": max(total, done)})
             await pause(delay_ms)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 
 from ..params import InvalidParam
@@ -88,6 +87,10 @@ _PLACES = [
     "Zurich",
 ]
 
+#: Every first name with every last name, each pair as likely as the other.
+_NAMES = [f"{first} {last}" for first in _FIRST for last in _LAST]
+_BORN = range(1900, 2011)
+
 
 class RowSource:
     """A known number of rows, handed out in batches."""
@@ -109,16 +112,17 @@ class GeneratedSource(RowSource):
 
     def batches(self, size: int) -> Iterator[list[Row]]:
         rng = random.Random(self._seed)
-        rows = (
-            (
-                f"{rng.choice(_FIRST)} {rng.choice(_LAST)}",
-                rng.randint(1900, 2010),
-                rng.choice(_PLACES),
-            )
-            for _ in range(self.total)
-        )
-        while batch := list(islice(rows, size)):
-            yield batch
+        # A batch's columns drawn whole by ``choices`` (a third of the time of drawing
+        # each value with ``choice`` and ``randint``): generating a large import shares
+        # one interpreter with the event loop that stores its rows.
+        left = self.total
+        while left > 0:
+            n = min(size, left)
+            left -= n
+            names = rng.choices(_NAMES, k=n)
+            borns = rng.choices(_BORN, k=n)
+            places = rng.choices(_PLACES, k=n)
+            yield list(zip(names, borns, places, strict=True))
 
 
 class CsvSource(RowSource):

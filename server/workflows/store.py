@@ -282,8 +282,11 @@ class _SqliteStaging:
     def rows(self) -> int:
         return self._staged.rows
 
-    async def add(self, rows: Sequence[Row]) -> int:
-        return await in_thread(self._staged.add, rows)
+    def encode(self, rows: Sequence[Row]) -> Sequence[Row]:
+        return rows  # sqlite3 takes the rows as they are
+
+    async def add(self, batch: Sequence[Row]) -> int:
+        return await in_thread(self._staged.add, batch)
 
     async def publish(self, source: str) -> int:
         return await in_thread_to_the_end(self._staged.publish, source)
