@@ -438,7 +438,11 @@ async def _create_schema(conn: psycopg.AsyncConnection[Any], schema: str) -> Non
         # Two servers starting at once on a new schema would race on CREATE … IF NOT
         # EXISTS (it is not atomic); a lock per schema makes them take turns.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("streambind:" + schema,))
-        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(s))
+        # Only when it is missing: CREATE SCHEMA IF NOT EXISTS asks for CREATE on the
+        # database even when the schema exists, which a DBA's role need not have.
+        cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if await cur.fetchone() is None:
+            await conn.execute(sql.SQL("CREATE SCHEMA {}").format(s))
         await conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("
