@@ -38,6 +38,7 @@ __all__ = [
     "FollowedEventLog",
     "ShippedEventLog",
     "entry_seq",
+    "read_entries",
     "read_entry",
 ]
 
@@ -73,10 +74,21 @@ class Entry:
 
 
 def read_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Entry:
-    """A stream entry as ``XRANGE``/``XREAD`` return it."""
+    """A stream entry as redis-py's ``xrange`` returns it."""
     last = entry_seq(entry_id)
     first = fields.get(FIRST)
     return Entry(int(first) if first else last, last, fields[FRAMES], TERMINAL in fields)
+
+
+def read_entries(reply: Any) -> list[Entry]:
+    """The entries of one stream in a raw ``XREAD`` reply (RESP2 or RESP3: a list of
+    ``[stream, entries]`` or a map), each ``[id, [field, value, ...]]``."""
+    streams = reply.values() if isinstance(reply, dict) else (pair[1] for pair in reply)
+    return [
+        read_entry(entry_id, dict(zip(fields[::2], fields[1::2], strict=True)))
+        for entries in streams
+        for entry_id, fields in entries
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +102,19 @@ class Batch:
     @property
     def last(self) -> int:
         return self.first + len(self.frames) - 1
+
+    def entries(self, most_bytes: int) -> list[tuple[int, int, bytes]]:
+        """The batch as stream entries of about ``most_bytes`` at most (at least one event
+        each): ``(first, last, frames joined)``."""
+        frames, first = self.frames, self.first
+        ends = list(accumulate(map(len, frames)))
+        out = []
+        start, before = 0, 0
+        while start < len(frames):
+            stop = max(start + 1, bisect_right(ends, before + most_bytes, start))
+            out.append((first + start, first + stop - 1, b"".join(frames[start:stop])))
+            start, before = stop, ends[stop - 1]
+        return out
 
 
 class ShippedEventLog(MemoryEventLog):

@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError, WatchError
+from redis.exceptions import NoScriptError, RedisError, ResponseError, WatchError
 
 from .config import ServerConfig
 from .eventlog import EventLog
@@ -39,6 +39,7 @@ from .redis_log import (
     FollowedEventLog,
     ShippedEventLog,
     entry_seq,
+    read_entries,
     read_entry,
 )
 from .registry import Endpoint
@@ -52,9 +53,10 @@ logger = logging.getLogger("streambind.server.redis")
 #: A node whose heartbeat is older than this is dead; it refreshes it every second.
 HEARTBEAT_TTL_S = 3
 _HEARTBEAT_EVERY_S = 1.0
-#: The most events one pipeline writes, as one stream entry, and about the most bytes:
-#: a firehose goes out in batches this size.
+#: The most events one write takes, and about the most bytes: a firehose goes out in
+#: batches this size, as stream entries of about _ENTRY_BYTES at most.
 _WRITE_BATCH = 2000
+_WRITE_BYTES = 1 << 20
 _ENTRY_BYTES = 64 * 1024
 #: The most entries one XREAD returns to a following node.
 _READ_ENTRIES = 64
@@ -81,45 +83,51 @@ _RECORD_FIELDS = (
 )
 
 
-# Appends one entry: the frames ARGV[5] (events ARGV[1] to ARGV[2], joined) as <ARGV[2]>-0,
-# with `first` if it holds more than one event and `end` if ARGV[3] is "1"; then trims the
-# entries wholly older than event ARGV[4]. Returns 1 if events were refused: those not newer
-# than the stream's newest (a retry of a write that did arrive, in whole or in part: only
-# the events after the newest are added, found by their framing as in framing.frame_start),
-# or all of them after a terminal entry (another node ended the run with node_lost).
+# Appends entries: from ARGV[3] on, three arguments each: the id of its first event, of its
+# last (its id, <last>-0) and its frames joined; `first` is set if it holds more than one
+# event, and `end` on the last entry if ARGV[1] is "1". Then trims the entries wholly older
+# than event ARGV[2]. Returns 1 if events were refused: those not newer than the stream's
+# newest (a retry of a write that did arrive, in whole or in part: only the events after
+# the newest are added, found by their framing as in framing.frame_start), or all of them
+# after a terminal entry (another node ended the run with node_lost).
 _APPEND_LUA = """
-local stream, first, last, frames = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[5]
-local function add()
-  local command = {'XADD', stream, string.format('%d-0', last), 'f', frames}
-  if first < last then
-    command[6] = 'first'
-    command[7] = string.format('%d', first)
+local stream = KEYS[1]
+local top = 0
+local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+if newest then
+  top = tonumber(string.match(newest[1], '^%d+'))
+  for j = 1, #newest[2], 2 do
+    if newest[2][j] == 'end' then return 1 end
   end
-  if ARGV[3] == '1' then
-    command[#command + 1] = 'end'
-    command[#command + 1] = '1'
-  end
-  return redis.pcall(unpack(command))
 end
 local refused = 0
-local reply = add()
-if type(reply) == 'table' and reply.err then
-  refused = 1
-  local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
-  if newest == nil then return refused end
-  for i = 1, #newest[2], 2 do
-    if newest[2][i] == 'end' then return refused end
+for i = 3, #ARGV, 3 do
+  local first, last, frames = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
+  if last <= top then
+    refused = 1
+  else
+    if first <= top then
+      refused = 1
+      local at = string.find(frames, string.format('\\n\\nid: %d\\n', top + 1), 1, true)
+      if at == nil then return refused end
+      frames = string.sub(frames, at + 2)
+      first = top + 1
+    end
+    local command = {'XADD', stream, string.format('%d-0', last), 'f', frames}
+    if first < last then
+      command[6] = 'first'
+      command[7] = string.format('%d', first)
+    end
+    if ARGV[1] == '1' and i + 2 == #ARGV then
+      command[#command + 1] = 'end'
+      command[#command + 1] = '1'
+    end
+    redis.call(unpack(command))
+    top = last
   end
-  local top = tonumber(string.match(newest[1], '^%d+'))
-  if top >= last or top < first then return refused end
-  local at = string.find(frames, string.format('\\n\\nid: %d\\n', top + 1), 1, true)
-  if at == nil then return refused end
-  frames = string.sub(frames, at + 2)
-  first = top + 1
-  add()
 end
-if tonumber(ARGV[4]) > 1 then
-  redis.call('XTRIM', stream, 'MINID', '~', ARGV[4])
+if tonumber(ARGV[2]) > 1 then
+  redis.call('XTRIM', stream, 'MINID', '~', ARGV[2])
 end
 return refused
 """
@@ -316,44 +324,46 @@ class RedisRunStore:
             while True:
                 await log.ready.wait()
                 log.ready.clear()
-                batch = log.take(_WRITE_BATCH, entry_bytes)
+                batch = log.take(_WRITE_BATCH, _WRITE_BYTES)
                 if log.outbox:
                     log.ready.set()  # more than one batch: go round again at once
                 done = run.finished is not None and not log.outbox
-                pipe = self._redis.pipeline(transaction=False)
+                commands: list[tuple[Any, ...]] = []
                 appended_at = -1
                 if not announced:
-                    pipe.hset(key, mapping=self._record(run))
-                    pipe.zadd(self._index_key, {run.id: run.created})
-                    pipe.sadd(self._running_key, run.id)
+                    commands.append(("HSET", key, *_pairs(self._record(run))))
+                    commands.append(("ZADD", self._index_key, run.created, run.id))
+                    commands.append(("SADD", self._running_key, run.id))
                 if batch is not None:
-                    # The batch is one entry: Redis's work, the packing here and the
-                    # parsing on the reading nodes are per batch, not per event. The
+                    # A few entries of many events each: Redis's work, the packing here and
+                    # the parsing on the reading nodes are per entry, not per event. The
                     # stream keeps as many events as the memory log does (its byte bound,
                     # as a count, counted back from the newest shipped).
-                    appended_at = len(pipe.command_stack)
-                    pipe.evalsha(
-                        self._append_sha,
-                        1,
-                        events,
-                        batch.first,
-                        batch.last,
-                        b"1" if batch.terminal else b"0",
-                        batch.last - max(1, log.kept) + 1,
-                        b"".join(batch.frames),
+                    appended_at = len(commands)
+                    commands.append(
+                        (
+                            "EVALSHA",
+                            self._append_sha,
+                            1,
+                            events,
+                            b"1" if batch.terminal else b"0",
+                            batch.last - max(1, log.kept) + 1,
+                            *(arg for entry in batch.entries(entry_bytes) for arg in entry),
+                        )
                     )
                 if log.released and not released:
-                    pipe.xtrim(events, minid=f"{log.last_seq + 1}-0")
-                pipe.hset(
-                    key,
-                    mapping={
-                        "messages": run.messages,
-                        "last_message": run.last_message_json or "",
-                        "last_seq": batch.last if batch is not None else log.last_seq,
-                    },
+                    commands.append(("XTRIM", events, "MINID", f"{log.last_seq + 1}-0"))
+                last_seq = batch.last if batch is not None else log.last_seq
+                commands.append(
+                    (
+                        "HSET",
+                        key,
+                        *("messages", run.messages, "last_message", run.last_message_json or ""),
+                        *("last_seq", last_seq),
+                    )
                 )
                 try:
-                    results = await pipe.execute(raise_on_error=False)
+                    results = await self._send(commands)
                     appended = results[appended_at] if appended_at >= 0 else 0
                     if isinstance(appended, NoScriptError):
                         # Redis restarted, its script cache empty: load it, write again.
@@ -387,6 +397,30 @@ class RedisRunStore:
             event = self._announced.pop(run.id, None)
             if event is not None:
                 event.set()
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The commands' replies, in one round trip on one pooled connection; a command
+        Redis refused has its error as its reply.
+
+        Not a redis-py pipeline: its machinery costs a few hundred microseconds of Python
+        per call, which a sparse stream pays on every event, on the way to its followers
+        elsewhere. Connection errors raise (and the connection is dropped).
+        """
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(
+                connection.pack_commands(commands), check_health=False
+            )
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        finally:
+            await pool.release(connection)
 
     async def _still_running(self, run: Run) -> bool:
         # Refused ids: a retry of a write that arrived (the record still says running),
@@ -544,14 +578,25 @@ class RedisRunStore:
         assert isinstance(log, FollowedEventLog)
         events = self._events_key(run.id)
         backoff = 0.05
+        pool = self._redis.connection_pool
+        connection = None
         try:
             # Each XREAD BLOCK returns the entries that arrived since: a sparse stream's
             # event, a firehose's batches (each one entry, as its node wrote it) whole.
+            # On a connection of its own, with no redis-py command machinery per read (a
+            # sparse stream pays it on every event; see _send).
             while not log.closed:
                 try:
-                    reply = await self._redis.xread(
-                        {events: f"{log.last_seq}-0"}, count=_READ_ENTRIES, block=_READ_BLOCK_MS
+                    if connection is None:
+                        connection = await pool.get_connection()
+                    await connection.send_packed_command(
+                        connection.pack_command(
+                            *("XREAD", "COUNT", _READ_ENTRIES, "BLOCK", _READ_BLOCK_MS),
+                            *("STREAMS", events, f"{log.last_seq}-0"),
+                        ),
+                        check_health=False,
                     )
+                    reply = await connection.read_response()
                     if not reply:
                         if not await self._redis.exists(self._run_key(run.id)):
                             log.end_unseen()
@@ -560,12 +605,15 @@ class RedisRunStore:
                         continue
                 except (RedisError, OSError) as exc:
                     self._lost(exc)
+                    if connection is not None:
+                        await pool.release(connection)  # dropped by the failed read
+                        connection = None
                     await asyncio.sleep(backoff)
                     backoff = min(_MAX_BACKOFF_S, backoff * 2)
                     continue
                 backoff = 0.05
                 newest = log.last_seq
-                log.ingest(read_entry(entry_id, fields) for entry_id, fields in reply[0][1])
+                log.ingest(read_entries(reply))
                 if log.last_seq == newest + 1 and run.caught_up and not log.closed:
                     # One new message (a sparse stream): written to the caught-up followers
                     # here, as ctx.send does where the run executes, one task hop sooner.
@@ -574,6 +622,9 @@ class RedisRunStore:
                 else:
                     run.wake_followers()
         finally:
+            if connection is not None:
+                # Cancelled in the middle of a read, redis-py has dropped the connection.
+                await pool.release(connection)
             if self._readers.get(run.id) is asyncio.current_task():
                 del self._readers[run.id]
 
@@ -750,6 +801,10 @@ class RedisRunStore:
 def _stand_in(name: str) -> Endpoint:
     # A run executed elsewhere is only followed here: its endpoint is its name.
     return Endpoint(name=name, title=name, description="", fn=_runs_elsewhere)
+
+
+def _pairs(mapping: dict[str, Any]) -> list[Any]:
+    return [item for pair in mapping.items() for item in pair]
 
 
 def _update(run: Run, fields: dict[str, str]) -> None:
