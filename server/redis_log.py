@@ -1,12 +1,13 @@
 """Event logs backed by a Redis Stream: the executing node's, and a following node's.
 
 A run's stream holds its frames exactly as ``framing.encode_event`` made them, several
-consecutive events to an entry: each batch the writer ships is one entry, its frames
-joined back to back (field ``f``). The entry id is the SSE id of its LAST event
-(``<seq>-0``), and ``first`` is the id of its first one (left out when the entry holds
-one event), so ``Last-Event-ID: N`` is still one ``XRANGE`` from ``N + 1``: the first
-entry returned holds event ``N + 1``, and the frames before it in that entry are cut
-off. The entry that ends with the terminal event carries an ``end`` field too.
+consecutive events to an entry: each batch the writer ships is one entry (or a few, of
+at most 64 KiB each), its frames joined back to back (field ``f``). The entry id is the
+SSE id of its LAST event (``<seq>-0``), and ``first`` is the id of its first one (left
+out when the entry holds one event), so ``Last-Event-ID: N`` is still one ``XRANGE``
+from ``N + 1``: the first entry returned holds event ``N + 1``, and the frames before
+it in that entry are cut off. The entry that ends with the terminal event carries an
+``end`` field too.
 
 ``ShippedEventLog`` is the executing node's: a ``MemoryEventLog`` (its local followers
 and ``ctx.send`` see nothing else) whose appends are also queued for the store's

@@ -3,7 +3,7 @@
 Keys (``P`` is the prefix, default ``streambind:``):
 
 - ``P run:<id>``          hash: the run's record (endpoint, params, node, status, ...)
-- ``P run:<id>:events``   stream: its framed events, entry id ``<seq>-0``
+- ``P run:<id>:events``   stream: its framed events, several to an entry (``redis_log``)
 - ``P runs``              sorted set: every run id, scored by creation time
 - ``P running``           set: the ids of runs still running (for the node-lost sweep)
 - ``P node:<node>``       string with a short expiry: the node's heartbeat
@@ -310,7 +310,8 @@ class RedisRunStore:
             await pipe.execute()
 
     async def _ship(self, run: Run) -> None:
-        """The run's writer: everything its log queued, pipelined, until its record is final."""
+        """The run's writer: everything its log queued, a batch per round trip, until its
+        record is final."""
         log = run.log
         assert isinstance(log, ShippedEventLog)
         key, events = self._run_key(run.id), self._events_key(run.id)
