@@ -9,7 +9,7 @@ import pytest
 import redisdb
 
 from streambind.server.framing import MESSAGE, encode_event
-from streambind.server.redis_log import Batch, FollowedEventLog
+from streambind.server.redis_log import Batch, Entry, FollowedEventLog
 from streambind.server.redis_store import _APPEND_LUA
 
 
@@ -82,3 +82,19 @@ async def test_nothing_is_added_after_a_terminal_entry(stream: tuple[Any, str]) 
     await client.xadd(key, {b"f": _frames(1, 1)[0], b"end": b"1"}, id="1-0")
     assert await _append(client, key, Batch(1, _frames(1, 3), False), 1 << 20) == 1
     assert await client.xlen(key) == 1
+
+
+async def test_a_following_node_keeps_entries_whole_and_reads_from_inside_one() -> None:
+    frames = _frames(1, 12)
+    log = FollowedEventLog(1 << 20, None, "unused", last_seq=0, first_kept=1, closed=False)
+    batch = Batch(1, frames, True)
+    log.ingest(Entry(first, last, joined, last == 12) for first, last, joined in batch.entries(300))
+    assert log.closed and log.last_seq == 12
+    for after in range(12):
+        piece = await log.read(after, max_events=1000)
+        assert b"".join(piece.frames) == b"".join(frames[after:])
+        assert (piece.last_seq, piece.ends) == (12, True)
+        assert log.frame(after + 1) == frames[after]
+    # At most about max_events: whole entries after the first one, never cut.
+    piece = await log.read(0, max_events=5)
+    assert 0 < piece.last_seq <= 5 and b"".join(piece.frames) == b"".join(frames[: piece.last_seq])
