@@ -83,7 +83,7 @@ class RunContext:
                     # the next ones, in one write.
                     run.wake_followers()
                 else:
-                    await _write_to_caught_up_followers(run, seq)
+                    await run.write_to_caught_up(seq)
             self._last_send = now
             if now >= self._next_yield:
                 await asyncio.sleep(0)
@@ -130,17 +130,3 @@ class RunContext:
             run.wake_followers()
             oldest = min(f.progressed_at for f in waiting)
             await run.wait_for_progress(max(0.0, stall - (now - oldest)))
-
-
-async def _write_to_caught_up_followers(run: Run, seq: int) -> None:
-    """Caught-up followers of a sparse stream get the event written here, not by their tasks.
-
-    A follower that cannot take it at once is woken, to write it with the ones that follow.
-    """
-    frame = run.log.frame(seq)
-    size = len(frame)
-    for follower in list(run.caught_up):
-        if follower.idle_for(seq, size):
-            await follower.write_now(seq, frame)
-        else:
-            follower.wake()

@@ -37,6 +37,8 @@ class EventsGone(Exception):
 class LogSlice:
     """Consecutive framed events ``(after, last_seq]``; ``ends`` if the terminal event is in it."""
 
+    #: The frames in order, to be written back to back: one event each, or several
+    #: joined (a log that keeps events as they arrived in batches).
     frames: list[bytes]
     last_seq: int
     ends: bool

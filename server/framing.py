@@ -25,6 +25,7 @@ __all__ = [
     "end_data",
     "failed_data",
     "fell_behind_event",
+    "frame_start",
     "retry_field",
     "to_json",
     "utf8",
@@ -109,6 +110,22 @@ def encode_event(seq: int, event: str, data_json: str) -> bytes:
         return frame.encode()  # this runs once per event: the plain call is the fast one
     except UnicodeEncodeError:
         return utf8(frame)  # a lone surrogate, inside a JSON string
+
+
+def frame_start(frames: bytes, seq: int) -> int:
+    """Where event ``seq`` begins in frames joined back to back (``encode_event``'s, in order).
+
+    A frame begins with its id line and ends with the one blank line in it (its data is
+    JSON, which holds no raw line break), so ``\n\nid: <seq>\n`` can only be the boundary
+    before event ``seq``. Raises ValueError if it is not in ``frames``.
+    """
+    head = b"id: %d\n" % seq
+    if frames.startswith(head):
+        return 0
+    at = frames.find(b"\n\n" + head)
+    if at < 0:
+        raise ValueError(f"event {seq} does not begin in these frames")
+    return at + 2
 
 
 def end_data(result_json: str) -> str:

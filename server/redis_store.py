@@ -3,7 +3,7 @@
 Keys (``P`` is the prefix, default ``streambind:``):
 
 - ``P run:<id>``          hash: the run's record (endpoint, params, node, status, ...)
-- ``P run:<id>:events``   stream: its framed events, entry id ``<seq>-0``
+- ``P run:<id>:events``   stream: its framed events, several to an entry (``redis_log``)
 - ``P runs``              sorted set: every run id, scored by creation time
 - ``P running``           set: the ids of runs still running (for the node-lost sweep)
 - ``P node:<node>``       string with a short expiry: the node's heartbeat
@@ -27,13 +27,21 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import NoScriptError, RedisError, ResponseError, WatchError
 
 from .config import ServerConfig
 from .eventlog import EventLog
 from .framing import ERROR, encode_event, failed_data
 from .node import NODE_ID
-from .redis_log import FRAME, TERMINAL, FollowedEventLog, ShippedEventLog, entry_seq
+from .redis_log import (
+    FRAMES,
+    TERMINAL,
+    FollowedEventLog,
+    ShippedEventLog,
+    entry_seq,
+    read_entries,
+    read_entry,
+)
 from .registry import Endpoint
 from .run import Run
 from .store import StoreUnavailable
@@ -45,8 +53,13 @@ logger = logging.getLogger("streambind.server.redis")
 #: A node whose heartbeat is older than this is dead; it refreshes it every second.
 HEARTBEAT_TTL_S = 3
 _HEARTBEAT_EVERY_S = 1.0
-#: The most events one pipeline writes: a firehose goes out in batches this size.
+#: The most events one write takes, and about the most bytes: a firehose goes out in
+#: batches this size, as stream entries of about _ENTRY_BYTES at most.
 _WRITE_BATCH = 2000
+_WRITE_BYTES = 1 << 20
+_ENTRY_BYTES = 64 * 1024
+#: The most entries one XREAD returns to a following node.
+_READ_ENTRIES = 64
 #: XREAD BLOCK's wait, after which a reader checks that its run still exists.
 _READ_BLOCK_MS = 1000
 _CONNECT_TIMEOUT_S = 3.0
@@ -70,41 +83,53 @@ _RECORD_FIELDS = (
 )
 
 
-# Appends frames ARGV[4..] as entries <ARGV[1] + i>-0 (the last one terminal if ARGV[2] is
-# "1"), then trims to about ARGV[3] entries. Ids not newer than the stream's newest (a retry
-# of a batch that did arrive, or a run another node ended with node_lost) are refused one
-# by one; returns how many were.
+# Appends entries: from ARGV[3] on, three arguments each: the id of its first event, of its
+# last (its id, <last>-0) and its frames joined; `first` is set if it holds more than one
+# event, and `end` on the last entry if ARGV[1] is "1". Then trims the entries wholly older
+# than event ARGV[2]. Returns 1 if events were refused: those not newer than the stream's
+# newest (a retry of a write that did arrive, in whole or in part: only the events after
+# the newest are added, found by their framing as in framing.frame_start), or all of them
+# after a terminal entry (another node ended the run with node_lost).
 _APPEND_LUA = """
-local first = tonumber(ARGV[1])
-local count = #ARGV - 3
-local refused = 0
-for i = 1, count do
-  local id = string.format('%d-0', first + i - 1)
-  local reply
-  if i == count and ARGV[2] == '1' then
-    reply = redis.pcall('XADD', KEYS[1], id, 'f', ARGV[3 + i], 'end', '1')
-  else
-    reply = redis.pcall('XADD', KEYS[1], id, 'f', ARGV[3 + i])
+local stream = KEYS[1]
+local top = 0
+local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+if newest then
+  top = tonumber(string.match(newest[1], '^%d+'))
+  for j = 1, #newest[2], 2 do
+    if newest[2][j] == 'end' then return 1 end
   end
-  if type(reply) == 'table' and reply.err then refused = refused + 1 end
 end
-redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
+local refused = 0
+for i = 3, #ARGV, 3 do
+  local first, last, frames = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
+  if last <= top then
+    refused = 1
+  else
+    if first <= top then
+      refused = 1
+      local at = string.find(frames, string.format('\\n\\nid: %d\\n', top + 1), 1, true)
+      if at == nil then return refused end
+      frames = string.sub(frames, at + 2)
+      first = top + 1
+    end
+    local command = {'XADD', stream, string.format('%d-0', last), 'f', frames}
+    if first < last then
+      command[6] = 'first'
+      command[7] = string.format('%d', first)
+    end
+    if ARGV[1] == '1' and i + 2 == #ARGV then
+      command[#command + 1] = 'end'
+      command[#command + 1] = '1'
+    end
+    redis.call(unpack(command))
+    top = last
+  end
+end
+if tonumber(ARGV[2]) > 1 then
+  redis.call('XTRIM', stream, 'MINID', '~', ARGV[2])
+end
 return refused
-"""
-
-# The entries after id ARGV[1]-0, at most ARGV[2]: {id, frame, id, frame, ..., ended}, where
-# ended is 1 if the last one is the terminal event. One flat reply that hiredis parses in C.
-_READ_LUA = """
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
-local out = {}
-local ended = 0
-for _, entry in ipairs(entries) do
-  out[#out + 1] = entry[1]
-  out[#out + 1] = entry[2][2]
-  if entry[2][3] == 'end' then ended = 1 end
-end
-out[#out + 1] = ended
-return out
 """
 
 
@@ -181,9 +206,10 @@ class RedisRunStore:
                 health_check_interval=10,
             )
             self._redis = aioredis.Redis.from_pool(pool)
-            self._append = self._redis.register_script(_APPEND_LUA)
-            self._read = self._redis.register_script(_READ_LUA)
             await asyncio.wait_for(self._redis.ping(), _CONNECT_TIMEOUT_S)
+            # EVALSHA, not a registered Script: a pipeline with a Script asks SCRIPT EXISTS
+            # first, one more round trip for every event of a sparse stream.
+            self._append_sha = await self._redis.script_load(_APPEND_LUA)
             await self._beat()
             self._known_nodes = {n.decode() for n in await self._redis.smembers(self._nodes_key)}
         except (RedisError, OSError, TimeoutError) as exc:
@@ -284,10 +310,14 @@ class RedisRunStore:
             await pipe.execute()
 
     async def _ship(self, run: Run) -> None:
-        """The run's writer: everything its log queued, pipelined, until its record is final."""
+        """The run's writer: everything its log queued, a batch per round trip, until its
+        record is final."""
         log = run.log
         assert isinstance(log, ShippedEventLog)
         key, events = self._run_key(run.id), self._events_key(run.id)
+        # An entry holds at most a sixteenth of the log, so that trimming by entries keeps
+        # about as many events as the log does.
+        entry_bytes = max(1, min(_ENTRY_BYTES, log.capacity // 16))
         announced = False
         released = False
         backoff = 0.05
@@ -295,45 +325,60 @@ class RedisRunStore:
             while True:
                 await log.ready.wait()
                 log.ready.clear()
-                batch = log.take(_WRITE_BATCH)
+                batch = log.take(_WRITE_BATCH, _WRITE_BYTES)
                 if log.outbox:
                     log.ready.set()  # more than one batch: go round again at once
                 done = run.finished is not None and not log.outbox
-                pipe = self._redis.pipeline(transaction=False)
+                commands: list[tuple[Any, ...]] = []
                 appended_at = -1
                 if not announced:
-                    pipe.hset(key, mapping=self._record(run))
-                    pipe.zadd(self._index_key, {run.id: run.created})
-                    pipe.sadd(self._running_key, run.id)
-                if batch:
-                    # One script call per batch: the per-command work of 2,000 XADDs
-                    # (packing, one reply each) is what limits a firehose, not Redis.
-                    terminal = b"1" if batch[-1][2] else b"0"
-                    frames = [frame for _, frame, _ in batch]
-                    # The stream keeps as many events as the memory log does (its byte
-                    # bound, as a count; MAXLEN ~ lets Redis trim whole nodes, keeping a
-                    # few more), counted back from the newest shipped.
-                    args = [batch[0][0], terminal, max(1, log.kept), *frames]
-                    appended_at = len(pipe.command_stack)
-                    await self._append(keys=[events], args=args, client=pipe)
+                    commands.append(("HSET", key, *_pairs(self._record(run))))
+                    commands.append(("ZADD", self._index_key, run.created, run.id))
+                    commands.append(("SADD", self._running_key, run.id))
+                if batch is not None:
+                    # A few entries of many events each: Redis's work, the packing here and
+                    # the parsing on the reading nodes are per entry, not per event. The
+                    # stream keeps as many events as the memory log does (its byte bound,
+                    # as a count, counted back from the newest shipped).
+                    appended_at = len(commands)
+                    commands.append(
+                        (
+                            "EVALSHA",
+                            self._append_sha,
+                            1,
+                            events,
+                            b"1" if batch.terminal else b"0",
+                            batch.last - max(1, log.kept) + 1,
+                            *(arg for entry in batch.entries(entry_bytes) for arg in entry),
+                        )
+                    )
                 if log.released and not released:
-                    pipe.xtrim(events, minid=f"{log.last_seq + 1}-0")
-                pipe.hset(
-                    key,
-                    mapping={
-                        "messages": run.messages,
-                        "last_message": run.last_message_json or "",
-                        "last_seq": batch[-1][0] if batch else log.last_seq,
-                    },
+                    commands.append(("XTRIM", events, "MINID", f"{log.last_seq + 1}-0"))
+                last_seq = batch.last if batch is not None else log.last_seq
+                commands.append(
+                    (
+                        "HSET",
+                        key,
+                        *("messages", run.messages, "last_message", run.last_message_json or ""),
+                        *("last_seq", last_seq),
+                    )
                 )
                 try:
-                    results = await pipe.execute(raise_on_error=False)
-                    refused = appended_at >= 0 and results[appended_at] != 0
-                    if done and (not refused or await self._still_running(run)):
+                    results = await self._send(commands)
+                    appended = results[appended_at] if appended_at >= 0 else 0
+                    if isinstance(appended, NoScriptError):
+                        # Redis restarted, its script cache empty: load it, write again.
+                        self._append_sha = await self._redis.script_load(_APPEND_LUA)
+                        assert batch is not None
+                        log.put_back(batch)
+                        log.ready.set()
+                        continue
+                    if done and (appended == 0 or await self._still_running(run)):
                         await self._finish_record(run)
                 except (RedisError, OSError) as exc:
                     self._lost(exc)
-                    log.put_back(batch)
+                    if batch is not None:
+                        log.put_back(batch)
                     await asyncio.sleep(backoff)
                     backoff = min(_MAX_BACKOFF_S, backoff * 2)
                     log.ready.set()
@@ -353,6 +398,30 @@ class RedisRunStore:
             event = self._announced.pop(run.id, None)
             if event is not None:
                 event.set()
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The commands' replies, in one round trip on one pooled connection; a command
+        Redis refused has its error as its reply.
+
+        Not a redis-py pipeline: its machinery costs a few hundred microseconds of Python
+        per call, which a sparse stream pays on every event, on the way to its followers
+        elsewhere. Connection errors raise (and the connection is dropped).
+        """
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(
+                connection.pack_commands(commands), check_health=False
+            )
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        finally:
+            await pool.release(connection)
 
     async def _still_running(self, run: Run) -> bool:
         # Refused ids: a retry of a write that arrived (the record still says running),
@@ -411,7 +480,7 @@ class RedisRunStore:
         run = self._followed.get(run_id)
         if run is None:
             last_seq = int(fields.get("last_seq") or 0)
-            first_kept = entry_seq(oldest[0][0]) if oldest else last_seq + 1
+            first_kept = read_entry(*oldest[0]).first if oldest else last_seq + 1
             log = FollowedEventLog(
                 self._config.log_max_bytes,
                 self._redis,
@@ -510,23 +579,25 @@ class RedisRunStore:
         assert isinstance(log, FollowedEventLog)
         events = self._events_key(run.id)
         backoff = 0.05
+        pool = self._redis.connection_pool
+        connection = None
         try:
-            # A sparse stream: each XREAD BLOCK returns the new events, one round trip per
-            # event. A firehose: once a read comes back full, the read script takes the
-            # next batches whole (one flat reply, no per-entry parsing in Python).
-            full = False
+            # Each XREAD BLOCK returns the entries that arrived since: a sparse stream's
+            # event, a firehose's batches (each one entry, as its node wrote it) whole.
+            # On a connection of its own, with no redis-py command machinery per read (a
+            # sparse stream pays it on every event; see _send).
             while not log.closed:
                 try:
-                    if full:
-                        flat = await self._read(keys=[events], args=[log.last_seq, _WRITE_BATCH])
-                        full = len(flat) > 2 * _WRITE_BATCH
-                        if len(flat) > 1:
-                            log.ingest_flat(flat)
-                            run.wake_followers()
-                        continue
-                    reply = await self._redis.xread(
-                        {events: f"{log.last_seq}-0"}, count=_WRITE_BATCH, block=_READ_BLOCK_MS
+                    if connection is None:
+                        connection = await pool.get_connection()
+                    await connection.send_packed_command(
+                        connection.pack_command(
+                            *("XREAD", "COUNT", _READ_ENTRIES, "BLOCK", _READ_BLOCK_MS),
+                            *("STREAMS", events, f"{log.last_seq}-0"),
+                        ),
+                        check_health=False,
                     )
+                    reply = await connection.read_response()
                     if not reply:
                         if not await self._redis.exists(self._run_key(run.id)):
                             log.end_unseen()
@@ -535,15 +606,26 @@ class RedisRunStore:
                         continue
                 except (RedisError, OSError) as exc:
                     self._lost(exc)
+                    if connection is not None:
+                        await pool.release(connection)  # dropped by the failed read
+                        connection = None
                     await asyncio.sleep(backoff)
                     backoff = min(_MAX_BACKOFF_S, backoff * 2)
                     continue
                 backoff = 0.05
-                entries = reply[0][1]
-                full = len(entries) >= _WRITE_BATCH
-                log.ingest((i, f[FRAME], TERMINAL in f) for i, f in entries)
-                run.wake_followers()
+                newest = log.last_seq
+                log.ingest(read_entries(reply))
+                if log.last_seq == newest + 1 and run.caught_up and not log.closed:
+                    # One new message (a sparse stream): written to the caught-up followers
+                    # here, as ctx.send does where the run executes, one task hop sooner.
+                    # (The terminal event goes through their tasks, which end with it.)
+                    await run.write_to_caught_up(log.last_seq)
+                else:
+                    run.wake_followers()
         finally:
+            if connection is not None:
+                # Cancelled in the middle of a read, redis-py has dropped the connection.
+                await pool.release(connection)
             if self._readers.get(run.id) is asyncio.current_task():
                 del self._readers[run.id]
 
@@ -679,7 +761,7 @@ class RedisRunStore:
                 frame = encode_event(seq, ERROR, failed_data(error))
                 keep = max(1, int(self._config.keep_seconds))
                 pipe.multi()
-                pipe.xadd(events, {FRAME: frame, TERMINAL: b"1"}, id=f"{seq}-0")
+                pipe.xadd(events, {FRAMES: frame, TERMINAL: b"1"}, id=f"{seq}-0")
                 pipe.hset(
                     key,
                     mapping={
@@ -720,6 +802,10 @@ class RedisRunStore:
 def _stand_in(name: str) -> Endpoint:
     # A run executed elsewhere is only followed here: its endpoint is its name.
     return Endpoint(name=name, title=name, description="", fn=_runs_elsewhere)
+
+
+def _pairs(mapping: dict[str, Any]) -> list[Any]:
+    return [item for pair in mapping.items() for item in pair]
 
 
 def _update(run: Run, fields: dict[str, str]) -> None:

@@ -84,6 +84,18 @@ class Run:
         for follower in list(self.caught_up):
             follower.wake()  # which also takes it out of the caught-up set
 
+    async def write_to_caught_up(self, seq: int) -> None:
+        """Event ``seq`` of a sparse stream, written to the caught-up followers here rather
+        than by their tasks (one loop turn sooner); one that cannot take it at once is
+        woken, to write it with the ones that follow."""
+        frame = self.log.frame(seq)
+        size = len(frame)
+        for follower in list(self.caught_up):
+            if follower.idle_for(seq, size):
+                await follower.write_now(seq, frame)
+            else:
+                follower.wake()
+
     def note_progress(self) -> None:
         """A follower finished a write: a workflow held back for it may go on."""
         waiter = self._progress

@@ -483,12 +483,38 @@ def bench_startup(reps: int) -> str:
     return table("Start-up", header, rows)
 
 
-def _redis_for_bench() -> str:
+@contextlib.contextmanager
+def _redis_for_bench() -> Iterator[tuple[str, str]]:
+    """``$STREAMBIND_BENCH_REDIS`` if set; else a private redis-server on a free port (a
+    Redis shared with other work would time that work too), like the servers not pinned to
+    a core; else the Redis at 127.0.0.1:6379."""
+    import shutil
+
     import redis
 
-    url = os.environ.get("STREAMBIND_BENCH_REDIS", "redis://127.0.0.1:6379")
-    redis.Redis.from_url(url, socket_connect_timeout=2).ping()  # fails loudly if absent
-    return url
+    url = os.environ.get("STREAMBIND_BENCH_REDIS")
+    private = None
+    if url is None and shutil.which("redis-server"):
+        port = free_port()
+        private = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        url = f"redis://127.0.0.1:{port}"
+        wait_until_listening(port, private)
+    url = url or "redis://127.0.0.1:6379"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()  # fails loudly if absent
+        yield url, "a private redis-server, not pinned" if private else _redact(url)
+    finally:
+        if private is not None:
+            private.terminate()
+            private.wait()
+
+
+def _redact(url: str) -> str:
+    return url.split("@", 1)[-1] if "@" in url else url
 
 
 def _redis_memory(url: str, prefix: str) -> tuple[int, int, int]:
@@ -501,7 +527,12 @@ def _redis_memory(url: str, prefix: str) -> tuple[int, int, int]:
     for key in keys:
         total += r.memory_usage(key, samples=0) or 0
         if key.endswith(b":events"):
-            events += r.xlen(key)
+            # An entry holds several events: from the oldest entry's first to the newest.
+            oldest, newest = r.xrange(key, count=1), r.xrevrange(key, count=1)
+            if oldest:
+                (first_id, fields), (last_id, _) = oldest[0], newest[0]
+                first = int(fields.get(b"first") or first_id.split(b"-")[0])
+                events += int(last_id.split(b"-")[0]) - first + 1
     return total, len(keys), events
 
 
@@ -521,35 +552,34 @@ def bench_redis(reps: int) -> str:
 
     import redis
 
-    url = _redis_for_bench()
     prefix = f"sbbench:{secrets.token_hex(4)}:"
-    r = redis.Redis.from_url(url)
-    try:
-        with contextlib.ExitStack() as servers:
-            options = {"redis": url, "redis-prefix": prefix}
-            urls = [servers.enter_context(server("streambind", **options))[0] for _ in range(3)]
-            with server("aiohttp-sse") as (anchor, _):
-                theirs = median(
-                    [
-                        N_THROUGHPUT
-                        / client("bytes", url=f"{anchor}/firehose?n={N_THROUGHPUT}")["seconds"]
-                        for _ in range(reps)
-                    ]
-                )
-            calls_before = _commands(r)
-            firehose = [
-                client("redis_fanout", urls=urls[:2], followers=1, n=N_THROUGHPUT, key=f"h{i}")
-                for i in range(reps)
-            ]
-            calls = (_commands(r) - calls_before) / (reps * (N_THROUGHPUT + 1))
-            memory, keys, kept = _redis_memory(url, prefix)
-            sparse = [client("redis_latency", urls=urls[:2], key=f"s{i}") for i in range(3 * reps)]
-            fan = [
-                client("redis_fanout", urls=urls, followers=1000, n=2000, key=f"f{i}")
-                for i in range(reps)
-            ]
-    finally:
-        _delete_prefix(url, prefix)
+    with contextlib.ExitStack() as servers:
+        url, which = servers.enter_context(_redis_for_bench())
+        r = redis.Redis.from_url(url)
+        # Keys go once the nodes have stopped (and before a private Redis does).
+        servers.callback(_delete_prefix, url, prefix)
+        options = {"redis": url, "redis-prefix": prefix}
+        urls = [servers.enter_context(server("streambind", **options))[0] for _ in range(3)]
+        with server("aiohttp-sse") as (anchor, _):
+            theirs = median(
+                [
+                    N_THROUGHPUT
+                    / client("bytes", url=f"{anchor}/firehose?n={N_THROUGHPUT}")["seconds"]
+                    for _ in range(reps)
+                ]
+            )
+        calls_before = _commands(r)
+        firehose = [
+            client("redis_fanout", urls=urls[:2], followers=1, n=N_THROUGHPUT, key=f"h{i}")
+            for i in range(reps)
+        ]
+        calls = (_commands(r) - calls_before) / (reps * (N_THROUGHPUT + 1))
+        memory, keys, kept = _redis_memory(url, prefix)
+        sparse = [client("redis_latency", urls=urls[:2], key=f"s{i}") for i in range(3 * reps)]
+        fan = [
+            client("redis_fanout", urls=urls, followers=1000, n=2000, key=f"f{i}")
+            for i in range(reps)
+        ]
     from clients import percentile
 
     pooled = [d for run in sparse for d in run["delays_ms"]]
@@ -583,7 +613,9 @@ def bench_redis(reps: int) -> str:
         ],
         ["Redis commands per event (firehose)", f"{calls:.3f}"],
     ]
-    return table("Redis store: three nodes on one Redis", ["measurement", "figure"], rows)
+    return table(
+        f"Redis store: three nodes on one Redis ({which})", ["measurement", "figure"], rows
+    )
 
 
 def _commands(r: Any) -> int:
