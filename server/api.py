@@ -61,7 +61,7 @@ async def _prepare_data_dir(app: web.Application) -> None:
     config = app[CONFIG]
     # The store first: with Redis, it answers the database's question of which nodes live.
     await app[MANAGER].store.open()
-    await workflows.open_database(config)
+    app[MANAGER].database = await workflows.open_database(config)
     await asyncio.to_thread(
         workflows.prune_exports,
         workflows.exports_dir(config.data_dir),
@@ -78,8 +78,11 @@ async def _tidy_data_dir(app: web.Application) -> None:
 async def _finish_runs(app: web.Application) -> None:
     # Runs end with a terminal event that every open stream still delivers,
     # before aiohttp waits for those handlers to return.
-    await app[MANAGER].shutdown()
-    await workflows.close_database(app[CONFIG])
+    manager = app[MANAGER]
+    await manager.shutdown()
+    database, manager.database = manager.database, None
+    if database is not None:
+        await database.close()
 
 
 @web.middleware
@@ -121,7 +124,7 @@ async def healthz(request: web.Request) -> web.Response:
     body: dict[str, Any] = {
         "status": "ok",
         "running": manager.running_count(),
-        "database": await workflows.database_health(request.app[CONFIG]),
+        "database": await workflows.database_health(manager.database),
     }
     problem = manager.store.problem()
     if problem is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .database_url import check_database_url
 from .node import NodeAlive
@@ -81,10 +80,6 @@ class ServerConfig:
     #: On SIGTERM, seconds running runs may still take to finish (new calls get 503
     #: with Retry-After meanwhile); 0: cancel them at once.
     drain_timeout: float = 0.0
-    #: The open database while the server runs (a ``workflows.database.Database``, set at
-    #: start-up; workflows use ctx.database). Typed loosely on purpose: the settings sit
-    #: below the workflows and never import them.
-    database: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

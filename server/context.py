@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import ServerConfig
 from .framing import MESSAGE, to_json
 from .run import Run
+
+if TYPE_CHECKING:  # the workflows import this module
+    from .workflows.database import Database
 
 __all__ = ["RunContext"]
 
@@ -26,7 +29,7 @@ _DENSE_S = 0.001
 class RunContext:
     """What a workflow gets as its first argument."""
 
-    def __init__(self, run: Run, config: ServerConfig) -> None:
+    def __init__(self, run: Run, config: ServerConfig, database: Database | None = None) -> None:
         self._run = run
         self._config = config
         self._loop = asyncio.get_running_loop()
@@ -44,8 +47,8 @@ class RunContext:
         self.run_id = run.id
         self.data_dir = config.data_dir
         self.config = config
-        #: The built-in workflows' database (workflows.database.Database), open while serving.
-        self.database = config.database
+        #: The built-in workflows' database, open while serving (None outside a server).
+        self.database = database
         self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
 
     async def send(self, data: Any) -> int:

@@ -7,7 +7,7 @@ import json
 import logging
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import StallClock
 from .config import ServerConfig
@@ -26,6 +26,9 @@ from .params import ParamsInvalid
 from .registry import Endpoint
 from .run import Follower, Run
 from .store import MemoryRunStore, RunStore
+
+if TYPE_CHECKING:  # the workflows import the context, which this module imports
+    from .workflows.database import Database
 
 __all__ = ["RunManager", "ServerClosing", "TooManyRuns"]
 
@@ -59,6 +62,9 @@ class RunManager:
         self._checks: set[asyncio.Task[None]] = set()
         #: Measures followers' progress in time this process really ran (see clock.py).
         self.clock = StallClock()
+        #: The built-in workflows' database, open while serving (the app opens and closes
+        #: it); each run's context hands it to its workflow as ``ctx.database``.
+        self.database: Database | None = None
 
     def start_background(self) -> None:
         """Start the tasks that look after every stream: the clock, pings, stuck followers."""
@@ -232,7 +238,7 @@ class RunManager:
         await self.store.close()
 
     async def _execute(self, run: Run) -> None:
-        ctx = RunContext(run, self.config)
+        ctx = RunContext(run, self.config, self.database)
         try:
             try:
                 result = await run.endpoint.fn(ctx, **run.params)

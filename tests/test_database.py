@@ -433,6 +433,7 @@ async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
     import psycopg
     from psycopg import sql
 
+    from streambind.server.api import MANAGER
     from streambind.server.workflows.database import DatabaseUnavailable
     from streambind.server.workflows.postgres import PostgresDatabase
 
@@ -469,7 +470,7 @@ async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
                 if "cannot connect" not in str(exc):
                     raise
                 pytest.skip(f"cannot connect as a new role (a password?): {exc}")
-            assert server.config.database.id_sequence is None
+            assert server.app[MANAGER].database.id_sequence is None
             (server.config.data_dir / "imports" / "few.csv").write_text(
                 "name,born\n" + "".join(f"Person {i},{1900 + i}\n" for i in range(50))
             )

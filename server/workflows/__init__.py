@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from . import demo, export, importing, report
+from .database import Database
 from .export_files import prune_exports
 from .store import SqliteDatabase, exports_dir, prepare_layout, tidy_up
 
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_MODULES",
-    "close_database",
     "database_health",
     "exports_dir",
     "open_database",
@@ -25,19 +25,18 @@ __all__ = [
 BUILTIN_MODULES = (importing, export, report, demo)
 
 
-async def open_database(config: ServerConfig) -> None:
-    """Lay out the data directory and open the configured database as ``config.database``.
+async def open_database(config: ServerConfig) -> Database:
+    """Lay out the data directory and open the database the settings name.
 
     Raises ``database.DatabaseUnavailable`` when PostgreSQL cannot be reached.
     """
     await asyncio.to_thread(prepare_layout, config.data_dir)
     if config.database_url is None:
-        config.database = await SqliteDatabase.open(config.data_dir)
-        return
+        return await SqliteDatabase.open(config.data_dir)
     # Imported only when asked for, so a server without PostgreSQL never loads psycopg.
     from .postgres import PostgresDatabase
 
-    config.database = await PostgresDatabase.open(
+    return await PostgresDatabase.open(
         config.database_url,
         config.database_schema,
         import_time_limit=config.import_time_limit,
@@ -45,13 +44,7 @@ async def open_database(config: ServerConfig) -> None:
     )
 
 
-async def close_database(config: ServerConfig) -> None:
-    if config.database is not None:
-        db, config.database = config.database, None
-        await db.close()
-
-
-async def database_health(config: ServerConfig) -> dict[str, Any]:
-    if config.database is None:
+async def database_health(database: Database | None) -> dict[str, Any]:
+    if database is None:
         return {"ok": False, "error": "the database is not open"}
-    return await config.database.health()
+    return await database.health()
