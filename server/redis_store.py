@@ -50,6 +50,11 @@ _WRITE_BATCH = 2000
 #: XREAD BLOCK's wait, after which a reader checks that its run still exists.
 _READ_BLOCK_MS = 1000
 _CONNECT_TIMEOUT_S = 3.0
+#: How long any reply may take. Set here, not left to redis-py: before 8.0 its default
+#: is no limit at all, and a paused Redis (SIGSTOP, a VM frozen, a network that drops
+#: packets without resetting) then holds every request that touches it forever. Above
+#: XREAD's block time, so a quiet stream's read is never cut short.
+_SOCKET_TIMEOUT_S = 5.0
 #: Connections for requests and writers (plus one per run followed: see open).
 _POOL_CONNECTIONS = 64
 _POOL_WAIT_S = 10.0
@@ -178,6 +183,7 @@ class RedisRunStore:
                 max_connections=_POOL_CONNECTIONS + self._config.max_runs,
                 timeout=_POOL_WAIT_S,
                 socket_connect_timeout=_CONNECT_TIMEOUT_S,
+                socket_timeout=_SOCKET_TIMEOUT_S,
                 health_check_interval=10,
             )
             self._redis = aioredis.Redis.from_pool(pool)
