@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx
 import redisdb
 from deployment import start_node
-from polling import newest_run, wait_for
+from polling import newest_run, run_record, wait_for
 
 from streambind.app.client import StreamClient
 from streambind.server.redis_store import HEARTBEAT_TTL_S
@@ -132,3 +133,119 @@ async def test_a_paused_redis_is_503_within_bounds_and_open_streams_carry_on_aft
             assert replay.status == "succeeded" and replay.chunks == again.chunks
         stderr = b"".join([await p.stderr.read() for p in (a, b) if p.stderr is not None])
         assert b"Traceback" not in stderr, stderr.decode()[-3000:]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+#: The tasks a node runs for its whole life (and this test's own).
+_BACKGROUND = (
+    "RedisRunStore._listen",
+    "RedisRunStore._sweep",
+    "RunManager._let_go_of_stuck_followers",
+    "RunManager._ping_quiet_streams",
+    "StallClock.tick",
+    "test_redis_killed_and_paused_again_and_again_leaves_no_task_or_descriptor",
+)
+
+
+def _tasks() -> list[str]:
+    return sorted(repr(task.get_coro()).split(" at ")[0] for task in asyncio.all_tasks())
+
+
+async def test_redis_killed_and_paused_again_and_again_leaves_no_task_or_descriptor(
+    tmp_path: Path,
+) -> None:
+    import flows
+
+    from streambind.server import ServerConfig, build_registry, start_server
+
+    with private_redis(tmp_path) as redis:
+        # Two nodes in this process, so both the executing node's writer and the other
+        # node's reader of a run are counted: tasks by asyncio, descriptors in /proc.
+        servers = [
+            await start_server(
+                ServerConfig(data_dir=tmp_path / name, redis_url=redis.url),
+                registry=build_registry([flows]),
+            )
+            for name in ("a", "b")
+        ]
+        a, b = servers
+        rounds = 0
+
+        async def healthz(status: int) -> None:
+            async with httpx.AsyncClient(timeout=_ANSWER_WITHIN_S) as http:
+                for server in servers:
+                    await wait_for(
+                        lambda url=server.url: http.get(f"{url}/healthz"),
+                        lambda r: r.status_code == status,
+                        f"/healthz {status}",
+                    )
+
+        async def exercise() -> None:
+            """A run on A with its caller, followed live from B to its end."""
+            nonlocal rounds
+            rounds += 1
+            key = f"leak-{rounds}"
+            async with (
+                httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+                httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+                StreamClient(b.url) as follower_client,
+                on_a.stream("POST", "/api/endpoints/hold", json={"key": key}) as caller,
+            ):
+                run_id = caller.headers["x-run-id"]
+                await run_record(on_b, run_id, lambda r: r.get("events") == 1, "B to see the run")
+                follow = follower_client.follow(run_id)
+                following = asyncio.create_task(follow.run())
+                await until(lambda: bool(follow.state.chunks), "B's follower to start")
+                flows.release(key)
+                assert (await caller.aread()).endswith(b"\n\n")
+                state = await following
+                assert state.status == "succeeded", state.error
+
+        async def kill_and_restart() -> None:
+            redis.stop()
+            await healthz(503)
+            redis.start()  # the same port, empty: the nodes reconnect by themselves
+            await healthz(200)
+
+        async def pause_and_resume() -> None:
+            with paused(redis):
+                await healthz(503)
+            await healthz(200)
+
+        async def faults(times: int) -> None:
+            for _ in range(times):
+                await exercise()
+                await kill_and_restart()
+                await exercise()
+                await pause_and_resume()
+            await exercise()
+
+        async def leftovers() -> tuple[list[str], int]:
+            return _tasks(), _open_fds()
+
+        async def idle() -> tuple[list[str], int]:
+            """The tasks and descriptors once every request, run and reader is done."""
+            quiet = await wait_for(
+                leftovers,
+                lambda seen: all(name.endswith(_BACKGROUND) for name in seen[0]),
+                "only the nodes' background tasks left",
+            )
+            return quiet
+
+        try:
+            # Warm up with one of each fault: connection pools, threads, lazy imports.
+            await faults(1)
+            tasks_before, fds_before = await idle()
+            await faults(3)
+            # A descriptor is closed a moment after its task ends: bounded, a leak fails.
+            await wait_for(
+                leftovers,
+                lambda now: now[0] == tasks_before and now[1] <= fds_before,
+                f"the tasks and at most the descriptors of before ({fds_before})",
+            )
+        finally:
+            for server in servers:
+                await server.close()
