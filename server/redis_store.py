@@ -236,11 +236,16 @@ class RedisRunStore:
     def problem(self) -> str | None:
         return self._problem
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Any) -> None:
+        if self._stopping.is_set():
+            # Closing: the followers that leave while the server shuts down would start
+            # tasks that nobody cancels and that find no Redis client ("Task exception
+            # was never retrieved" in the log). Nothing they would do can reach Redis.
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
 
     def _lost(self, exc: BaseException) -> None:
         if self._problem is None:
@@ -470,7 +475,12 @@ class RedisRunStore:
         return [summary for _, summary in listed]
 
     def followed(self, run: Run, change: int) -> None:
-        if change > 0 and run.id not in self._readers and not run.log.closed:
+        if (
+            change > 0
+            and run.id not in self._readers
+            and not run.log.closed
+            and not self._stopping.is_set()
+        ):
             self._readers[run.id] = asyncio.get_running_loop().create_task(
                 self._feed(run), name=f"run {run.id} from Redis"
             )
