@@ -210,6 +210,12 @@ class RedisRunStore:
         )
 
     async def close(self) -> None:
+        # This node stops serving other nodes' runs: their followers here are cut now, so
+        # their clients resume on another node at once, rather than wait in silence (their
+        # reader goes below) through the server's shutdown timeout for the handlers.
+        for run in self._followed.values():
+            for follower in list(run.followers):
+                follower.leave()
         # Writers first: the terminal events of the runs just cancelled reach Redis.
         writers = list(self._writers.values())
         if writers:
