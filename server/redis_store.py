@@ -137,6 +137,8 @@ class RedisRunStore:
         self._manager: Any = None
         self._known_nodes: set[str] = set()
         self._stopping = threading.Event()
+        #: Set as close() begins: this node's followers of other nodes' runs are leaving.
+        self._leaving = False
         self._beater: threading.Thread | None = None
         self._live_processes: set[str] = set()
 
@@ -213,9 +215,17 @@ class RedisRunStore:
         # This node stops serving other nodes' runs: their followers here are cut now, so
         # their clients resume on another node at once, rather than wait in silence (their
         # reader goes below) through the server's shutdown timeout for the handlers.
+        self._leaving = True
+        gone = []
         for run in self._followed.values():
+            if run.followers:
+                gone.append(self._count_follower(run.id, -len(run.followers)))
             for follower in list(run.followers):
                 follower.leave()
+        # They are counted gone here, all at once: they detach one by one later, when
+        # nothing can reach Redis any more, and a count left too high would keep the
+        # executing node from ever cancelling a run its caller abandoned.
+        await asyncio.gather(*gone)
         # Writers first: the terminal events of the runs just cancelled reach Redis.
         writers = list(self._writers.values())
         if writers:
@@ -481,12 +491,7 @@ class RedisRunStore:
         return [summary for _, summary in listed]
 
     def followed(self, run: Run, change: int) -> None:
-        if (
-            change > 0
-            and run.id not in self._readers
-            and not run.log.closed
-            and not self._stopping.is_set()
-        ):
+        if change > 0 and run.id not in self._readers and not run.log.closed and not self._leaving:
             self._readers[run.id] = asyncio.get_running_loop().create_task(
                 self._feed(run), name=f"run {run.id} from Redis"
             )
@@ -495,7 +500,8 @@ class RedisRunStore:
             if reader is not None:
                 reader.cancel()
             self._followed.pop(run.id, None)
-        self._spawn(self._count_follower(run.id, change))
+        if not self._leaving:  # closing: close() counted them all
+            self._spawn(self._count_follower(run.id, change))
 
     async def _count_follower(self, run_id: str, change: int) -> None:
         with contextlib.suppress(RedisError, OSError):

@@ -372,6 +372,9 @@ async def test_a_closing_node_cuts_its_followers_of_other_nodes_runs_at_once(
             async with on_b.stream("GET", f"/api/runs/{run_id}/events") as follower:
                 stream = events(follower)
                 assert (await anext(stream)).id == "1"
+                await wait_for(
+                    lambda: RedisFollowers.count(a, run_id), lambda n: n == 1, "B's follower"
+                )
                 closing = asyncio.create_task(b.close())
                 # Cut without a terminal event, after every event written.
                 rest = []
@@ -381,6 +384,8 @@ async def test_a_closing_node_cuts_its_followers_of_other_nodes_runs_at_once(
                             rest.append(event)
                 assert [e.id for e in rest] == ["2"]
                 await asyncio.wait_for(closing, 30)
+            # B's follower counts as gone: A's detach grace depends on that count.
+            assert await RedisFollowers.count(a, run_id) == 0
             # Its client resumes on the node that goes on.
             async with on_a.stream(
                 "GET", f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "2"}
