@@ -140,6 +140,7 @@ class RedisRunStore:
         #: Set as close() begins: this node's followers of other nodes' runs are leaving.
         self._leaving = False
         self._beater: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._live_processes: set[str] = set()
 
     # -- keys -------------------------------------------------------------------
@@ -203,6 +204,7 @@ class RedisRunStore:
             # Asked once at start-up about the owners of leftover staging tables.
             self._config.node_alive = self._process_alive
             self._live_processes = await self._live_process_ids()
+        self._loop = asyncio.get_running_loop()
         self._beater = threading.Thread(target=self._heartbeat, name="redis heartbeat", daemon=True)
         self._beater.start()
         self._spawn(self._sweep())
@@ -269,6 +271,18 @@ class RedisRunStore:
         self._problem = f"Redis is unreachable: {_reason(exc)}"
 
     def _back(self) -> None:
+        """The heartbeat (its own thread) reached Redis: the node serves again, once the
+        connections it kept idle are dropped (on the event loop)."""
+        if self._problem is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._spawn, self._recovered())
+
+    async def _recovered(self) -> None:
+        if self._problem is None or self._redis is None:
+            return
+        # A Redis that restarted closed every connection the pool keeps idle: each would
+        # fail once on its first use, and mark the node unreachable again (503s for a
+        # second) just after /healthz said it was back. They reconnect when next taken.
+        await self._redis.connection_pool.disconnect(inuse_connections=False)
         if self._problem is not None:
             logger.info("Redis is reachable again")
         self._problem = None
