@@ -63,6 +63,11 @@ _READ_ENTRIES = 64
 #: XREAD BLOCK's wait, after which a reader checks that its run still exists.
 _READ_BLOCK_MS = 1000
 _CONNECT_TIMEOUT_S = 3.0
+#: How long any reply may take. Set here, not left to redis-py: before 8.0 its default
+#: is no limit at all, and a paused Redis (SIGSTOP, a VM frozen, a network that drops
+#: packets without resetting) then holds every request that touches it forever. Above
+#: XREAD's block time, so a quiet stream's read is never cut short.
+_SOCKET_TIMEOUT_S = 5.0
 #: Connections for requests and writers (plus one per run followed: see open).
 _POOL_CONNECTIONS = 64
 _POOL_WAIT_S = 10.0
@@ -157,7 +162,10 @@ class RedisRunStore:
         self._manager: Any = None
         self._known_nodes: set[str] = set()
         self._stopping = threading.Event()
+        #: Set as close() begins: this node's followers of other nodes' runs are leaving.
+        self._leaving = False
         self._beater: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._live_processes: set[str] = set()
 
     # -- keys -------------------------------------------------------------------
@@ -203,6 +211,7 @@ class RedisRunStore:
                 max_connections=_POOL_CONNECTIONS + self._config.max_runs,
                 timeout=_POOL_WAIT_S,
                 socket_connect_timeout=_CONNECT_TIMEOUT_S,
+                socket_timeout=_SOCKET_TIMEOUT_S,
                 health_check_interval=10,
             )
             self._redis = aioredis.Redis.from_pool(pool)
@@ -221,6 +230,7 @@ class RedisRunStore:
             # Asked once at start-up about the owners of leftover staging tables.
             self._config.node_alive = self._process_alive
             self._live_processes = await self._live_process_ids()
+        self._loop = asyncio.get_running_loop()
         self._beater = threading.Thread(target=self._heartbeat, name="redis heartbeat", daemon=True)
         self._beater.start()
         self._spawn(self._sweep())
@@ -230,6 +240,20 @@ class RedisRunStore:
         )
 
     async def close(self) -> None:
+        # This node stops serving other nodes' runs: their followers here are cut now, so
+        # their clients resume on another node at once, rather than wait in silence (their
+        # reader goes below) through the server's shutdown timeout for the handlers.
+        self._leaving = True
+        gone = []
+        for run in self._followed.values():
+            if run.followers:
+                gone.append(self._count_follower(run.id, -len(run.followers)))
+            for follower in list(run.followers):
+                follower.leave()
+        # They are counted gone here, all at once: they detach one by one later, when
+        # nothing can reach Redis any more, and a count left too high would keep the
+        # executing node from ever cancelling a run its caller abandoned.
+        await asyncio.gather(*gone)
         # Writers first: the terminal events of the runs just cancelled reach Redis.
         writers = list(self._writers.values())
         if writers:
@@ -256,11 +280,16 @@ class RedisRunStore:
     def problem(self) -> str | None:
         return self._problem
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Any) -> None:
+        if self._stopping.is_set():
+            # Closing: the followers that leave while the server shuts down would start
+            # tasks that nobody cancels and that find no Redis client ("Task exception
+            # was never retrieved" in the log). Nothing they would do can reach Redis.
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return task
 
     def _lost(self, exc: BaseException) -> None:
         if self._problem is None:
@@ -268,6 +297,18 @@ class RedisRunStore:
         self._problem = f"Redis is unreachable: {_reason(exc)}"
 
     def _back(self) -> None:
+        """The heartbeat (its own thread) reached Redis: the node serves again, once the
+        connections it kept idle are dropped (on the event loop)."""
+        if self._problem is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._spawn, self._recovered())
+
+    async def _recovered(self) -> None:
+        if self._problem is None or self._redis is None:
+            return
+        # A Redis that restarted closed every connection the pool keeps idle: each would
+        # fail once on its first use, and mark the node unreachable again (503s for a
+        # second) just after /healthz said it was back. They reconnect when next taken.
+        await self._redis.connection_pool.disconnect(inuse_connections=False)
         if self._problem is not None:
             logger.info("Redis is reachable again")
         self._problem = None
@@ -533,7 +574,7 @@ class RedisRunStore:
         return [summary for _, summary in listed]
 
     def followed(self, run: Run, change: int) -> None:
-        if change > 0 and run.id not in self._readers and not run.log.closed:
+        if change > 0 and run.id not in self._readers and not run.log.closed and not self._leaving:
             self._readers[run.id] = asyncio.get_running_loop().create_task(
                 self._feed(run), name=f"run {run.id} from Redis"
             )
@@ -542,7 +583,8 @@ class RedisRunStore:
             if reader is not None:
                 reader.cancel()
             self._followed.pop(run.id, None)
-        self._spawn(self._count_follower(run.id, change))
+        if not self._leaving:  # closing: close() counted them all
+            self._spawn(self._count_follower(run.id, change))
 
     async def _count_follower(self, run_id: str, change: int) -> None:
         with contextlib.suppress(RedisError, OSError):

@@ -44,6 +44,11 @@ class Follower(Protocol):
     def let_go(self) -> None:
         """Stop waiting for it and end its stream: it made no progress for the stall time."""
 
+    def leave(self) -> None:
+        """End its stream now, without a terminal event, every whole event written so far
+        delivered first: this node stops serving the run, and the client resumes
+        (``Last-Event-ID``) on another node."""
+
     def wake(self) -> None:
         """Let the follower's own task write what has arrived."""
 

@@ -182,6 +182,11 @@ class ResponseFollower:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
 
+    def leave(self) -> None:
+        # close(), not abort(): the events already in the buffer are whole, and go out.
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
     async def ping_if_quiet(self, now: float, interval: float) -> None:
         """Write a ``: ping`` comment if this follower has waited silently for ``interval``."""
         if self._waiting is not None and now - self.wrote_at >= interval and self._socket_idle():

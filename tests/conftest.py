@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import flows
 import redisdb
 from databases import backend, pg_schema  # noqa: F401  (fixtures for every test module)
+from deployment import deployment  # noqa: F401  (nginx before three Redis nodes)
 
 from streambind.server import RunningServer, ServerConfig, build_registry, start_server
 

@@ -17,11 +17,15 @@ class CuttingProxy:
         upstream_port: int,
         cuts: list[int],
         admit_later: asyncio.Event | None = None,
+        streams_only: bool = False,
     ) -> None:
         self._upstream = (upstream_host, upstream_port)
         #: Bytes to let through to the client on each successive connection before
         #: cutting it; connections beyond the list are never cut.
         self._cuts = list(cuts)
+        #: Cut only event streams instead (counting from a stream's response), each
+        #: in turn: for a client such as the TUI that makes other requests besides.
+        self._streams_only = streams_only
         #: When given, every connection after the first waits for it before going on.
         self._admit_later = admit_later
         self.connections = 0
@@ -43,12 +47,17 @@ class CuttingProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limit = self._cuts[self.connections] if self.connections < len(self._cuts) else None
+        if self._streams_only:
+            limit = None
         self.connections += 1
         if self._admit_later is not None and self.connections > 1:
             await self._admit_later.wait()
         up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         upstream = asyncio.create_task(self._pipe(reader, up_writer, None))
-        downstream = asyncio.create_task(self._pipe(up_reader, writer, limit))
+        if self._streams_only:
+            downstream = asyncio.create_task(self._pipe_streams(up_reader, writer))
+        else:
+            downstream = asyncio.create_task(self._pipe(up_reader, writer, limit))
         self._tasks |= {upstream, downstream}
         await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
         for task in (upstream, downstream):
@@ -70,3 +79,21 @@ class CuttingProxy:
             writer.write(data)
             await writer.drain()
             sent += len(data)
+
+    async def _pipe_streams(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        limit: int | None = None
+        sent = 0
+        while data := await reader.read(65536):
+            # On loopback a response's headers arrive in one piece.
+            if limit is None and self._cuts and b"text/event-stream" in data:
+                limit = self._cuts.pop(0)
+            if limit is not None and sent + len(data) >= limit:
+                writer.write(data[: limit - sent])
+                await writer.drain()
+                return
+            writer.write(data)
+            await writer.drain()
+            if limit is not None:
+                sent += len(data)

@@ -1,90 +1,24 @@
-"""Three `streambind serve --redis` nodes behind nginx with deploy/nginx.conf, round robin.
-
-Skips (saying why) without the nginx binary or a Redis for tests.
-"""
+"""Three `streambind serve --redis` nodes behind nginx (tests/deployment.py), round robin."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
-import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
-import redisdb
 from cutter import CuttingProxy
+from deployment import Deployment
 from polling import wait_for
-from test_redis_serve import _node
 from wire import Event, split_events
 
 from streambind.app.client import StreamClient
 
-DEPLOY = Path(__file__).parent.parent / "deploy" / "nginx.conf"
 TERMINAL = {"end", "error", "cancelled"}
-
-
-class Deployment:
-    def __init__(self, url: str, nodes: list[tuple[asyncio.subprocess.Process, str]]) -> None:
-        self.url = url
-        self.nodes = nodes
-
-
-@pytest.fixture
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
-    nginx = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
-    )
-    if nginx is None:
-        reason = "nginx is not installed (apt-get install nginx-light)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    url = redisdb.require_redis()
-    with redisdb.fresh_prefix(url) as prefix:
-        nodes = []
-        try:
-            for i in range(3):
-                args = ("--redis", url, "--redis-prefix", prefix)
-                nodes.append(await _node(*args, data_dir=tmp_path / f"node{i}"))
-            conf = DEPLOY.read_text()
-            for default, (_, node_url) in zip(("8701", "8702", "8703"), nodes, strict=True):
-                conf = conf.replace(f"127.0.0.1:{default}", node_url.removeprefix("http://"))
-            port = redisdb.free_port()
-            conf = conf.replace("127.0.0.1:8780", f"127.0.0.1:{port}")
-            (tmp_path / "logs").mkdir()
-            (tmp_path / "nginx.conf").write_text(conf)
-            where = f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/logs/error.log;"
-            proxy = await asyncio.create_subprocess_exec(
-                nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
-                "-g", f"daemon off; {where}",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                deployment = Deployment(f"http://127.0.0.1:{port}", nodes)
-                async with httpx.AsyncClient(base_url=deployment.url) as client:
-
-                    async def health() -> int:
-                        with contextlib.suppress(httpx.TransportError):
-                            return (await client.get("/healthz")).status_code
-                        return 0
-
-                    await wait_for(health, lambda status: status == 200, "nginx to answer")
-                yield deployment
-            finally:
-                proxy.terminate()
-                await proxy.wait()
-        finally:
-            for process, _ in nodes:
-                if process.returncode is None:
-                    process.terminate()
-            for process, _ in nodes:
-                await process.wait()
 
 
 async def _import_cut(client: httpx.AsyncClient, cuts: list[int]) -> tuple[str, list[Event]]:
@@ -187,9 +121,9 @@ async def test_delete_through_the_proxy_cancels_and_a_killed_node_ends_in_node_l
 def _executing_process(deployment: Deployment, node: str) -> asyncio.subprocess.Process:
     # A node's name starts with its host and pid (server/node.py).
     pid = int(node.split(":")[1])
-    for process, _ in deployment.nodes:
-        if process.pid == pid:
-            return process
+    for node in deployment.nodes:
+        if node.process is not None and node.process.pid == pid:
+            return node.process
     raise AssertionError(f"no node process has pid {pid}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -342,3 +343,57 @@ async def test_a_burst_of_requests_on_another_node_waits_for_connections_not_fai
         answers = await asyncio.gather(*(on_b.get(f"/api/runs/{run_id}") for _ in range(300)))
     assert {r.status_code for r in answers} == {200}
     assert {r.json()["status"] for r in answers} == {"succeeded"}
+
+
+async def test_a_closing_node_cuts_its_followers_of_other_nodes_runs_at_once(
+    tmp_path: Path, redis_settings: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streambind.server import serve
+
+    # A shutdown timeout far beyond the bound below: a node that left these followers
+    # to it would not close in time.
+    monkeypatch.setattr(serve, "_SHUTDOWN_TIMEOUT_S", 120.0)
+    a, b = [
+        await start_server(
+            ServerConfig(data_dir=tmp_path / name, **redis_settings),  # type: ignore[arg-type]
+            registry=build_registry([flows]),
+        )
+        for name in ("a", "b")
+    ]
+    try:
+        body = {"key": "leaving", "before": 2, "after": 2}
+        async with (
+            _client(a) as on_a,
+            _client(b) as on_b,
+            on_a.stream("POST", "/api/endpoints/hold", json=body) as caller,
+        ):
+            run_id = caller.headers["x-run-id"]
+            await run_record(on_b, run_id, lambda r: r.get("events") == 2, "B to see the run")
+            async with on_b.stream("GET", f"/api/runs/{run_id}/events") as follower:
+                stream = events(follower)
+                assert (await anext(stream)).id == "1"
+                await wait_for(
+                    lambda: RedisFollowers.count(a, run_id), lambda n: n == 1, "B's follower"
+                )
+                closing = asyncio.create_task(b.close())
+                # Cut without a terminal event, after every event written.
+                rest = []
+                with contextlib.suppress(httpx.RemoteProtocolError):  # the cut
+                    async for event in stream:
+                        if isinstance(event, Event):
+                            rest.append(event)
+                assert [e.id for e in rest] == ["2"]
+                await asyncio.wait_for(closing, 30)
+            # B's follower counts as gone: A's detach grace depends on that count.
+            assert await RedisFollowers.count(a, run_id) == 0
+            # Its client resumes on the node that goes on.
+            async with on_a.stream(
+                "GET", f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "2"}
+            ) as resumed:
+                flows.release("leaving")
+                tail = await collect(resumed)
+            assert [e.id for e in tail] == ["3", "4", "5"]
+            assert tail[-1].event == "end"
+    finally:
+        for server in (a, b):
+            await server.close()

@@ -4,41 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redisdb
+from deployment import spawn_node, start_node
 from polling import run_record, wait_for
 from wire import Event, collect, events
-
-TESTS = Path(__file__).parent
-
-
-async def _spawn(*args: str, data_dir: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    for name in ("STREAMBIND_TOKEN", "STREAMBIND_DATABASE", "STREAMBIND_REDIS"):
-        env.pop(name, None)
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
-        "--data-dir", str(data_dir), "--workflows", "flows", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-
-
-async def _node(*args: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    process = await _spawn(*args, data_dir=data_dir)
-    assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-    if not line.startswith("streambind serving on "):
-        process.kill()
-        stderr = (await process.stderr.read()).decode() if process.stderr else ""
-        raise AssertionError(f"node did not start: {line!r} {stderr}")
-    return process, line.split()[3]
 
 
 @pytest.fixture
@@ -54,7 +29,7 @@ async def _nodes(count: int, args: list[str], tmp_path: Path) -> AsyncIterator[l
     started = []
     try:
         for i in range(count):
-            started.append(await _node(*args, data_dir=tmp_path / f"n{i}"))
+            started.append(await start_node(*args, data_dir=tmp_path / f"n{i}"))
         yield started
     finally:
         for process, _ in started:
@@ -68,7 +43,7 @@ async def test_an_unreachable_redis_at_start_is_exit_2_with_one_clear_line(
     tmp_path: Path,
 ) -> None:
     port = redisdb.free_port()  # nothing listens there
-    process = await _spawn("--redis", f"redis://127.0.0.1:{port}", data_dir=tmp_path)
+    process = await spawn_node("--redis", f"redis://127.0.0.1:{port}", data_dir=tmp_path)
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     lines = stderr.decode().strip().splitlines()
@@ -121,7 +96,7 @@ async def test_a_killed_nodes_followers_get_node_lost_and_the_others_go_on(
 async def test_redis_lost_while_serving_is_503_and_the_node_recovers(tmp_path: Path) -> None:
     redis = redisdb.PrivateRedis(tmp_path / "redis").start()
     try:
-        process, url = await _node("--redis", redis.url, data_dir=tmp_path / "node")
+        process, url = await start_node("--redis", redis.url, data_dir=tmp_path / "node")
         try:
             async with httpx.AsyncClient(base_url=url, timeout=30) as client:
                 assert (await client.get("/healthz")).status_code == 200
@@ -154,7 +129,7 @@ async def test_redis_lost_while_serving_is_503_and_the_node_recovers(tmp_path: P
 async def test_drain_lets_a_running_run_finish_and_refuses_new_calls(
     tmp_path: Path, shared: list[str]
 ) -> None:
-    process, url = await _node(*shared, "--drain-timeout", "30", data_dir=tmp_path)
+    process, url = await start_node(*shared, "--drain-timeout", "30", data_dir=tmp_path)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             body = {"rows": 40, "batch_size": 10, "delay_ms": 150}
