@@ -76,6 +76,8 @@ _ANNOUNCE_WAIT_S = 2.0
 #: How long a resume on another node waits for the events its Last-Event-ID names.
 _REACH_WAIT_S = 2.0
 _MAX_BACKOFF_S = 2.0
+#: How long closing waits for its cancelled tasks to end.
+_CLOSE_WAIT_S = 2.0
 _RECORD_FIELDS = (
     "endpoint",
     "params",
@@ -261,11 +263,20 @@ class RedisRunStore:
         self._stopping.set()
         if self._beater is not None:
             await asyncio.to_thread(self._beater.join, 2 * _HEARTBEAT_EVERY_S + 1)
-        for task in [*self._writers.values(), *self._readers.values(), *self._tasks]:
+        tasks = [*self._writers.values(), *self._readers.values(), *self._tasks]
+        for task in tasks:
             task.cancel()
-        for task in [*self._writers.values(), *self._readers.values(), *self._tasks]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            # Bounded: a task cancelled inside redis-py's read of a paused Redis could take
+            # as long as the reply timeout to finish, and a shutdown must not wait on it.
+            ended, stuck = await asyncio.wait(tasks, timeout=_CLOSE_WAIT_S)
+            for task in ended:  # retrieved, so none is reported as never retrieved
+                if not task.cancelled():
+                    task.exception()
+            if stuck:
+                logger.warning(
+                    "%d Redis task(s) still ending at shutdown; not waited for", len(stuck)
+                )
         if self._redis is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.delete(self._node_key(self.node or ""))
