@@ -70,7 +70,7 @@ class ServerConfig:
     #: Seconds an import may run at most. It is what lets a starting server tell that a
     #: PostgreSQL staging table whose owner it cannot ask about is abandoned.
     import_time_limit: float = 6 * 3600.0
-    #: Whether a server node still runs (see workflows.database.NodeAlive); None: ask nobody.
+    #: Whether a server node still runs (see node.NodeAlive); None: ask nobody.
     node_alive: NodeAlive | None = None
     #: A Redis URL (``redis://``, ``rediss://``, ``unix://``) whose run store this node
     #: shares with every node given the same URL and prefix; None: runs stay in memory.

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import ServerConfig
+from .database import Database
 from .framing import MESSAGE, to_json
 from .run import Run
-
-if TYPE_CHECKING:  # the workflows import this module
-    from .workflows.database import Database
 
 __all__ = ["RunContext"]
 

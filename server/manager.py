@@ -7,11 +7,12 @@ import json
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .clock import StallClock
 from .config import ServerConfig
 from .context import RunContext
+from .database import Database
 from .framing import (
     CANCELLED,
     CANCELLED_DATA,
@@ -26,9 +27,6 @@ from .params import ParamsInvalid
 from .registry import Endpoint
 from .run import Follower, Run
 from .store import MemoryRunStore, RunStore
-
-if TYPE_CHECKING:  # the workflows import the context, which this module imports
-    from .workflows.database import Database
 
 __all__ = ["RunManager", "ServerClosing", "TooManyRuns"]
 

@@ -15,10 +15,10 @@ from aiohttp import web
 from .api import CONFIG, MANAGER, REGISTRY, create_app
 from .config import ServerConfig
 from .connections import ConnectionLimits, GuardedAppRunner, default_max_connections
+from .database import DatabaseUnavailable
 from .database_url import redact_url
 from .registry import Registry
 from .store import StoreUnavailable
-from .workflows.database import DatabaseUnavailable
 
 __all__ = ["RunningServer", "run_server", "start_server"]
 

@@ -434,7 +434,7 @@ async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
     from psycopg import sql
 
     from streambind.server.api import MANAGER
-    from streambind.server.workflows.database import DatabaseUnavailable
+    from streambind.server.database import DatabaseUnavailable
     from streambind.server.workflows.postgres import PostgresDatabase
 
     role = f"streambind_test_{secrets.token_hex(6)}"

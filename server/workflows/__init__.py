@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ..database import Database
 from . import demo, export, importing, report
-from .database import Database
 from .export_files import prune_exports
 from .store import SqliteDatabase, exports_dir, prepare_layout, tidy_up
 

@@ -6,9 +6,9 @@ import asyncio
 from typing import Annotated, Any
 
 from ..context import RunContext
+from ..database import INDEXES, EncodedBatch
 from ..params import Param
 from ..registry import endpoint
-from .database import INDEXES, EncodedBatch
 from .pacing import DelayMs, pause
 from .rows import RowSource, open_source
 from .threads import in_thread

@@ -34,9 +34,9 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
+from ..database import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
 from ..node import NODE_ID
 from .copy_text import copy_text
-from .database import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
 from .threads import whole, whole_to_the_end
 
 __all__ = ["NODE_ID", "STAGING_PREFIX", "ImportTooLong", "PostgresDatabase", "staging_owner"]

@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from ..context import RunContext
+from ..database import ReportFacts
 from ..registry import endpoint
-from .database import ReportFacts
 from .pacing import DelayMs, pause
 
 # Words with the space after them: the size of the pieces a language model streams.

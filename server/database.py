@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from ..database_url import redact_url
-from ..node import NodeAlive
+from .database_url import redact_url
+from .node import NodeAlive
 
 __all__ = [
     "INDEXES",
