@@ -14,7 +14,14 @@ from typing import Protocol
 
 from .framing import encode_event
 
-__all__ = ["EventLog", "EventsGone", "LogSlice", "MemoryEventLog"]
+__all__ = [
+    "EventLog",
+    "EventsGone",
+    "LogSlice",
+    "MemoryEventLog",
+    "wait_to_be_woken",
+    "wake_waiters",
+]
 
 
 # What keeping one event costs beyond its bytes: the bytes object's header and the
@@ -140,10 +147,7 @@ class MemoryEventLog:
         if self._bytes > self._max_bytes:
             self._trim()
         if self._waiters:
-            for waiter in self._waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            self._waiters.clear()
+            wake_waiters(self._waiters)
         return seq
 
     def release(self) -> None:
@@ -184,15 +188,31 @@ class MemoryEventLog:
     async def wait(self, after: int) -> None:
         if self.last_seq > after:
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if not waiter.done() or waiter.cancelled():
-                # Cancelled: append never saw it done, so drop it here.
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+        await wait_to_be_woken(self._waiters)
+
+
+def wake_waiters(waiters: list[asyncio.Future[None]]) -> None:
+    """Wake every follower waiting on a log (``wait_to_be_woken``), and forget them."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    waiters.clear()
+
+
+async def wait_to_be_woken(waiters: list[asyncio.Future[None]]) -> None:
+    """Wait on a future of one's own among ``waiters`` until ``wake_waiters`` is called.
+
+    A future each, woken directly by the log: one loop hop from an append to the write.
+    """
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        if not waiter.done() or waiter.cancelled():
+            # Cancelled: the waking never saw it done, so drop it here.
+            with contextlib.suppress(ValueError):
+                waiters.remove(waiter)
 
 
 def _up_to(frames: list[bytes], max_bytes: int) -> list[bytes]:

@@ -19,7 +19,6 @@ demand.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from .eventlog import EventsGone, LogSlice, MemoryEventLog
+from .eventlog import EventsGone, LogSlice, MemoryEventLog, wait_to_be_woken, wake_waiters
 from .framing import frame_start
 
 __all__ = [
@@ -306,22 +305,12 @@ class FollowedEventLog:
 
     def _wake(self) -> None:
         if self._waiters:
-            for waiter in self._waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            self._waiters.clear()
+            wake_waiters(self._waiters)
 
     async def wait(self, after: int) -> None:
         if self.last_seq > after or self._gone:
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if not waiter.done() or waiter.cancelled():
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+        await wait_to_be_woken(self._waiters)
 
     async def read(self, after: int, max_events: int, max_bytes: int = 1 << 62) -> LogSlice:
         if self._gone:
