@@ -50,6 +50,25 @@ async def start_node(*args: str, data_dir: Path) -> tuple[asyncio.subprocess.Pro
     return process, line.split()[3]
 
 
+@contextlib.asynccontextmanager
+async def start_nodes(
+    count: int, *args: str, data_dir: Path
+) -> AsyncIterator[list[tuple[asyncio.subprocess.Process, str]]]:
+    """``count`` started nodes (each with a data directory of its own under ``data_dir``),
+    terminated and waited for at the end."""
+    started = []
+    try:
+        for i in range(count):
+            started.append(await start_node(*args, data_dir=data_dir / f"n{i}"))
+        yield started
+    finally:
+        for process, _ in started:
+            if process.returncode is None:
+                process.terminate()
+        for process, _ in started:
+            await process.wait()
+
+
 def nginx_binary() -> str:
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None

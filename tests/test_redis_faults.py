@@ -8,12 +8,12 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import redisdb
-from deployment import start_node
+from deployment import start_nodes
 from polling import newest_run, run_record, wait_for
 
 from streambind.app.client import StreamClient
@@ -47,21 +47,6 @@ def paused(redis: redisdb.PrivateRedis) -> Iterator[None]:
         redis.process.send_signal(signal.SIGCONT)
 
 
-@contextlib.asynccontextmanager
-async def two_nodes(redis_url: str, tmp_path: Path) -> AsyncIterator[list[tuple]]:
-    started = []
-    try:
-        for name in ("a", "b"):
-            started.append(await start_node("--redis", redis_url, data_dir=tmp_path / name))
-        yield started
-    finally:
-        for process, _ in started:
-            if process.returncode is None:
-                process.terminate()
-        for process, _ in started:
-            await process.wait()
-
-
 async def until(condition: Callable[[], bool], what: str) -> None:
     async def check() -> bool:
         return condition()
@@ -84,7 +69,7 @@ async def test_a_paused_redis_is_503_within_bounds_and_open_streams_carry_on_aft
 ) -> None:
     with private_redis(tmp_path) as redis:
         async with (
-            two_nodes(redis.url, tmp_path) as [(a, a_url), (b, b_url)],
+            start_nodes(2, "--redis", redis.url, data_dir=tmp_path) as [(a, a_url), (b, b_url)],
             httpx.AsyncClient(base_url=a_url, timeout=_ANSWER_WITHIN_S) as http_a,
             httpx.AsyncClient(base_url=b_url, timeout=_ANSWER_WITHIN_S) as http_b,
             StreamClient(a_url) as on_a,

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redisdb
-from deployment import spawn_node, start_node
+from deployment import spawn_node, start_node, start_nodes
 from polling import run_record, wait_for
 from wire import Event, collect, events
 
@@ -22,21 +22,6 @@ async def shared() -> AsyncIterator[list[str]]:
     url = redisdb.require_redis()
     with redisdb.fresh_prefix(url) as prefix:
         yield ["--redis", url, "--redis-prefix", prefix]
-
-
-@contextlib.asynccontextmanager
-async def _nodes(count: int, args: list[str], tmp_path: Path) -> AsyncIterator[list[tuple]]:
-    started = []
-    try:
-        for i in range(count):
-            started.append(await start_node(*args, data_dir=tmp_path / f"n{i}"))
-        yield started
-    finally:
-        for process, _ in started:
-            if process.returncode is None:
-                process.terminate()
-        for process, _ in started:
-            await process.wait()
 
 
 async def test_an_unreachable_redis_at_start_is_exit_2_with_one_clear_line(
@@ -55,7 +40,7 @@ async def test_an_unreachable_redis_at_start_is_exit_2_with_one_clear_line(
 async def test_a_killed_nodes_followers_get_node_lost_and_the_others_go_on(
     tmp_path: Path, shared: list[str]
 ) -> None:
-    async with _nodes(3, shared, tmp_path) as nodes:
+    async with start_nodes(3, *shared, data_dir=tmp_path) as nodes:
         (victim, victim_url), (_, b_url), (_, c_url) = nodes
         async with (
             httpx.AsyncClient(base_url=victim_url, timeout=30) as on_victim,
