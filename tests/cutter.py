@@ -54,10 +54,9 @@ class CuttingProxy:
             await self._admit_later.wait()
         up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         upstream = asyncio.create_task(self._pipe(reader, up_writer, None))
-        if self._streams_only:
-            downstream = asyncio.create_task(self._pipe_streams(up_reader, writer))
-        else:
-            downstream = asyncio.create_task(self._pipe(up_reader, writer, limit))
+        downstream = asyncio.create_task(
+            self._pipe(up_reader, writer, limit, cut_streams=self._streams_only)
+        )
         self._tasks |= {upstream, downstream}
         await asyncio.wait([upstream, downstream], return_when=asyncio.FIRST_COMPLETED)
         for task in (upstream, downstream):
@@ -66,12 +65,20 @@ class CuttingProxy:
             w.close()
         self._tasks -= {upstream, downstream}
 
-    @staticmethod
     async def _pipe(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int | None
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        limit: int | None,
+        cut_streams: bool = False,
     ) -> None:
+        """Forward until EOF, or cut after ``limit`` bytes; with ``cut_streams``, the limit
+        is the next of the cuts, counted from the first event-stream response that passes."""
         sent = 0
         while data := await reader.read(65536):
+            # On loopback a response's headers arrive in one piece.
+            if cut_streams and limit is None and self._cuts and b"text/event-stream" in data:
+                limit, sent = self._cuts.pop(0), 0
             if limit is not None and sent + len(data) >= limit:
                 writer.write(data[: limit - sent])
                 await writer.drain()
@@ -79,21 +86,3 @@ class CuttingProxy:
             writer.write(data)
             await writer.drain()
             sent += len(data)
-
-    async def _pipe_streams(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        limit: int | None = None
-        sent = 0
-        while data := await reader.read(65536):
-            # On loopback a response's headers arrive in one piece.
-            if limit is None and self._cuts and b"text/event-stream" in data:
-                limit = self._cuts.pop(0)
-            if limit is not None and sent + len(data) >= limit:
-                writer.write(data[: limit - sent])
-                await writer.drain()
-                return
-            writer.write(data)
-            await writer.drain()
-            if limit is not None:
-                sent += len(data)
