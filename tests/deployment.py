@@ -40,13 +40,20 @@ async def spawn_node(*args: str, data_dir: Path) -> asyncio.subprocess.Process:
 
 async def start_node(*args: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
     """A started node and its URL (once it says it serves)."""
-    process = await spawn_node(*args, data_dir=data_dir)
+    return await serving_url(await spawn_node(*args, data_dir=data_dir))
+
+
+async def serving_url(
+    process: asyncio.subprocess.Process,
+) -> tuple[asyncio.subprocess.Process, str]:
+    """A spawned ``streambind serve`` and its URL, once its first line says it serves
+    (killed, and its stderr shown, if it says anything else)."""
     assert process.stdout is not None
     line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
     if not line.startswith("streambind serving on "):
         process.kill()
         stderr = (await process.stderr.read()).decode() if process.stderr else ""
-        raise AssertionError(f"node did not start: {line!r} {stderr}")
+        raise AssertionError(f"server did not start: {line!r} {stderr}")
     return process, line.split()[3]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from deployment import serving_url
 from wire import Comment, Event, events
 
 from streambind.app.cli import exposure_warning
@@ -34,13 +35,7 @@ async def _serve(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         preexec_fn=None if max_file_bytes is None else lambda: _limit_file_size(max_file_bytes),
     )  # fmt: skip
-    assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-    if not line.startswith("streambind serving on "):
-        process.kill()
-        stderr = (await process.stderr.read()).decode() if process.stderr else ""
-        raise AssertionError(f"server did not start: {line!r} {stderr}")
-    return process, line.split()[3]
+    return await serving_url(process)
 
 
 def _limit_file_size(max_bytes: int) -> None:
