@@ -9,7 +9,7 @@ from typing import Any
 
 from .config import ServerConfig
 from .database import Database
-from .framing import MESSAGE, to_json
+from .framing import json_bytes
 from .run import Run
 
 __all__ = ["RunContext"]
@@ -55,15 +55,15 @@ class RunContext:
         The first call turns the caller's response into a live SSE stream.
         Raises ``TypeError`` if ``data`` is not JSON-serialisable.
         """
-        text = to_json(data)  # raises the documented NotJSONSerialisable
+        data_json = json_bytes(data)  # raises the documented NotJSONSerialisable
         run = self._run
-        seq = run.log.append(MESSAGE, text)
+        seq = run.log.append_message(data_json)
         run.messages = seq  # every event before the terminal one is a message
-        run.last_message_json = text
+        run.last_message_json = data_json
         # Look for followers to wait for often enough that none can be overtaken by
         # the log's trimming in between (half the log is the most one may lag).
-        # (What the log will count for it: the text, its framing and its bookkeeping.)
-        self._unchecked_bytes += len(text) + 64
+        # (What the log will count for it: the JSON, its framing and its bookkeeping.)
+        self._unchecked_bytes += len(data_json) + 64
         if self._unchecked_bytes > self._check_every_bytes and run.followers:
             self._unchecked_bytes = 0
             await self._hold_for_slow_followers()

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Protocol
 
-from .framing import encode_event
+from .framing import MESSAGE_FRAME, encode_event
 
 __all__ = [
     "EventLog",
@@ -27,6 +27,8 @@ __all__ = [
 # What keeping one event costs beyond its bytes: the bytes object's header and the
 # list's slot. Counted, so that the bound is on memory, not only on payload.
 _FRAME_OVERHEAD = sys.getsizeof(b"") + 8
+
+_ENDED = "the run has ended; no event can follow its terminal event"
 
 
 class EventsGone(Exception):
@@ -67,6 +69,10 @@ class EventLog(Protocol):
     def append(self, event: str, data_json: str) -> int:
         """Frame and store one event; return its id. Never blocks: a store that ships
         events elsewhere buffers them and sends them on in the background."""
+
+    def append_message(self, data_json: bytes) -> int:
+        """``append(MESSAGE, …)`` for JSON already encoded as UTF-8 (``framing.json_bytes``):
+        ``ctx.send``'s path, taken once per message."""
 
     def close(self, event: str, data_json: str) -> int:
         """Append the terminal event; nothing can be appended after it."""
@@ -138,10 +144,19 @@ class MemoryEventLog:
 
     def append(self, event: str, data_json: str) -> int:
         if self._closed:
-            raise RuntimeError("the run has ended; no event can follow its terminal event")
+            raise RuntimeError(_ENDED)
+        seq = self.last_seq + 1
+        self._keep(encode_event(seq, event, data_json))
+        return seq
+
+    def append_message(self, data_json: bytes) -> int:
+        # _keep written out, and the frame made in place: this runs once per message, where
+        # two calls fewer are a tenth of ctx.send's own time.
+        if self._closed:
+            raise RuntimeError(_ENDED)
         frames = self._frames
         seq = self._first + len(frames)
-        frame = encode_event(seq, event, data_json)
+        frame = MESSAGE_FRAME % (seq, data_json)
         frames.append(frame)
         self._bytes += len(frame) + _FRAME_OVERHEAD
         if self._bytes > self._max_bytes:
@@ -149,6 +164,15 @@ class MemoryEventLog:
         if self._waiters:
             wake_waiters(self._waiters)
         return seq
+
+    def _keep(self, frame: bytes) -> None:
+        """Keep the next event's frame, within the bound, and wake whoever waits for it."""
+        self._frames.append(frame)
+        self._bytes += len(frame) + _FRAME_OVERHEAD
+        if self._bytes > self._max_bytes:
+            self._trim()
+        if self._waiters:
+            wake_waiters(self._waiters)
 
     def release(self) -> None:
         self._first = self.last_seq + 1

@@ -55,6 +55,7 @@ _ENTRY_OVERHEAD = sys.getsizeof(b"") + 16 + 32
 # events, so the next pages are sized on what the first held), and at most.
 _FIRST_PAGE = 16
 _MOST_PAGE = 1024
+_APPENDED_ELSEWHERE = "another node executes this run: only it appends to its log"
 
 
 def entry_seq(entry_id: bytes | str) -> int:
@@ -137,10 +138,18 @@ class ShippedEventLog(MemoryEventLog):
 
     def append(self, event: str, data_json: str) -> int:
         seq = super().append(event, data_json)
+        self._ship_newest()
+        return seq
+
+    def append_message(self, data_json: bytes) -> int:
+        seq = super().append_message(data_json)
+        self._ship_newest()
+        return seq
+
+    def _ship_newest(self) -> None:
         self.outbox.append(self._frames[-1])
         if not self.ready.is_set():
             self.ready.set()
-        return seq
 
     def release(self) -> None:
         super().release()
@@ -232,7 +241,10 @@ class FollowedEventLog:
         return self._bytes
 
     def append(self, event: str, data_json: str) -> int:
-        raise RuntimeError("another node executes this run: only it appends to its log")
+        raise RuntimeError(_APPENDED_ELSEWHERE)
+
+    def append_message(self, data_json: bytes) -> int:
+        raise RuntimeError(_APPENDED_ELSEWHERE)
 
     def close(self, event: str, data_json: str) -> int:
         raise RuntimeError("another node executes this run: only it ends its log")

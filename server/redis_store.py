@@ -865,7 +865,7 @@ def _update(run: Run, fields: dict[str, str]) -> None:
     run.node = fields.get("node") or None
     run.status = fields.get("status", "running")
     run.messages = int(fields.get("messages") or 0)
-    run.last_message_json = fields.get("last_message") or None
+    run.last_message_json = fields.get("last_message", "").encode() or None
     finished = fields.get("finished")
     run.finished = float(finished) if finished else None
     run.result_json = fields.get("result") or None

@@ -68,7 +68,8 @@ class Run:
     result_json: str | None = None
     error: dict[str, Any] | None = None
     messages: int = 0
-    last_message_json: str | None = None
+    #: The newest message's data, as the UTF-8 JSON its frame holds.
+    last_message_json: bytes | None = None
     #: Every follower of the run's stream, each with its own position.
     followers: set[Follower] = field(default_factory=set)
     #: The followers that have written everything and wait for the next event.
@@ -146,5 +147,5 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _loads(text: str | None) -> Any:
+def _loads(text: str | bytes | None) -> Any:
     return None if text is None else json.loads(text)

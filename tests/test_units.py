@@ -18,10 +18,13 @@ from streambind.app.jsondecode import decode_each, decode_json
 from streambind.server import Param, endpoint
 from streambind.server.eventlog import EventsGone, MemoryEventLog
 from streambind.server.framing import (
+    MESSAGE_FRAME,
     NotJSONSerialisable,
     encode_event,
     fell_behind_event,
+    json_bytes,
     to_json,
+    utf8,
 )
 from streambind.server.params import ParamsInvalid, params_from_signature, validate_params
 
@@ -231,7 +234,9 @@ class _Colour(enum.Enum):
     ],
 )
 def test_messages_encode_as_before_where_orjson_differs(value: object, expected: str) -> None:
-    assert to_json(value) == expected
+    # On the wire: the standard library's text as UTF-8, a lone surrogate as its JSON escape.
+    assert json_bytes(value) == utf8(expected)
+    assert json.loads(to_json(value)) == json.loads(expected)
 
 
 @pytest.mark.parametrize(
@@ -287,6 +292,19 @@ def test_the_log_frames_events_exactly_as_framing_does() -> None:
     for event, data in [("message", '{"a":1}'), ("message", '"\ud800"'), ("end", "{}")]:
         seq = log.append(event, data)
         assert log.frame(seq) == encode_event(seq, event, data)
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, "a\ud800", "é ✓ 𝄞", [None, 2**70, 0.5]])
+def test_a_message_appended_as_bytes_is_framed_as_encode_event_frames_it(value: object) -> None:
+    log = MemoryEventLog()
+    log.append("message", "{}")
+    seq = log.append_message(json_bytes(value))
+    assert seq == 2
+    assert log.frame(seq) == encode_event(seq, "message", to_json(value))
+    assert log.frame(seq) == MESSAGE_FRAME % (seq, json_bytes(value))
+    log.close("end", "{}")
+    with pytest.raises(RuntimeError, match="no event can follow"):
+        log.append_message(b"{}")
 
 
 @pytest.mark.parametrize(
