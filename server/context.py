@@ -38,8 +38,9 @@ class RunContext:
         self._awaited = True
         self._next_yield = 0.0
         self._unchecked_bytes = 0
-        self._sends = 0
         self._clock_mask = 0  # see send
+        # Bound once: send calls it for every message, and the run keeps its log.
+        self._append_message = run.log.append_message
         self._check_every_bytes = run.log.capacity // 16
         self._last_send = 0.0
         self.run_id = run.id
@@ -57,7 +58,7 @@ class RunContext:
         """
         data_json = json_bytes(data)  # raises the documented NotJSONSerialisable
         run = self._run
-        seq = run.log.append_message(data_json)
+        seq = self._append_message(data_json)
         run.messages = seq  # every event before the terminal one is a message
         run.last_message_json = data_json
         # Look for followers to wait for often enough that none can be overtaken by
@@ -67,11 +68,10 @@ class RunContext:
         if self._unchecked_bytes > self._check_every_bytes and run.followers:
             self._unchecked_bytes = 0
             await self._hold_for_slow_followers()
-        self._sends += 1
         # The clock is read at every send of a sparse stream, at every 32nd of a dense
-        # one (where it would cost more than it tells), and whenever a caught-up
-        # follower may be written to.
-        if run.caught_up or not self._sends & self._clock_mask:
+        # one (where it would cost more than it tells; the event ids count the sends),
+        # and whenever a caught-up follower may be written to.
+        if run.caught_up or not seq & self._clock_mask:
             now = time.perf_counter()
             # Dense: the workflow sends in quick succession by its own pace.
             dense = now - self._last_send < _DENSE_S

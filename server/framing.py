@@ -82,9 +82,10 @@ def json_bytes(data: Any) -> bytes:
         encoded = _orjson_dumps(data, None, _ORJSON_OPTIONS)
     except TypeError:
         return utf8(_standard_json(data))
-    # find, not ``in``: bytes' ``in`` first tries the operand as an integer and clears the
-    # TypeError, which costs twice the search itself (about 70 ns a message here).
-    if encoded.find(b"null") != -1:
+    # partition, not ``in`` or find: bytes' ``in`` first tries the operand as an integer and
+    # clears the TypeError (about 150 ns a message here), and find parses its arguments as a
+    # tuple (70 ns); partition takes one argument, and finding nothing copies nothing (50 ns).
+    if encoded.partition(b"null")[1]:
         return utf8(_standard_json(data))  # a NaN or an Infinity may hide behind it
     return encoded
 
