@@ -60,7 +60,6 @@ class RunContext:
         run = self._run
         seq = self._append_message(data_json)
         run.messages = seq  # every event before the terminal one is a message
-        run.last_message_json = data_json
         # Look for followers to wait for often enough that none can be overtaken by
         # the log's trimming in between (half the log is the most one may lag).
         # (What the log will count for it: the JSON, its framing and its bookkeeping.)

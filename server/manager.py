@@ -242,7 +242,7 @@ class RunManager:
                 result = await run.endpoint.fn(ctx, **run.params)
             except asyncio.CancelledError:
                 run.status = "cancelled"
-                run.log.close(CANCELLED, CANCELLED_DATA)
+                run.end(CANCELLED, CANCELLED_DATA)
                 return
             except ParamsInvalid as exc:
                 logger.info("run %s refused its parameters: %s", run.id, exc.fields)
@@ -260,7 +260,7 @@ class RunManager:
                 return
             run.result_json = result_json
             run.status = "succeeded"
-            run.log.close(END, end_data(result_json))
+            run.end(END, end_data(result_json))
         finally:
             run.wake_followers()  # each writes the terminal event and ends
             run.finished = time.time()
@@ -277,7 +277,7 @@ class RunManager:
             error = {"type": "invalid_params", "message": str(exc), "fields": exc.fields}
         run.error = error
         run.status = "failed"
-        run.log.close(ERROR, failed_data(error))
+        run.end(ERROR, failed_data(error))
 
     def _prune(self) -> None:
         # Followers do not keep a run in the index: a follower stuck for the stall time

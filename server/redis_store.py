@@ -865,7 +865,7 @@ def _update(run: Run, fields: dict[str, str]) -> None:
     run.node = fields.get("node") or None
     run.status = fields.get("status", "running")
     run.messages = int(fields.get("messages") or 0)
-    run.last_message_json = fields.get("last_message", "").encode() or None
+    run.last_message_kept = fields.get("last_message", "").encode() or None
     finished = fields.get("finished")
     run.finished = float(finished) if finished else None
     run.result_json = fields.get("result") or None
@@ -880,6 +880,7 @@ def _summary(run_id: str, fields: dict[str, str]) -> dict[str, Any]:
         params=json.loads(fields["params"] or "{}"),
         log=None,  # type: ignore[arg-type]  (a summary never reads the log)
         created=float(fields["created"] or 0),
+        elsewhere=True,  # known here by its record only, last message included
     )
     _update(run, fields)
     return run.summary()

@@ -484,8 +484,11 @@ def bench_startup(reps: int) -> str:
     healthz: list[list[float]] = [[] for _ in installs]
     for _, python in installs:
         _healthz_time(python)  # untimed: writes the bytecode cache an install would have
+    # A start takes a quarter of a second, and five of them tell a 5% difference from the
+    # machine's noise poorly: at least 21 each.
+    count = max(reps, 21)
     for times, measure in ((helps, _help_time), (healthz, _healthz_time)):
-        for _ in range(reps):  # in turns with the baseline, as in bench_throughput
+        for _ in range(count):  # in turns with the baseline, as in bench_throughput
             for figures, (_, python) in zip(times, installs, strict=True):
                 figures.append(measure(python))
     measures = ["`streambind --help`", "`streambind serve` until `/healthz` answers"]
@@ -498,7 +501,7 @@ def bench_startup(reps: int) -> str:
         header += ["baseline", "streambind ÷ baseline"]
         for row, (ours, base) in zip(rows, (helps, healthz), strict=True):
             row += [f"{median(base):.3f} s", versus(median(ours), median(base), False)]
-    return table("Start-up", header, rows)
+    return table(f"Start-up ({count} starts each, in turns)", header, rows)
 
 
 @contextlib.contextmanager
