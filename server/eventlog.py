@@ -150,8 +150,9 @@ class MemoryEventLog:
         return seq
 
     def append_message(self, data_json: bytes) -> int:
-        # _keep written out, and the frame made in place: this runs once per message, where
-        # two calls fewer are a tenth of ctx.send's own time.
+        # The frame made in place from the bytes template, and _keep written out: this runs
+        # once per message, and the call to _keep measured 20-25 ns of the ~960 ns a
+        # firehose message takes through ctx.send (2%), so its six lines are repeated here.
         if self._closed:
             raise RuntimeError(_ENDED)
         frames = self._frames
