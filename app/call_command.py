@@ -32,7 +32,31 @@ __all__ = [
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 3
+#: See cli.EXIT_OUTPUT_CLOSED: the reader of ``--json`` lines went away.
+EXIT_OUTPUT_CLOSED = 141
 _REFRESH_S = 0.1
+
+#: Errors that say the user typed something wrong: exit status 2, as for the client's own
+#: checks. A parameter the server (or the workflow) refused, a run or URL that is not there.
+_USAGE_ERRORS = frozenset(
+    {"invalid_params", "invalid_body", "invalid_request", "not_found", "http_404"}
+)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    # soft_wrap: a message is one line however long, never broken in mid-phrase.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def exit_status(state: StreamState) -> int:
+    """0 succeeded, 2 what the user typed was refused, 3 cancelled or stopped, else 1."""
+    if state.status == "succeeded":
+        return 0
+    if state.status in ("cancelled", "stopped"):
+        return EXIT_CANCELLED
+    if state.error and state.error.get("type") in _USAGE_ERRORS:
+        return EXIT_USAGE
+    return EXIT_FAILED
 
 
 class UsageError(Exception):
@@ -67,7 +91,7 @@ async def run_call(
     as_json: bool,
     settings: ClientSettings | None = None,
 ) -> int:
-    err = Console(stderr=True, highlight=False)
+    err = _console(stderr=True)
     async with StreamClient(url, token, settings=settings) as client:
         try:
             endpoints = {e["name"]: e for e in await client.endpoints()}
@@ -91,21 +115,37 @@ async def run_call(
 async def show_call(call: StreamCall, as_json: bool) -> int:
     """Run ``call`` to its end with a progress bar (or JSON lines); its exit status.
 
-    0 succeeded, 1 failed, 3 cancelled (Ctrl-C cancels the run on the server too).
+    0 succeeded, 1 failed, 2 refused as typed, 3 cancelled (Ctrl-C cancels the run on the
+    server too; for a watched stream that is no run, it stops watching).
     """
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    out = _console()
+    err = _console(stderr=True)
     if as_json:
-        call.on_chunk = lambda chunk: _print_line({"chunk": chunk})
+        output_closed = False
+
+        def print_chunk(chunk: Any) -> None:
+            nonlocal output_closed
+            if output_closed:
+                return
+            try:
+                _print_line({"chunk": chunk})
+            except BrokenPipeError:
+                # The reader went away (``| head``): stop following, cancel nothing.
+                output_closed = True
+                call.leave()
+
+        call.on_chunk = print_chunk
         state = await _run_interruptibly(call)
+        if output_closed:
+            return EXIT_OUTPUT_CLOSED
         _print_line(_summary(state))
     else:
         state = await _run_with_progress(call, out)
         _print_outcome(state, out, err)
-    return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(state.status, EXIT_FAILED)
+    return exit_status(state)
 
 
-async def _run_interruptibly(call: Any) -> StreamState:
+async def _run_interruptibly(call: StreamCall) -> StreamState:
     task = asyncio.ensure_future(call.run())
     try:
         return await asyncio.shield(task)
@@ -115,7 +155,7 @@ async def _run_interruptibly(call: Any) -> StreamState:
         return await task
 
 
-async def _run_with_progress(call: Any, out: Console) -> StreamState:
+async def _run_with_progress(call: StreamCall, out: Console) -> StreamState:
     state: StreamState = call.state
     streamed_text = False
     with Progress(
@@ -145,6 +185,8 @@ async def _run_with_progress(call: Any, out: Console) -> StreamState:
                 if part is not None
             )
             description = progress.step or label
+            if state.busy:
+                description = f"{label}: {state.busy}"
             if state.steps.known >= 2:  # validate ✓  import 45%  index ·
                 succeeded = state.status == "succeeded"
                 description = steps_line(state.steps.steps(bar_fraction(state), succeeded))
@@ -179,6 +221,11 @@ def _print_outcome(state: StreamState, out: Console, err: Console) -> None:
         out.print_json(data=state.result)
     elif state.status == "cancelled":
         err.print(f"[yellow]cancelled[/] after {chunk_count(len(state.chunks))}")
+    elif state.status == "stopped":
+        err.print(
+            f"[yellow]stopped watching[/] after {chunk_count(len(state.chunks))}; "
+            "the stream's source was not asked to cancel anything"
+        )
     else:
         err.print(f"[red]failed:[/] {state.error_message()}")
 

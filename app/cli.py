@@ -8,26 +8,67 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
 
-__all__ = ["main"]
+__all__ = ["EXIT_OUTPUT_CLOSED", "main"]
+
+#: A closed output pipe (``| head``) ends a command quietly with the status a shell gives a
+#: program that SIGPIPE ended, as ``grep`` and ``git`` do.
+EXIT_OUTPUT_CLOSED = 141
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every bad option value is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
+    return value
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018  (raises for a port out of range)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} has no valid port") from None
+    return text
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError("must be a number of seconds, 0 or more")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="streambind",
         description=(
             "Workflows that report live progress over Server-Sent Events. "
@@ -47,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8787, help="port to bind (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=_port, default=8787, help="port to bind (default: %(default)s)"
+    )
     serve.add_argument(
         "--data-dir",
         type=Path,
@@ -185,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one endpoint and show its progress, without the UI",
         description=(
             "Run one endpoint with a progress bar, then print its result. Exit status: "
-            "0 succeeded, 1 failed, 2 usage error, 3 cancelled."
+            "0 succeeded, 1 failed, 2 usage error (a parameter the server refused "
+            "included), 3 cancelled."
         ),
     )
     call.add_argument("name", help="the endpoint to run, such as import")
@@ -234,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay one run from its start and follow it live",
         description=(
             "Show any run of the server, started by anyone, as call shows its own: replayed "
-            "from its first event, then followed live. Exit status: 0 succeeded, 1 failed "
-            "(or no such run), 2 usage error, 3 cancelled."
+            "from its first event, then followed live. Exit status: 0 succeeded, 1 failed, "
+            "2 usage error (no such run included), 3 cancelled."
         ),
     )
     follow.add_argument("run_id", metavar="RUN_ID", help="the run's id, as `streambind runs` lists")
@@ -247,10 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="follow any Server-Sent Events URL",
         description=(
             "Follow an SSE URL of any server, as the UI's Watch URL panel does, with call's "
-            "display and exit statuses (0 succeeded, 1 failed, 2 usage error, 3 cancelled)."
+            "display and exit statuses (0 succeeded, 1 failed, 2 usage error, 3 cancelled "
+            "or stopped)."
         ),
     )
-    watch.add_argument("watch_url", metavar="URL", help="an http:// or https:// URL")
+    watch.add_argument(
+        "watch_url", metavar="URL", type=_http_url, help="an http:// or https:// URL"
+    )
     watch.add_argument(
         "-X",
         "--request",
@@ -284,6 +331,7 @@ def _add_json_lines_option(parser: argparse.ArgumentParser) -> None:
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
+        type=_http_url,
         default=argparse.SUPPRESS,
         help="a running streambind server (default: start one in this process)",
     )
@@ -301,6 +349,23 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _output_closed()
+
+
+def _output_closed() -> int:
+    """The reader of our output went away: end quietly, as ``grep`` does."""
+    # Python flushes stdout once more on exit; pointing it at /dev/null keeps that flush
+    # from printing a second BrokenPipeError.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OUTPUT_CLOSED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":

@@ -8,16 +8,16 @@ from typing import Any
 
 from .progress import format_duration, progress_of
 
-__all__ = ["COLUMNS", "columns_for", "parse_time", "progress_label", "run_row"]
+__all__ = ["COLUMNS", "columns_for", "fit", "parse_time", "progress_label", "run_row"]
 
 #: Column key and heading, in order; ``node`` is shown only when some run has one.
 COLUMNS = (
+    ("id", "run"),
     ("endpoint", "endpoint"),
     ("status", "status"),
     ("progress", "progress"),
     ("started", "started"),
     ("duration", "duration"),
-    ("id", "run"),
     ("node", "node"),
 )
 
@@ -26,6 +26,11 @@ def columns_for(runs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
     """The columns to show: ``node`` only when some run says which node runs it."""
     with_node = any(run.get("node") for run in runs)
     return [c for c in COLUMNS if c[0] != "node" or with_node]
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, a cut shown with ``…``."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 def parse_time(text: Any) -> datetime | None:

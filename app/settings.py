@@ -32,6 +32,9 @@ class ClientSettings:
     max_total_reconnects: int = 1000
     #: The shortest wait before reconnecting, whatever ``retry:`` asks (``retry: 0`` included).
     min_retry_ms: int = 100
+    #: Seconds in all that one request keeps being sent again while the server answers
+    #: that it is busy and started nothing (``503``/``429`` with ``Retry-After``).
+    busy_retry_for: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "request_timeout", "read_timeout"):
@@ -40,5 +43,7 @@ class ClientSettings:
         for name in ("max_line_size", "max_event_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.busy_retry_for < 0:
+            raise ValueError("busy_retry_for must not be negative")
         if self.max_reconnects < 0 or self.max_total_reconnects < 0 or self.min_retry_ms < 0:
             raise ValueError("reconnection bounds must not be negative")

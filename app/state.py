@@ -18,7 +18,9 @@ from .steps import StepTracker
 
 __all__ = ["DONE_SENTINEL", "TERMINAL", "StreamState"]
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+#: How a call can end. ``stopped``: the client stopped watching a stream that is not a
+#: streambind run, which nothing on the client's side can cancel.
+TERMINAL = ("succeeded", "failed", "cancelled", "stopped")
 #: The sentinel OpenAI-style APIs send as their last message.
 DONE_SENTINEL = "[DONE]"
 
@@ -42,6 +44,8 @@ class StreamState:
     #: Whether the response was an event stream (False: one plain JSON response).
     streamed: bool = False
     reconnects: int = 0
+    #: While the server answers that it is busy and the call waits to ask again: why.
+    busy: str | None = None
     bytes_received: int = 0
     started_at: float | None = None
     first_chunk_at: float | None = None
@@ -66,7 +70,7 @@ class StreamState:
         message = str(self.error.get("message", ""))
         fields = self.error.get("fields")
         if isinstance(fields, dict) and fields:
-            message += ": " + "; ".join(f"{k} {v}" for k, v in fields.items())
+            message += ": " + "; ".join(f"{k}: {v}" for k, v in fields.items())
         return message
 
     # -- changes --------------------------------------------------------------------
@@ -96,6 +100,28 @@ class StreamState:
             return
         self.error = error
         self.finish("failed", now)
+
+    def take_held(self, held: StreamState, now: float) -> None:
+        """Handle stream off: take in, at the end, what ``held`` received meanwhile.
+
+        The content (messages, steps, result, error) is ``held``'s; how the call ended is
+        this state's when it has already ended (a cancel), else ``held``'s.
+        """
+        self.chunks = held.chunks
+        self.chunk = held.chunk
+        self.steps = held.steps
+        self.last_event_id = held.last_event_id
+        self.first_chunk_at = held.first_chunk_at
+        if held.result is not None:
+            self.result = held.result
+        self.version += 1 + len(held.chunks)
+        if self.finished:
+            return
+        if held.finished:
+            self.error = held.error
+            self.finish(held.status, now)
+        else:
+            self.fail("protocol_error", "the call ended without saying how", now)
 
     def take_result(self, result: Any, now: float) -> None:
         """A whole response that was not a stream: its body is the result."""

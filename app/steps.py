@@ -1,7 +1,7 @@
 """A run's named steps, in order, with the state of each: read from chunks that carry ``step``.
 
 No UI code: the TUI's card and the command line draw the same list. A workflow may
-announce its steps up front with a chunk ``{"steps": ["validate", "import", "index"]}``
+announce its steps up front with a chunk such as ``{"steps": ["validate", "import"]}``
 (``pipeline`` does), so the steps still to come can be shown before they start.
 """
 

@@ -130,6 +130,10 @@ async def healthz(request: web.Request) -> web.Response:
     if problem is not None:
         body.update(status="unavailable", reason=problem)
         return web.json_response(body, status=503)
+    if manager.closing:
+        # A balancer that checks health stops sending new work here; runs go on.
+        body.update(status="draining", reason="the server is shutting down")
+        return web.json_response(body, status=503, headers=_RETRY)
     return web.json_response(body)
 
 
@@ -159,13 +163,20 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     # The caller is the run's first follower, attached before the workflow first runs.
     with following(manager, request, run, 0) as caller:
-        # Wait for the workflow's first send or for its end, whichever comes first.
-        await run.log.wait(0)
-        if run.node is not None:
-            await manager.store.announced(run)
-        if run.messages == 0:
-            return _plain_outcome(run)
-        response = await open_stream(request, run, config.retry_ms)
+        try:
+            # Wait for the workflow's first send or for its end, whichever comes first.
+            await run.log.wait(0)
+            if run.node is not None:
+                await manager.store.announced(run)
+            if run.messages == 0:
+                return _plain_outcome(run)
+            response = await open_stream(request, run, config.retry_ms)
+        except asyncio.CancelledError:
+            # The caller left before its response began, so before it learned the run's
+            # id (X-Run-Id): nobody can resume the run for it, or cancel it by id. No
+            # grace period is kept for it; another follower still keeps it going.
+            run.grace_period = 0.0
+            raise
         await caller.follow(response)
         return response
 
@@ -263,7 +274,13 @@ _AUTH = {401: "unauthorized"}
 
 ROUTES = (
     Route("GET", "/", index, "Where things are", {200: "index"}),
-    Route("GET", "/healthz", healthz, "Health, without a token", {200: "health"}),
+    Route(
+        "GET",
+        "/healthz",
+        healthz,
+        "Health, without a token",
+        {200: "health", 503: "not_serving"},
+    ),
     Route("GET", "/api/openapi.json", openapi, "This document", {200: "openapi", **_AUTH}),
     Route("GET", "/api/endpoints", list_endpoints, "The workflows", {200: "endpoints", **_AUTH}),
     Route(

@@ -36,7 +36,8 @@ logger = logging.getLogger("streambind.server")
 class TooManyRuns(Exception):
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"{limit} runs are already running; try again shortly")
+        runs = "1 run is" if limit == 1 else f"{limit} runs are"
+        super().__init__(f"{runs} already running; try again shortly")
 
 
 class ServerClosing(Exception):
@@ -144,6 +145,11 @@ class RunManager:
         """Every run's summary, newest first, this node's and (with a shared store) the others'."""
         return await self.store.summaries(self.list())
 
+    @property
+    def closing(self) -> bool:
+        """Whether new runs are refused: the server is draining or shutting down."""
+        return self._closing
+
     def running_count(self) -> int:
         return sum(1 for r in self._runs.values() if r.running)
 
@@ -173,7 +179,7 @@ class RunManager:
         """Start the detach grace period of this node's ``run`` if nobody here follows it."""
         if run.followers or not run.running or run.grace is not None:
             return
-        grace = self.config.detach_grace
+        grace = self.config.detach_grace if run.grace_period is None else run.grace_period
         logger.info(
             "run %s has no follower; cancelling it in %gs unless one returns", run.id, grace
         )

@@ -82,7 +82,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["status", "running", "database"],
         "properties": {
-            "status": {"const": "ok"},
+            "status": {"enum": ["ok", "unavailable", "draining"]},
+            "reason": {"type": "string"},
             "running": {"type": "integer", "minimum": 0},
             "database": {
                 "type": "object",
@@ -216,6 +217,13 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 RESPONSES: dict[str, dict[str, Any]] = {
     "index": {"description": "Where things are", "content": _json(_ref("Index"))},
     "health": {"description": "The server is up", "content": _json(_ref("Health"))},
+    "not_serving": {
+        "description": (
+            "The server cannot take new work: its run store cannot serve (unavailable), or it "
+            "drains or shuts down (draining)"
+        ),
+        "content": _json(_ref("Health")),
+    },
     "openapi": {"description": "This document", "content": _json({"type": "object"})},
     "endpoints": {"description": "The workflows offered", "content": _json(_ref("EndpointList"))},
     "runs": {"description": "Recent runs, newest first", "content": _json(_ref("RunList"))},

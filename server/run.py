@@ -78,6 +78,9 @@ class Run:
     caught_up: set[Follower] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     grace: asyncio.TimerHandle | None = None
+    #: Seconds it is kept without a follower before it is cancelled; None: the server's
+    #: ``detach_grace``. Zero once its caller left before learning its id.
+    grace_period: float | None = None
     #: The clock its followers' progress is measured on, and how long one may make none.
     clock: StallClock = field(default_factory=StallClock)
     stall: float = 2.0

@@ -76,6 +76,11 @@ async def start_nodes(
             await process.wait()
 
 
+def nginx_arguments(prefix: Path) -> tuple[str, ...]:
+    """The documented command's arguments: ``-p PREFIX -c nginx.conf -e stderr``."""
+    return ("-p", str(prefix), "-c", "nginx.conf", "-e", "stderr")
+
+
 def nginx_binary() -> str:
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
@@ -148,10 +153,9 @@ async def deploy(tmp_path: Path, *node_args: str) -> AsyncIterator[Deployment]:
             )
             (tmp_path / "logs").mkdir()
             (tmp_path / "nginx.conf").write_text(conf)
-            where = f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/logs/error.log;"
+            # As the README runs it, with this folder as the prefix its files go under.
             proxy = await asyncio.create_subprocess_exec(
-                nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
-                "-g", f"daemon off; {where}",
+                nginx, *nginx_arguments(tmp_path), "-g", "daemon off;",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             try:

@@ -40,7 +40,7 @@ async def test_follow_replays_a_finished_run_as_json_lines(server) -> None:  # t
     assert code == 0
     lines = _lines(out)
     assert [line["chunk"] for line in lines[:-1]] == sent
-    assert sent[0] == {"steps": ["validate", "import", "index"]}
+    assert sent[0] == {"steps": ["validate", "import", "publish", "index"]}
     assert lines[-1]["status"] == "succeeded"
     assert lines[-1]["run_id"] == run_id
     assert lines[-1]["result"]["imported"] == 40
@@ -91,11 +91,12 @@ async def test_follow_of_a_failed_run_exits_1_and_of_a_cancelled_run_exits_3(ser
     assert _lines(out)[-1]["status"] == "cancelled"
 
 
-async def test_follow_of_a_run_the_server_does_not_know_exits_1_with_a_clear_message(
+async def test_follow_of_a_run_the_server_does_not_know_exits_2_with_a_clear_message(
     server,
 ) -> None:  # type: ignore[no-untyped-def]
+    # The id is what the user typed: a usage error, as a bad option is.
     code, _, err = await _cli("follow", "0123456789abcdef", "--url", server.url)
-    assert code == 1
+    assert code == 2
     assert "no run with id '0123456789abcdef'" in err
     assert "does not know this run, or no longer keeps it" in err
     assert "Traceback" not in err

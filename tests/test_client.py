@@ -58,7 +58,7 @@ async def test_http_errors_become_failed_with_the_servers_message(
     state = await sb.call("import", {"rows": "x"}, handle_stream=handle_stream).run()
     assert state.status == "failed"
     assert state.error["type"] == "invalid_params"
-    assert state.error_message() == "1 parameter is invalid: rows must be an integer, not a string"
+    assert state.error_message() == "1 parameter is invalid: rows: must be an integer, not a string"
     missing = await sb.call("no-such-endpoint", handle_stream=handle_stream).run()
     assert missing.error["message"] == "no endpoint named 'no-such-endpoint'"
 

@@ -468,10 +468,12 @@ async def test_pipeline_reports_each_named_step_in_turn(
     )
     events_ = split_events(response.text)
     announced, *messages = [e.json() for e in events_ if e.event == "message"]
-    assert announced == {"steps": ["validate", "import", "index"]}  # the steps, up front
+    assert announced == {"steps": ["validate", "import", "publish", "index"]}  # up front
     steps = [m["step"] for m in messages]
-    assert steps == ["validate"] * 5 + ["import"] * 5 + ["index"] * 4
+    assert steps == ["validate"] * 5 + ["import"] * 5 + ["publish"] + ["index"] * 4
     last_of_each = {m["step"]: m for m in messages}
+    # Publishing is one transaction: the step says so, without a done/total to show.
+    assert last_of_each["publish"] == {"step": "publish", "rows": 100}
     assert last_of_each["validate"] == {"step": "validate", "done": 100, "total": 100}
     assert last_of_each["index"] == {"step": "index", "done": 3, "total": 3, "index": "people_born"}
     assert backend.count_people() == 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from ..client import ClientError, StreamCall, StreamClient
+from ..client import ClientError, RunTimeline, StreamCall, StreamClient
 from .endpoint_form import EndpointForm
 from .run_card import FROM_RUNS_TAB, FROM_THIS_TUI, FROM_WATCHED_URL, RunCard
 from .runs_table import RunsTable
@@ -35,6 +36,15 @@ __all__ = ["StreambindApp"]
 
 #: How often cards take in what their streams received: batches, never per message.
 REFRESH_HZ = 20
+#: Asking again for the endpoints while the server cannot be reached: the first wait,
+#: doubled each time up to the last.
+ENDPOINTS_RETRY_FIRST_S = 0.5
+ENDPOINTS_RETRY_MAX_S = 5.0
+#: What ``c`` says when no run of this window is running.
+NOTHING_TO_CANCEL = (
+    "No run of this window is running. Runs started elsewhere are in the Runs tab (a), "
+    "where Enter opens one here."
+)
 
 
 class StreambindApp(App[None]):
@@ -69,6 +79,7 @@ class StreambindApp(App[None]):
         self.endpoints: list[dict[str, Any]] = []
         self.sub_title = subtitle or url
         self._runs_started = 0
+        self._form_swap = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -108,9 +119,16 @@ class StreambindApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The app's own actions in the command palette (ctrl+p), beside Textual's."""
         yield SystemCommand("Run", "Run the selected endpoint (r)", self.action_run)
-        yield SystemCommand("Cancel", "Cancel the running run (c)", self.action_cancel)
+        yield SystemCommand(
+            "Cancel", "Cancel the focused run of this window (c)", self.action_cancel
+        )
         yield SystemCommand(
             "Handle stream", "Turn Handle stream on or off (h)", self.action_toggle_handle_stream
+        )
+        yield SystemCommand(
+            "Reload endpoints",
+            "Ask the server for its endpoints again (after a restart with other workflows)",
+            self.action_reload_endpoints,
         )
         yield SystemCommand("Watch URL", "Follow any SSE URL (w)", self.action_show_watch)
         yield SystemCommand("Endpoints", "Back to the endpoints (e)", self.action_show_endpoints)
@@ -123,34 +141,82 @@ class StreambindApp(App[None]):
 
     @work(group="endpoints", exclusive=True)
     async def load_endpoints(self) -> None:
-        try:
-            self.endpoints = await self.client.endpoints()
-        except ClientError as exc:
-            self.query_one("#form-area").mount(
-                Static(f"Cannot list endpoints: {exc}", classes="load-error")
-            )
-            self.notify(str(exc), title="Cannot list endpoints", severity="error", timeout=10)
-            return
+        """List the server's endpoints, asking again (at most ``ENDPOINTS_RETRY_MAX_S``
+        apart) until it answers: a UI started before its server comes to life with it."""
+        wait = ENDPOINTS_RETRY_FIRST_S
+        notified = False
+        while True:
+            try:
+                endpoints = await self.client.endpoints()
+            except ClientError as exc:
+                self._show_load_error(f"Cannot list endpoints: {exc}. Trying again in {wait:g} s.")
+                if not notified:
+                    self.notify(str(exc), title="Cannot list endpoints", severity="error")
+                    notified = True
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, ENDPOINTS_RETRY_MAX_S)
+                continue
+            break
+        self._show_load_error(None)
+        if notified:
+            self.notify(f"{len(endpoints)} endpoints", title="Connected", timeout=3)
+        await self._show_endpoints(endpoints)
+
+    async def _show_endpoints(self, endpoints: list[dict[str, Any]]) -> None:
         options = self.query_one("#endpoint-list", OptionList)
+        selected = self._highlighted_endpoint()
+        self.endpoints = endpoints
         options.clear_options()
         options.add_options(
             Option(f"{ep['name']}  [dim]{ep.get('title', '')}[/]", id=ep["name"])
-            for ep in self.endpoints
+            for ep in endpoints
         )
-        if self.endpoints:
-            options.highlighted = 0  # import, the first endpoint: Run works at once
+        names = [ep["name"] for ep in endpoints]
+        if not endpoints:
+            await self.query_one("#form-area", VerticalScroll).remove_children(EndpointForm)
+            return
+        # The endpoint selected before a reload stays selected; else import, the first.
+        index = names.index(selected) if selected in names else 0
+        options.highlighted = index
+        await self._show_form(endpoints[index])
+
+    def _show_load_error(self, message: str | None) -> None:
+        area = self.query_one("#form-area", VerticalScroll)
+        for old in area.query(".load-error"):
+            if message is None:
+                old.remove()
+            else:
+                old.update(message)  # type: ignore[attr-defined]
+                return
+        if message is not None:
+            area.mount(Static(message, classes="load-error"), before=0)
+
+    def action_reload_endpoints(self) -> None:
+        self.load_endpoints()
+
+    def _highlighted_endpoint(self) -> str | None:
+        options = self.query_one("#endpoint-list", OptionList)
+        index = options.highlighted
+        if index is None or not 0 <= index < len(self.endpoints):
+            return None
+        return str(self.endpoints[index]["name"])
 
     @on(OptionList.OptionHighlighted, "#endpoint-list")
     async def _endpoint_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         await self._show_form(self.endpoints[event.option_index])
 
     async def _show_form(self, endpoint: dict[str, Any]) -> None:
-        area = self.query_one("#form-area", VerticalScroll)
-        handle_stream = True
-        for old in area.query(EndpointForm):
-            handle_stream = old.handle_stream  # the switch carries over between endpoints
-        await area.remove_children()
-        await area.mount(EndpointForm(endpoint, handle_stream))
+        # One swap at a time: a selection moved twice quickly must not leave two forms.
+        async with self._form_swap:
+            form = self.form
+            if form is not None and form.endpoint == endpoint:
+                return
+            area = self.query_one("#form-area", VerticalScroll)
+            handle_stream = True
+            for old in area.query(EndpointForm):
+                handle_stream = old.handle_stream  # the switch carries over between endpoints
+            await area.remove_children(EndpointForm)
+            await area.mount(EndpointForm(endpoint, handle_stream))
 
     @property
     def form(self) -> EndpointForm | None:
@@ -207,21 +273,28 @@ class StreambindApp(App[None]):
 
     # -- runs -------------------------------------------------------------------------
 
-    def action_run(self) -> None:
+    async def action_run(self) -> None:
         active = self.query_one("#tabs", TabbedContent).active
         if active == "tab-watch":
             self.query_one(WatchForm).submit()
         elif active == "tab-runs":
             self.query_one(RunsTable).open_highlighted()
         else:
-            self._run_endpoint()
+            await self._run_endpoint()
 
     @on(EndpointForm.RunRequested)
-    def _run_endpoint(self) -> None:
-        form = self.form
-        if form is None:
+    async def _run_endpoint(self) -> None:
+        selected = self._highlighted_endpoint()
+        if selected is None:
             self.notify("No endpoint is selected yet.", severity="warning")
             return
+        form = self.form
+        if form is None or form.endpoint["name"] != selected:
+            # A key pressed right after moving the selection: the form of the endpoint now
+            # selected is shown first, and that one runs, as the screen says.
+            await self._show_form(self.endpoints[self.endpoint_names.index(selected)])
+            form = self.form
+            assert form is not None
         params = form.values()
         if params is None:
             self.notify("Some parameters are not valid.", severity="error")
@@ -229,6 +302,10 @@ class StreambindApp(App[None]):
         name = form.endpoint["name"]
         call = self.client.call(name, params, handle_stream=form.handle_stream)
         self.start(call, name)
+
+    @property
+    def endpoint_names(self) -> list[str]:
+        return [str(ep["name"]) for ep in self.endpoints]
 
     @on(WatchForm.WatchRequested)
     def _watch(self, event: WatchForm.WatchRequested) -> None:
@@ -240,16 +317,18 @@ class StreambindApp(App[None]):
 
     @on(RunsTable.OpenRequested)
     def _open_run(self, event: RunsTable.OpenRequested) -> None:
-        self.open_run(event.run_id, event.endpoint)
+        self.open_run(event.run_id, event.endpoint, event.timeline)
 
-    def open_run(self, run_id: str, endpoint: str = "") -> RunCard:
+    def open_run(
+        self, run_id: str, endpoint: str = "", timeline: RunTimeline | None = None
+    ) -> RunCard:
         """A card following a run started anywhere; the card already open for it, if any."""
         for card in self.cards:
             if card.state.run_id == run_id and card.origin != FROM_WATCHED_URL:
                 self.query_one("#runs", VerticalScroll).scroll_to_widget(card, animate=False)
                 self.notify(f"Run {run_id} is already open.", timeout=2)
                 return card
-        call = self.client.follow(run_id, endpoint or None)
+        call = self.client.follow(run_id, endpoint or None, timeline=timeline)
         return self.start(call, endpoint or run_id, FROM_RUNS_TAB)
 
     def start(self, call: StreamCall, title: str, origin: str = FROM_THIS_TUI) -> RunCard:
@@ -272,7 +351,7 @@ class StreambindApp(App[None]):
     def action_cancel(self) -> None:
         card = self._card_to_cancel()
         if card is None:
-            self.notify("No run is running.", severity="warning", timeout=3)
+            self.notify(NOTHING_TO_CANCEL, severity="warning", timeout=5)
             return
         self.run_worker(card.call.cancel(), group="cancel")
 

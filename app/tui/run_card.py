@@ -26,6 +26,7 @@ from ..progress import (
     progress_of,
 )
 from ..rates import MessageRate
+from ..runs_view import fit
 from ..state import StreamState
 from ..steps import steps_line
 
@@ -41,8 +42,13 @@ LOG_LINES = 200
 #: Characters of assembled text kept on screen for text streams.
 TEXT_CHARS = 4000
 _CHUNK_CHARS = 300
+#: Log lines are cut (with ``…``) to the log's width, but never below this.
+_MIN_LOG_WIDTH = 20
 
 HINT_STREAM_OFF = "Handle stream is off: progress will show when the call finishes."
+#: Below this width a card's header leaves out where the run came from: the endpoint and
+#: the run's id come first.
+NARROW_CARD = 60
 HINT_STREAM_WAS_OFF = "Handle stream was off: all {n} chunks arrived at once, at the end."
 HINT_NO_STREAM = (
     "This endpoint finished without sending a streaming message: "
@@ -85,17 +91,46 @@ class RunCard(Vertical):
         self._shown_step = ""
         self._shown_hint = ""
         self._composed = False  # the app's timer may tick before the children exist
+        self._log_width: int | None = None  # the width the log's lines were cut for
 
     @property
     def state(self) -> StreamState:
         return self.call.state
+
+    @property
+    def _cancel_label(self) -> str:
+        # A stream that is not a streambind run cannot be cancelled from here: only stopped.
+        return "Cancel" if self.call.cancels_run else "Stop"
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < NARROW_CARD, "-narrow")
+        if self._composed and self._log_width is not None:
+            self.call_after_refresh(self._refit_log)
+
+    def _refit_log(self) -> None:
+        """Cut the log's lines again for its new width, so that every cut still shows …"""
+        with contextlib.suppress(NoMatches):
+            log = self.query_one(".card-log", Log)
+            if self._log_width == self._log_line_width(log):
+                return
+            count = self._applied_chunks
+            log.clear()
+            self._write_log_lines(log, self.state.chunks[max(0, count - LOG_LINES) : count])
+
+    def _log_line_width(self, log: Log) -> int:
+        return max(_MIN_LOG_WIDTH, log.scrollable_content_region.width)
+
+    def _write_log_lines(self, log: Log, chunks: list[Any]) -> None:
+        width = self._log_line_width(log)
+        self._log_width = width
+        log.write_lines([fit(_one_line(chunk), width) for chunk in chunks])
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="card-head"):
             yield Static(self._title, classes="card-title")
             yield Static(self.origin, classes="card-origin")
             yield Static("pending", classes="card-status")
-            yield Button("Cancel", classes="card-cancel", compact=True, variant="error")
+            yield Button(self._cancel_label, classes="card-cancel", compact=True, variant="error")
         yield Static("", classes="card-hint")
         yield Static("", classes="card-steps")
         with Horizontal(classes="card-progress"):
@@ -165,6 +200,8 @@ class RunCard(Vertical):
         if state.run_id and state.run_id != self._shown_run_id:
             self._shown_run_id = state.run_id
             self.query_one(".card-title", Static).update(f"{self._title} · {state.run_id}")
+            # A watched URL turned out to be a streambind run: Cancel now cancels it.
+            self.query_one(".card-cancel", Button).label = self._cancel_label
 
     def _apply_log(self, state: StreamState) -> None:
         """``stream.chunks`` into the log (or, for text pieces, the assembled text)."""
@@ -181,7 +218,7 @@ class RunCard(Vertical):
         log = self.query_one(".card-log", Log)
         log.display = True
         full = log.line_count >= LOG_LINES
-        log.write_lines([_one_line(c) for c in state.chunks[max(first_new, count - LOG_LINES) :]])
+        self._write_log_lines(log, state.chunks[max(first_new, count - LOG_LINES) :])
         if full:
             # Textual's Log, once full, repaints the rows the new lines had before it
             # trimmed the oldest: the screen would keep showing old lines. Repainting
@@ -260,7 +297,9 @@ class RunCard(Vertical):
 
     def _apply_hint(self, state: StreamState) -> None:
         hint = ""
-        if not state.handle_stream and not state.finished:
+        if state.busy and not state.finished:
+            hint = state.busy[:1].upper() + state.busy[1:] + "."
+        elif not state.handle_stream and not state.finished:
             hint = HINT_STREAM_OFF
         elif not state.handle_stream and state.streamed and state.finished:
             hint = HINT_STREAM_WAS_OFF.format(n=f"{len(state.chunks):,}")
@@ -281,6 +320,8 @@ class RunCard(Vertical):
             widget.update(Text(f"Result: {_one_line(state.result)}"[: _CHUNK_CHARS * 2]))
         elif state.status == "cancelled":
             widget.update("Cancelled.")
+        elif state.status == "stopped":
+            widget.update("Stopped watching: the stream's source was not asked to cancel anything.")
         else:
             widget.display = False
             return

@@ -14,24 +14,36 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.widgets.data_table import RowKey
 
-from ..client import ClientError
-from ..runs_view import columns_for, run_row
+from ..client import ClientError, RunTimeline
+from ..runs_view import columns_for, fit, parse_time, run_row
 
 __all__ = ["POLL_S", "RunsTable"]
 
 #: How often the table asks the server for its runs while the tab is shown.
 POLL_S = 1.0
-_ID_CHARS = 8
+#: Each column's fixed width: a poll never shifts the columns sideways, and what does not
+#: fit is cut with ``…``. The id's first 8 characters tell runs apart here (the card's
+#: header and ``streambind runs`` show it whole).
+WIDTHS = {
+    "id": 9,
+    "endpoint": 12,
+    "status": 9,
+    "progress": 14,
+    "started": 8,
+    "duration": 8,
+    "node": 14,
+}
 
 
 class RunsTable(Vertical):
     """``GET /api/runs`` as a table; Enter (or a click) on a row asks to open that run."""
 
     class OpenRequested(Message):
-        def __init__(self, run_id: str, endpoint: str) -> None:
+        def __init__(self, run_id: str, endpoint: str, timeline: RunTimeline | None) -> None:
             super().__init__()
             self.run_id = run_id
             self.endpoint = endpoint
+            self.timeline = timeline
 
     def __init__(
         self,
@@ -48,6 +60,7 @@ class RunsTable(Vertical):
         self._cells: dict[str, dict[str, str]] = {}
         self._created: dict[str, str] = {}
         self._endpoints: dict[str, str] = {}
+        self._timelines: dict[str, RunTimeline | None] = {}
         self._columns: list[str] = []
         self._wanted = asyncio.Event()  # set while the tab is shown
 
@@ -106,12 +119,12 @@ class RunsTable(Vertical):
         for run_id in [r for r in self._cells if r not in listed]:
             table.remove_row(run_id)
             del self._cells[run_id], self._created[run_id], self._endpoints[run_id]
+            del self._timelines[run_id]
         added = False
         for run_id, run in listed.items():
-            cells = run_row(run, now, self._tz)
-            # The table is narrow: the id's first 8 characters tell runs apart here
-            # (the card's header shows the whole id).
-            cells["id"] = run_id[:_ID_CHARS]
+            full = run_row(run, now, self._tz)
+            cells = {key: fit(text, WIDTHS[key]) for key, text in full.items()}
+            self._timelines[run_id] = _timeline(run)
             shown = self._cells.get(run_id)
             if shown is None:
                 table.add_row(*(cells[c] for c in self._columns), key=run_id)
@@ -121,7 +134,7 @@ class RunsTable(Vertical):
             else:
                 for column in self._columns:
                     if shown.get(column) != cells[column]:
-                        table.update_cell(run_id, column, cells[column], update_width=True)
+                        table.update_cell(run_id, column, cells[column])
             self._cells[run_id] = cells
         if added:
             # Newest first; DataTable adds rows at the bottom, so the rows are sorted again.
@@ -137,10 +150,10 @@ class RunsTable(Vertical):
         for key, heading in zip(keys, headings, strict=True):
             if key in self._columns:
                 continue
-            table.add_column(heading, key=key, default="")
+            table.add_column(heading, key=key, default="", width=WIDTHS[key])
             self._columns.append(key)
             for run_id, cells in self._cells.items():
-                table.update_cell(run_id, key, cells.get(key, ""), update_width=True)
+                table.update_cell(run_id, key, cells.get(key, ""))
 
     def _cursor_run(self) -> str | None:
         table = self.table
@@ -152,8 +165,20 @@ class RunsTable(Vertical):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         run_id = str(event.row_key.value)
-        self.post_message(self.OpenRequested(run_id, self._endpoints.get(run_id, "")))
+        self._request_open(run_id)
 
     def open_highlighted(self) -> None:
         if (run_id := self._cursor_run()) is not None:
-            self.post_message(self.OpenRequested(run_id, self._endpoints.get(run_id, "")))
+            self._request_open(run_id)
+
+    def _request_open(self, run_id: str) -> None:
+        endpoint = self._endpoints.get(run_id, "")
+        self.post_message(self.OpenRequested(run_id, endpoint, self._timelines.get(run_id)))
+
+
+def _timeline(run: dict[str, Any]) -> RunTimeline | None:
+    created = parse_time(run.get("created"))
+    if created is None:
+        return None
+    finished = parse_time(run.get("finished"))
+    return RunTimeline(created.timestamp(), finished.timestamp() if finished else None)

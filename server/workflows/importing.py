@@ -30,7 +30,7 @@ Source = Annotated[
 
 
 #: The steps ``pipeline`` goes through, in order (its first message and its result list them).
-PIPELINE_STEPS = ("validate", "import", "index")
+PIPELINE_STEPS = ("validate", "import", "publish", "index")
 
 
 @endpoint(
@@ -63,9 +63,10 @@ async def import_rows(
     "pipeline",
     title="Validate, import, index",
     description=(
-        "Three named steps, each reporting its own done/total with `step` set: "
-        "validate the rows, import them, then build the table's indexes. Its first "
-        'message announces them: {"steps": ["validate", "import", "index"]}.'
+        "Named steps, each reporting its own done/total with `step` set: "
+        "validate the rows, import them (then publish them at once), then build the "
+        'table\'s indexes. Its first message announces them: {"steps": ["validate", '
+        '"import", "publish", "index"]}.'
     ),
 )
 async def pipeline(
@@ -134,6 +135,9 @@ async def load_and_publish(
             done += await staged.add(batch)
             await ctx.send({"step": step, "done": done, "total": max(total, done)})
             await pause(delay_ms)
+        # One transaction that can take a while on a big import: the caller sees what the
+        # run is doing (no done/total: the bar shows it busy, not finished).
+        await ctx.send({"step": "publish", "rows": done})
         return await staged.publish(source.label)
     except BaseException:
         if ahead is not None:
