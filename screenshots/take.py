@@ -133,7 +133,7 @@ async def runs_tab(app: StreambindApp, pilot: Pilot) -> None:
         # The import, still running, at the top: the newest run of all the scenes'.
         await until(
             pilot,
-            lambda: bool(table.run_ids) and table.table.get_row_at(0)[:2] == ["import", "running"],
+            lambda: bool(table.run_ids) and table.table.get_row_at(0)[1:3] == ["import", "running"],
         )
         await pilot.press("enter")
         await until(pilot, lambda: app.cards and len(app.cards[0].state.chunks) >= 30)

@@ -39,12 +39,13 @@ async def test_json_output_has_a_line_per_chunk_then_the_result(server) -> None:
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines[:-1] == [
-        {"chunk": {"step": "import", "done": d, "total": 30}} for d in (0, 10, 20, 30)
+        *({"chunk": {"step": "import", "done": d, "total": 30}} for d in (0, 10, 20, 30)),
+        {"chunk": {"step": "publish", "rows": 30}},
     ]
     final = lines[-1]
     assert final["status"] == "succeeded"
     assert final["result"]["imported"] == 30
-    assert final["chunks"] == 4
+    assert final["chunks"] == 5
     assert final["run_id"] == final["result"]["run_id"]
 
 
@@ -80,7 +81,7 @@ async def test_no_stream_waits_for_the_whole_response(server) -> None:  # type: 
     )  # fmt: skip
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
-    assert len(lines) == 4  # three chunks, all at the end, then the result
+    assert len(lines) == 5  # four chunks (the last: publish), all at the end, then the result
     assert lines[-1]["status"] == "succeeded"
 
 

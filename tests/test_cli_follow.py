@@ -51,7 +51,7 @@ async def test_follow_shows_the_steps_of_a_pipeline_and_its_result(server) -> No
         started = await client.post("/api/endpoints/pipeline", json={"rows": 40, "delay_ms": 0})
     code, out, _ = await _cli("follow", started.headers["x-run-id"], "--url", server.url)
     assert code == 0
-    assert "validate ✓  import ✓  index ✓" in out
+    assert "validate ✓  import ✓  publish ✓  index ✓" in out
     assert '"imported": 40' in out
 
 
@@ -133,7 +133,7 @@ async def test_runs_lists_every_run_newest_first(server) -> None:  # type: ignor
     assert code == 0
     runs = _lines(out)
     assert [r["id"] for r in runs] == [second.headers["x-run-id"], first.headers["x-run-id"]]
-    assert runs[1]["last_message"] == {"step": "import", "done": 10, "total": 10}
+    assert runs[1]["last_message"] == {"step": "publish", "rows": 10}
     code, out, _ = await _cli("runs", "--url", server.url)
     assert code == 0
     assert out.index("flaky") < out.index("import")

@@ -29,11 +29,14 @@ async def test_chunks_follow_the_stream_and_the_result_arrives(sb: StreamClient)
     state = await sb.call("import", {"rows": 60, "batch_size": 20, "delay_ms": 0}).run()
     assert state.status == "succeeded"
     assert state.streamed
-    assert state.chunks == [{"step": "import", "done": d, "total": 60} for d in (0, 20, 40, 60)]
+    assert state.chunks == [
+        *({"step": "import", "done": d, "total": 60} for d in (0, 20, 40, 60)),
+        {"step": "publish", "rows": 60},
+    ]
     assert state.chunk == state.chunks[-1]
     assert state.result["imported"] == 60
     assert state.run_id == state.result["run_id"]
-    assert state.last_event_id == "5"
+    assert state.last_event_id == "6"
     assert state.error is None
     assert state.started_at is not None and state.finished_at >= state.first_chunk_at
 

@@ -169,7 +169,10 @@ async def test_call_and_follow_work_unchanged_through_the_proxy(deployment: Depl
     final = lines[-1]
     assert final["status"] == "succeeded"
     chunks = [line["chunk"] for line in lines[:-1]]
-    assert chunks[-1] == {"step": "import", "done": 200, "total": 200}
+    assert chunks[-2:] == [
+        {"step": "import", "done": 200, "total": 200},
+        {"step": "publish", "rows": 200},
+    ]
     followed = []
     for _ in range(3):  # round robin: three follows touch every node
         code, replay = await _cli("follow", str(final["run_id"]), "--json", "--url", deployment.url)

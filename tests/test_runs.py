@@ -27,14 +27,14 @@ async def test_runs_are_listed_newest_first_with_their_last_message(
     assert runs[1]["endpoint"] == "import"
     assert runs[1]["params"] == {"rows": 100, "batch_size": 10, "delay_ms": 0, "source": ""}
     assert runs[1]["status"] == "succeeded"
-    assert runs[1]["events"] == 11
-    assert runs[1]["last_message"] == {"step": "import", "done": 100, "total": 100}
+    assert runs[1]["events"] == 12  # done 0, 10 … 100, then the publish step
+    assert runs[1]["last_message"] == {"step": "publish", "rows": 100}
     assert runs[1]["created"].endswith("Z") and runs[1]["finished"].endswith("Z")
     assert runs[0]["last_message"] is None
 
     detail = (await client.get(f"/api/runs/{first}")).json()
     assert detail["result"]["imported"] == 100
-    assert detail["last_event_id"] == 12
+    assert detail["last_event_id"] == 13
 
 
 async def test_a_failed_run_shows_its_error(client: httpx.AsyncClient) -> None:

@@ -54,11 +54,12 @@ async def test_first_send_starts_an_sse_response_with_exact_framing(
         'id: 1\nevent: message\ndata: {"step":"import","done":0,"total":40}\n\n'
         'id: 2\nevent: message\ndata: {"step":"import","done":20,"total":40}\n\n'
         'id: 3\nevent: message\ndata: {"step":"import","done":40,"total":40}\n\n'
+        'id: 4\nevent: message\ndata: {"step":"publish","rows":40}\n\n'
     )
     assert body[len("retry: 3000\n\n") :].startswith(expected_messages)
     terminal = body[len("retry: 3000\n\n") + len(expected_messages) :]
     assert terminal == (
-        "id: 4\nevent: end\ndata: "
+        "id: 5\nevent: end\ndata: "
         + json.dumps(
             {
                 "status": "succeeded",

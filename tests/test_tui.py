@@ -94,11 +94,13 @@ async def test_pressing_run_at_start_runs_import_to_100_percent(server) -> None:
         assert card.has_class("-succeeded")
         assert card.query_one(ProgressBar).percentage == 1.0
         assert text_of(card, ".card-status") == "succeeded"
-        # The defaults: 1,000 rows in batches of 25, one message before the first batch.
-        assert "1,000/1,000" in text_of(card, ".card-stats")
+        # The defaults: 1,000 rows in batches of 25, one message before the first batch,
+        # and the publish step (no done/total: the stats say only what the chunk says).
+        assert text_of(card, ".card-stats").endswith("42 chunks")
         log = card.query_one(Log)
-        assert log.line_count == len(state.chunks) == 41
-        assert '"done": 1000' in log.lines[-1]
+        assert log.line_count == len(state.chunks) == 42
+        assert '"done": 1000' in log.lines[-2]
+        assert log.lines[-1] == '{"step": "publish", "rows": 1000}'
     async with httpx.AsyncClient(base_url=server.url) as client:
         replay = await client.get(f"/api/runs/{state.run_id}/events")
     sent = [e.json() for e in split_events(replay.text) if e.event == "message"]
@@ -506,7 +508,14 @@ async def test_the_command_palette_offers_the_apps_actions(server) -> None:  # t
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        assert titles[:5] == ["Run", "Cancel", "Handle stream", "Watch URL", "Endpoints"]
+        assert titles[:6] == [
+            "Run",
+            "Cancel",
+            "Handle stream",
+            "Reload endpoints",
+            "Watch URL",
+            "Endpoints",
+        ]
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
         await pilot.press(*"handle stream")

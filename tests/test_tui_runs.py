@@ -55,7 +55,7 @@ async def test_a_run_started_over_http_shows_up_and_opens_into_a_card_to_100_per
             await until(pilot, lambda: run["id"] in table.run_ids, "the run is listed")
             # Polled once a second: listed by the second poll at the latest, within 2 s.
             assert polls - polls_then <= 2
-            assert table.table.get_row(run["id"])[:2] == ["hold", "running"]
+            assert table.table.get_row(run["id"])[:3] == [f"{run['id'][:8]}…", "hold", "running"]
             await pilot.press("enter")
             await until(pilot, lambda: app.cards != [], "a card opens")
             card = app.cards[0]
@@ -70,7 +70,7 @@ async def test_a_run_started_over_http_shows_up_and_opens_into_a_card_to_100_per
         assert card.query_one(ProgressBar).percentage == 1.0
         assert text_of(card, ".card-status") == "succeeded"
         await until(
-            pilot, lambda: table.table.get_row(run["id"])[1] == "succeeded", "the row says so"
+            pilot, lambda: table.table.get_row(run["id"])[2] == "succeeded", "the row says so"
         )
     assert card.state.chunks == await replayed(server.url, run["id"])
     assert card.state.chunks == [{"n": n} for n in range(1, 8)]
@@ -84,14 +84,14 @@ async def test_a_finished_pipeline_opens_with_its_final_state_and_every_step_don
     async with app.run_test(size=SIZE) as pilot:
         table = await runs_tab(pilot)
         await until(pilot, lambda: run_id in table.run_ids, "the run is listed")
-        assert table.table.get_row(run_id)[:3] == ["pipeline", "succeeded", "100%"]
+        assert table.table.get_row(run_id)[1:4] == ["pipeline", "succeeded", "100%"]
         await pilot.press("enter")
         await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the card ends")
         await pilot.pause(0.2)
         card = app.cards[0]
         assert card.state.status == "succeeded"
         assert card.state.result["imported"] == 60
-        assert text_of(card, ".card-steps") == "validate ✓  import ✓  index ✓"
+        assert text_of(card, ".card-steps") == "validate ✓  import ✓  publish ✓  index ✓"
         assert card.query_one(".card-steps").display
         assert card.query_one(ProgressBar).percentage == 1.0
         assert sum(card.query_one(Sparkline).data or []) == len(card.state.chunks)
@@ -197,8 +197,8 @@ async def test_a_pipeline_started_here_shows_its_steps_as_they_go(server) -> Non
         await until(pilot, look, "the run ends")
         await pilot.pause(0.2)
         look()
-    assert seen[-1] == "validate ✓  import ✓  index ✓"
-    assert all(line.count("✓") <= 3 for line in seen)
+    assert seen[-1] == "validate ✓  import ✓  publish ✓  index ✓"
+    assert all(line.count("✓") <= 4 for line in seen)
 
 
 async def test_the_steps_row_and_the_sparkline_ask_for_no_layout_pass(server) -> None:  # type: ignore[no-untyped-def]

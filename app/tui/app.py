@@ -13,6 +13,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import (
     Footer,
@@ -80,6 +81,13 @@ class StreambindApp(App[None]):
         self.sub_title = subtitle or url
         self._runs_started = 0
         self._form_swap = asyncio.Lock()
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        # A middle dot rather than Textual's em dash, which many terminal fonts (and the
+        # screenshots' SVG) draw wider than its one cell, over the space before it.
+        if not sub_title:
+            return Content(title)
+        return Content.assemble(Content(f"{title} · "), (sub_title, "dim"))
 
     def compose(self) -> ComposeResult:
         yield Header()
