@@ -39,7 +39,7 @@ from .headers import headers_problem, last_event_id_header
 from .inflate import body_pieces
 from .settings import ClientSettings
 from .sse import SSEDecoder, StreamTooLarge
-from .state import StreamState
+from .state import CANCELLED_HERE, StreamState
 
 __all__ = [
     "ClientError",
@@ -368,6 +368,7 @@ class StreamCall:
             message = f"the client failed on what {self.target} sent: {type(exc).__name__}: {exc}"
             self.held.fail("client_error", message, clock())
         self._take_held()
+        state.reconnecting = False
         if not state.finished:  # pragma: no cover - every path above ends the call
             state.fail("protocol_error", "the stream ended without saying how it ended", clock())
         timeline = self.timeline
@@ -398,6 +399,7 @@ class StreamCall:
         if not isinstance(self.protocol, RunProtocol):
             self.state.finish("stopped", self.client.clock())
             return
+        self.state.cancel_reason = CANCELLED_HERE
         self.state.finish("cancelled", self.client.clock())
         if run_id:
             # If this fails the stream is closed anyway: the server cancels the run
@@ -504,6 +506,8 @@ class StreamCall:
         # ``retry: 0`` would reconnect hundreds of times a second: there is a floor, and the
         # wait doubles with each attempt in a row that brought no new message.
         retry_ms = max(retry_ms, settings.min_retry_ms)
+        state.reconnecting = True
+        state.version += 1
         await self.client.sleep(min(retry_ms / 1000 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
         state.reconnects += 1
         state.version += 1
@@ -513,6 +517,9 @@ class StreamCall:
         """Take in an answer's status and headers; False when the call ends here."""
         state, held, response = self.state, self.held, answer.response
         clock = self.client.clock
+        if state.reconnecting:
+            state.reconnecting = False  # an answer came: the stream is up, or ends here
+            state.version += 1
         run_id = response.headers.get("x-run-id")
         if run_id and isinstance(self.protocol, WatchProtocol):
             # A streambind run: cancelled with DELETE, resumed through its events.

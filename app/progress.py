@@ -99,25 +99,35 @@ def _clamp(x: float) -> float:
 
 
 class RateMeter:
-    """Rate and time left of the current step, from the progress seen at two moments."""
+    """Rate and time left of the current step, from its start to its latest progress.
+
+    The rate is measured up to the moment the count last moved, never up to now: a stream
+    that pauses (or a server that is gone) does not make the rate decay and the time left
+    grow. The time left counts down from the estimate made then, and stops at 0.
+    """
 
     def __init__(self) -> None:
         self._step: str | None = None
         self._start: tuple[float, float] | None = None  # (time, done) when the step began
+        self._latest: tuple[float, float] | None = None  # (time, done) when it last moved
 
     def update(self, now: float, progress: Progress) -> tuple[float | None, float | None]:
         """Return (units per second, seconds left), each None when not yet known."""
-        if progress.done is None or progress.total is None:
+        done, total = progress.done, progress.total
+        if done is None or total is None:
             return None, None
-        if self._start is None or progress.step != self._step or progress.done < self._start[1]:
+        if self._start is None or progress.step != self._step or done < self._start[1]:
             self._step = progress.step
-            self._start = (now, progress.done)
+            self._start = self._latest = (now, done)
             return None, None
-        started, done_then = self._start
-        if now <= started or progress.done <= done_then:
+        assert self._latest is not None
+        if done != self._latest[1]:
+            self._latest = (now, done)
+        (started, done_then), (moved, done_now) = self._start, self._latest
+        if moved <= started or done_now <= done_then:
             return None, None
-        rate = (progress.done - done_then) / (now - started)
-        return rate, max(0.0, (progress.total - progress.done) / rate)
+        rate = (done_now - done_then) / (moved - started)
+        return rate, max(0.0, (total - done_now) / rate - (now - moved))
 
 
 def format_duration(seconds: float) -> str:

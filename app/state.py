@@ -16,11 +16,20 @@ from .jsondecode import decode_each, decode_json
 from .sse import EventFields
 from .steps import StepTracker
 
-__all__ = ["DONE_SENTINEL", "TERMINAL", "StreamState"]
+__all__ = ["CANCELLED_HERE", "CANCEL_REASONS", "DONE_SENTINEL", "TERMINAL", "StreamState"]
 
 #: How a call can end. ``stopped``: the client stopped watching a stream that is not a
 #: streambind run, which nothing on the client's side can cancel.
 TERMINAL = ("succeeded", "failed", "cancelled", "stopped")
+#: What the server's ``cancelled`` event says of why, in words a card can show.
+CANCEL_REASONS = {
+    "requested": "a cancel was asked for (DELETE)",
+    "abandoned": "nobody followed it within the server's grace period",
+    "caller_left": "its caller left before the run sent anything",
+    "shutdown": "the server shut down",
+}
+#: What a cancel asked for by this client says.
+CANCELLED_HERE = "cancelled here"
 #: The sentinel OpenAI-style APIs send as their last message.
 DONE_SENTINEL = "[DONE]"
 
@@ -44,6 +53,11 @@ class StreamState:
     #: Whether the response was an event stream (False: one plain JSON response).
     streamed: bool = False
     reconnects: int = 0
+    #: The stream is down and the call is waiting to resume it.
+    reconnecting: bool = False
+    #: Why the run was cancelled, in words: as the server's ``cancelled`` event says
+    #: (``CANCEL_REASONS``), or ``cancelled here`` when this client asked.
+    cancel_reason: str | None = None
     #: While the server answers that it is busy and the call waits to ask again: why.
     busy: str | None = None
     bytes_received: int = 0
@@ -218,6 +232,9 @@ class StreamState:
             error = data.get("error")
             self.fail_with(error if isinstance(error, dict) else {"message": str(error)}, clock())
         elif name == "cancelled" and status == "cancelled":
+            reason = data.get("reason")
+            if self.cancel_reason is None and isinstance(reason, str):
+                self.cancel_reason = CANCEL_REASONS.get(reason, reason)
             self.finish("cancelled", clock())
         else:
             return False

@@ -17,12 +17,14 @@ __all__ = ["Step", "StepTracker", "steps_line"]
 DONE = "done"
 CURRENT = "current"
 TO_COME = "to come"
+#: Announced, never seen, and the run has gone past it.
+SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
-    state: str  # DONE, CURRENT or TO_COME
+    state: str  # DONE, CURRENT, TO_COME or SKIPPED
     #: How far the current step is (0..1), when its latest chunk says.
     fraction: float | None = None
 
@@ -95,10 +97,12 @@ class StepTracker:
             if name == current:
                 out.append(Step(name, CURRENT, fraction))
                 reached = True
-            elif name in self._seen and not reached:
+            elif reached:
+                out.append(Step(name, TO_COME))
+            elif name in self._seen:
                 out.append(Step(name, DONE, 1.0))
             else:
-                out.append(Step(name, TO_COME))
+                out.append(Step(name, SKIPPED))
         return out
 
 
@@ -111,6 +115,8 @@ def steps_line(steps: Sequence[Step]) -> str:
         elif step.state == CURRENT:
             percent = "" if step.fraction is None else f" {step.fraction * 100:.0f}%"
             parts.append(f"{step.name}{percent}")
+        elif step.state == SKIPPED:
+            parts.append(f"{step.name} –")
         else:
             parts.append(f"{step.name} ·")
     return "  ".join(parts)

@@ -15,13 +15,14 @@ import orjson
 
 __all__ = [
     "CANCELLED",
-    "CANCELLED_DATA",
+    "CANCEL_REASONS",
     "END",
     "ERROR",
     "MESSAGE",
     "MESSAGE_FRAME",
     "PING",
     "NotJSONSerialisable",
+    "cancelled_data",
     "encode_event",
     "end_data",
     "failed_data",
@@ -43,9 +44,19 @@ MESSAGE_FRAME = b"id: %d\nevent: message\ndata: %b\n\n"
 END = "end"
 ERROR = "error"
 CANCELLED = "cancelled"
-CANCELLED_DATA = '{"status":"cancelled"}'
+#: Why a run was cancelled, as its ``cancelled`` event's ``reason`` says: a ``DELETE`` (on
+#: any node), nobody following it through the detach grace, its caller leaving before the
+#: response began (so before it could learn the run's id), or the server shutting down.
+CANCEL_REASONS = ("requested", "abandoned", "caller_left", "shutdown")
 
 PING = b": ping\n\n"
+
+
+def cancelled_data(reason: str) -> str:
+    """The ``cancelled`` event's data: ``{"status":"cancelled","reason":…}``."""
+    assert reason in CANCEL_REASONS, reason
+    return to_json({"status": "cancelled", "reason": reason})
+
 
 # No circular-reference bookkeeping: a cycle ends in RecursionError, reported as deep nesting.
 _encoder = json.JSONEncoder(

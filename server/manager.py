@@ -15,10 +15,10 @@ from .context import RunContext
 from .database import Database
 from .framing import (
     CANCELLED,
-    CANCELLED_DATA,
     END,
     ERROR,
     NotJSONSerialisable,
+    cancelled_data,
     end_data,
     failed_data,
     to_json,
@@ -31,6 +31,11 @@ from .store import MemoryRunStore, RunStore
 __all__ = ["RunManager", "ServerClosing", "TooManyRuns"]
 
 logger = logging.getLogger("streambind.server")
+
+
+def _abandoned(run: Run) -> str:
+    # A run whose caller left before learning its id has no grace period (api.start_run).
+    return "caller_left" if run.grace_period == 0 else "abandoned"
 
 
 class TooManyRuns(Exception):
@@ -196,7 +201,7 @@ class RunManager:
             task.add_done_callback(self._checks.discard)
             return
         logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
-        self.cancel(run)
+        self.cancel(run, _abandoned(run))
 
     async def _abandon_if_unfollowed(self, run: Run) -> None:
         try:
@@ -207,17 +212,19 @@ class RunManager:
         if elsewhere or run.followers or not run.running:
             return  # the last follower elsewhere that leaves starts the grace again
         logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
-        self.cancel(run)
+        self.cancel(run, _abandoned(run))
 
     # -- ending ---------------------------------------------------------------
 
-    def cancel(self, run: Run) -> bool:
-        """Ask a running run to stop; False if it had already finished."""
+    def cancel(self, run: Run, reason: str = "requested") -> bool:
+        """Ask a running run to stop, saying why (``framing.CANCEL_REASONS``); False if it
+        had already finished."""
         if run.elsewhere and run.running:
             self.store.cancel_elsewhere(run)
             return True
         if not run.running or run.task is None:
             return False
+        run.cancel_reason = run.cancel_reason or reason
         run.task.cancel()
         return True
 
@@ -234,9 +241,10 @@ class RunManager:
         self._closing = True
         for task in self._background:
             task.cancel()
-        tasks = [r.task for r in self._runs.values() if r.running and r.task is not None]
-        for task in tasks:
-            task.cancel()
+        running = [r for r in self._runs.values() if r.running and r.task is not None]
+        for run in running:
+            self.cancel(run, "shutdown")
+        tasks = [r.task for r in running if r.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
         await self.store.close()
@@ -248,7 +256,7 @@ class RunManager:
                 result = await run.endpoint.fn(ctx, **run.params)
             except asyncio.CancelledError:
                 run.status = "cancelled"
-                run.end(CANCELLED, CANCELLED_DATA)
+                run.end(CANCELLED, cancelled_data(run.cancel_reason or "requested"))
                 return
             except ParamsInvalid as exc:
                 logger.info("run %s refused its parameters: %s", run.id, exc.fields)

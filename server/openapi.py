@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .framing import CANCELLED, END, ERROR, MESSAGE
+from .framing import CANCEL_REASONS, CANCELLED, END, ERROR, MESSAGE
 from .registry import Registry
 
 __all__ = ["ERRORS", "Route", "openapi_document"]
@@ -179,8 +179,18 @@ EVENTS: dict[str, dict[str, Any]] = {
     },
     CANCELLED: {
         "type": "object",
-        "required": ["status"],
-        "properties": {"status": {"const": "cancelled"}},
+        "required": ["status", "reason"],
+        "properties": {
+            "status": {"const": "cancelled"},
+            "reason": {
+                "description": (
+                    "requested: a DELETE on any node; abandoned: nobody followed it within the "
+                    "detach grace; caller_left: its caller left before the response began; "
+                    "shutdown: the server shut down"
+                ),
+                "enum": list(CANCEL_REASONS),
+            },
+        },
     },
 }
 

@@ -81,6 +81,8 @@ class Run:
     #: Seconds it is kept without a follower before it is cancelled; None: the server's
     #: ``detach_grace``. Zero once its caller left before learning its id.
     grace_period: float | None = None
+    #: Why it is being cancelled (``framing.CANCEL_REASONS``), once something asked.
+    cancel_reason: str | None = None
     #: The clock its followers' progress is measured on, and how long one may make none.
     clock: StallClock = field(default_factory=StallClock)
     stall: float = 2.0

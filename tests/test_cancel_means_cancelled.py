@@ -25,8 +25,11 @@ from streambind.app.tui.app import NOTHING_TO_CANCEL, StreambindApp
 TESTS = Path(__file__).parent
 
 
-async def _cancelled_on_the_server(url: str, run_id: str) -> dict[str, object]:
-    """The run's record once it says ``cancelled``; its message count must then hold still."""
+async def _cancelled_on_the_server(
+    url: str, run_id: str, reason: str = "requested"
+) -> dict[str, object]:
+    """The run's record once it says ``cancelled``; its message count must then hold still,
+    and its ``cancelled`` event say why."""
     async with httpx.AsyncClient(base_url=url) as client:
         record = await run_record(client, run_id, lambda r: r["status"] == "cancelled", "cancel")
         # Cancelled means nothing more is published: the count is the same a moment later,
@@ -34,7 +37,7 @@ async def _cancelled_on_the_server(url: str, run_id: str) -> dict[str, object]:
         again = (await client.get(f"/api/runs/{run_id}")).json()
         assert again["events"] == record["events"]
         replay = await client.get(f"/api/runs/{run_id}/events")
-        assert replay.text.rstrip().endswith('data: {"status":"cancelled"}')
+        assert replay.text.rstrip().endswith(f'data: {{"status":"cancelled","reason":"{reason}"}}')
     return record
 
 
@@ -70,7 +73,7 @@ async def test_cancelling_before_the_first_message_cancels_the_run_at_once(start
         await call.cancel()
         state = await task
     assert state.status == "cancelled" and state.run_id is None
-    await _cancelled_on_the_server(server.url, run["id"])
+    await _cancelled_on_the_server(server.url, run["id"], "caller_left")
 
 
 async def test_the_tui_cancels_a_run_with_handle_stream_off(server) -> None:  # type: ignore[no-untyped-def]

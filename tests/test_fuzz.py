@@ -233,7 +233,7 @@ EVENTS = st.lists(
         [
             ("end", '{"status":"succeeded","result":1}', "", None),
             ("error", '{"status":"failed","error":{"message":"no"}}', "9", None),
-            ("cancelled", '{"status":"cancelled"}', "", None),
+            ("cancelled", '{"status":"cancelled","reason":"shutdown"}', "", None),
         ]
     ),
     max_size=12,

@@ -160,7 +160,7 @@ async def test_delete_cancels_and_every_follower_gets_the_cancelled_event(
     for tail in (theirs, mine):
         assert tail[-1].event == "cancelled"
         assert tail[-1].id == "3"
-        assert tail[-1].json() == {"status": "cancelled"}
+        assert tail[-1].json() == {"status": "cancelled", "reason": "requested"}
     again = await client.delete(f"/api/runs/{run_id}")
     assert again.status_code == 409
     assert again.json()["error"] == {

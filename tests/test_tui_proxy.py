@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 from cutter import CuttingProxy
 from deployment import Deployment
-from test_tui import SIZE, ready, run_first, select, text_of, until
-from textual.widgets import ProgressBar
+from test_tui import SIZE, bar, ready, run_first, select, text_of, until
 from wire import split_events
 
 from streambind.app.tui.app import StreambindApp
@@ -32,7 +31,7 @@ async def _run_import(app: StreambindApp, url: str, delay_ms: int) -> tuple[RunC
         await until(pilot, lambda: card.state.finished, "the run ends")
         await pilot.pause(0.2)  # one more batch tick
         assert card.state.status == "succeeded", card.state.error
-        assert card.query_one(ProgressBar).percentage == 1.0
+        assert bar(card) == 1.0
         assert text_of(card, ".card-status") == "succeeded"
         assert f"{len(card.state.chunks)} chunks" in text_of(card, ".card-stats")
         stats = text_of(card, ".card-stats")

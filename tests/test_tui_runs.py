@@ -7,14 +7,19 @@ import asyncio
 import flows
 import httpx
 from polling import newest_run, run_record
-from test_tui import SIZE, ready, record_layout_requests, select, text_of, until
+from test_tui import SIZE, bar, ready, record_layout_requests, select, text_of, until
 from textual.pilot import Pilot
-from textual.widgets import ProgressBar, Sparkline
+from textual.widgets import Sparkline
 from wire import split_events
 
 from streambind.app.tui.app import StreambindApp
 from streambind.app.tui.run_card import FROM_RUNS_TAB, RunCard
 from streambind.app.tui.runs_table import RunsTable
+
+
+def row_of(table: RunsTable, run_id: str) -> list[str]:
+    """A row's cells as the text they show."""
+    return [str(cell) for cell in table.table.get_row(run_id)]
 
 
 async def runs_tab(pilot: Pilot) -> RunsTable:
@@ -55,23 +60,22 @@ async def test_a_run_started_over_http_shows_up_and_opens_into_a_card_to_100_per
             await until(pilot, lambda: run["id"] in table.run_ids, "the run is listed")
             # Polled once a second: listed by the second poll at the latest, within 2 s.
             assert polls - polls_then <= 2
-            assert table.table.get_row(run["id"])[:3] == [f"{run['id'][:8]}…", "hold", "running"]
+            assert row_of(table, run["id"])[:4] == ["", f"{run['id'][:8]}…", "hold", "running"]
             await pilot.press("enter")
             await until(pilot, lambda: app.cards != [], "a card opens")
             card = app.cards[0]
             assert card.origin == FROM_RUNS_TAB
-            assert text_of(card, ".card-origin") == FROM_RUNS_TAB
+            assert FROM_RUNS_TAB in text_of(card, ".card-title")
+            assert row_of(table, run["id"])[0] == "●"  # marked: it is on the board
             await until(pilot, lambda: len(card.state.chunks) == 3, "the replay arrives")
             flows.release("runs-tab")
             await started
         await until(pilot, lambda: card.state.finished, "the run ends")
         await pilot.pause(0.2)
         assert card.state.status == "succeeded"
-        assert card.query_one(ProgressBar).percentage == 1.0
+        assert bar(card) == 1.0
         assert text_of(card, ".card-status") == "succeeded"
-        await until(
-            pilot, lambda: table.table.get_row(run["id"])[2] == "succeeded", "the row says so"
-        )
+        await until(pilot, lambda: row_of(table, run["id"])[3] == "succeeded", "the row says so")
     assert card.state.chunks == await replayed(server.url, run["id"])
     assert card.state.chunks == [{"n": n} for n in range(1, 8)]
 
@@ -84,7 +88,8 @@ async def test_a_finished_pipeline_opens_with_its_final_state_and_every_step_don
     async with app.run_test(size=SIZE) as pilot:
         table = await runs_tab(pilot)
         await until(pilot, lambda: run_id in table.run_ids, "the run is listed")
-        assert table.table.get_row(run_id)[1:4] == ["pipeline", "succeeded", "100%"]
+        assert row_of(table, run_id)[2:4] == ["pipeline", "succeeded"]
+        assert row_of(table, run_id)[4] == "▰▰▰▰▰ 100%"
         await pilot.press("enter")
         await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the card ends")
         await pilot.pause(0.2)
@@ -93,7 +98,7 @@ async def test_a_finished_pipeline_opens_with_its_final_state_and_every_step_don
         assert card.state.result["imported"] == 60
         assert text_of(card, ".card-steps") == "validate ✓  import ✓  publish ✓  index ✓"
         assert card.query_one(".card-steps").display
-        assert card.query_one(ProgressBar).percentage == 1.0
+        assert bar(card) == 1.0
         assert sum(card.query_one(Sparkline).data or []) == len(card.state.chunks)
     assert card.state.chunks == await replayed(server.url, run_id)
 
@@ -126,7 +131,7 @@ async def test_opening_the_same_run_twice_makes_one_card(server) -> None:  # typ
         await pilot.click("#runs-table", offset=(3, 1))  # a click on the row opens it too
         await pilot.pause(0.3)
         assert len(app.cards) == 1
-        assert any("already open" in n.message for n in app._notifications)
+        assert any("already on the board" in n.message for n in app._notifications)
 
 
 async def test_cancel_works_on_an_opened_run(server) -> None:  # type: ignore[no-untyped-def]

@@ -1,21 +1,27 @@
-"""The streambind terminal UI: run an endpoint, watch its card, open any run of the server."""
+"""The streambind terminal UI: run endpoints, supervise their runs on a board, open any run."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import (
+    Button,
     Footer,
     Header,
     Input,
@@ -28,7 +34,13 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from ..client import ClientError, RunTimeline, StreamCall, StreamClient
+from ..run_line import params_summary
+from .board import RunBoard
+from .dialogs import MessageScreen, SearchScreen
 from .endpoint_form import EndpointForm
+from .message_log import MessageLog
+from .panes import EndpointList, EndpointsPane, WatchPane
+from .preferences import Preferences
 from .run_card import FROM_RUNS_TAB, FROM_THIS_TUI, FROM_WATCHED_URL, RunCard
 from .runs_table import RunsTable
 from .watch_form import WatchForm
@@ -41,25 +53,31 @@ REFRESH_HZ = 20
 #: doubled each time up to the last.
 ENDPOINTS_RETRY_FIRST_S = 0.5
 ENDPOINTS_RETRY_MAX_S = 5.0
+#: How long quitting waits for cancels still on their way to the server.
+CANCEL_ON_EXIT_S = 3.0
+#: How often the header's connection mark asks the server how it is.
+HEALTH_S = 2.0
+#: Below this width the sidebar goes above the board instead of beside it.
+STACK_BELOW = 100
 #: What ``c`` says when no run of this window is running.
 NOTHING_TO_CANCEL = (
     "No run of this window is running. Runs started elsewhere are in the Runs tab (a), "
     "where Enter opens one here."
 )
+CONNECTED, RECONNECTING, DRAINING = "● connected", "○ reconnecting", "◐ draining"
 
 
 class StreambindApp(App[None]):
     CSS_PATH = Path(__file__).with_name("streambind.tcss")
     TITLE = "streambind"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "run", "Run"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("h", "toggle_handle_stream", "Handle stream"),
-        Binding("down,j", "move_endpoint(1)", "Next", key_display="↓"),
-        Binding("up,k", "move_endpoint(-1)", "Previous endpoint", key_display="↑", show=False),
-        Binding("w", "show_watch", "Watch"),
-        Binding("a", "show_runs", "Runs"),
+        Binding("c", "cancel_newest", "Cancel"),
+        Binding("left_square_bracket,right_square_bracket", "focus_runs", "Runs", show=False),
         Binding("e", "show_endpoints", "Endpoints", show=False),
+        Binding("w", "show_watch", "Watch"),
+        Binding("a", "show_runs", "Runs tab"),
+        Binding("ctrl+b", "toggle_sidebar", "Sidebar", show=False),
+        Binding("m", "maximize", "Maximize", show=False),
         # While typing in a field, letters go into the field: Enter runs, Escape leaves it.
         Binding("escape", "leave_field", "Leave field", key_display="esc"),
         Binding("q", "quit", "Quit"),
@@ -72,15 +90,23 @@ class StreambindApp(App[None]):
         *,
         clock: Callable[[], float] = time.monotonic,
         subtitle: str | None = None,
+        health: bool = True,
     ) -> None:
         super().__init__()
         self.url = url
         self.client = StreamClient(url, token, clock=clock)
         self.clock = clock
         self.endpoints: list[dict[str, Any]] = []
-        self.sub_title = subtitle or url
+        self._where = subtitle or url
+        self.sub_title = self._where
         self._runs_started = 0
         self._form_swap = asyncio.Lock()
+        self._health = health
+        self._cancel_label = ""
+        self._last_search = ""
+        #: Cancels on their way to the server (a DELETE each), awaited before quitting.
+        self._cancels: set[asyncio.Task[None]] = set()
+        self.preferences = Preferences.load()
 
     def format_title(self, title: str, sub_title: str) -> Content:
         # A middle dot rather than Textual's em dash, which many terminal fonts (and the
@@ -92,26 +118,35 @@ class StreambindApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="main"):
-            with TabbedContent(id="tabs"):
-                with TabPane("Endpoints", id="tab-endpoints"):
-                    yield OptionList(id="endpoint-list", compact=True)
+            with Vertical(id="sidebar"), TabbedContent(id="tabs"):
+                with TabPane("Endpoints", id="tab-endpoints"), EndpointsPane():
+                    yield EndpointList(id="endpoint-list", compact=True)
                     # Not focusable itself: Tab goes straight to the first field.
                     yield VerticalScroll(id="form-area", can_focus=False)
-                with TabPane("Watch URL", id="tab-watch"), VerticalScroll(can_focus=False):
+                    # Below the form, not in it: Run is never scrolled away, down to 80×24.
+                    with Vertical(id="run-bar"):
+                        yield Button("Run", id="run", variant="primary", compact=True)
+                        yield Static("", id="call-line")
+                with TabPane("Watch URL", id="tab-watch"), WatchPane():
                     yield WatchForm(id="watch")
                 with TabPane("Runs", id="tab-runs"):
-                    yield RunsTable(self.client.runs, id="runs-panel")
-            with Vertical(id="runs-area"):
+                    yield RunsTable(self.client.runs, on_board=self._on_board, id="runs-panel")
+            with Vertical(id="board-area"):
                 yield Static(
                     "No runs yet. Pick an endpoint and press r (or click Run).", id="no-runs"
                 )
-                yield VerticalScroll(id="runs")
+                yield RunBoard(id="runs")
         yield Footer()
 
     async def on_mount(self) -> None:
+        if self.preferences.theme in self.available_themes:
+            self.theme = self.preferences.theme
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.set_interval(1 / REFRESH_HZ, self._refresh_cards)
         self.query_one("#endpoint-list").focus()
         self.load_endpoints()
+        if self._health:
+            self.watch_health()
         self.call_after_refresh(self._freeze_startup_objects)
 
     def _freeze_startup_objects(self) -> None:
@@ -122,13 +157,25 @@ class StreambindApp(App[None]):
         gc.freeze()
 
     async def on_unmount(self) -> None:
+        # A cancel asked for just before quitting still reaches the server.
+        if self._cancels:
+            await asyncio.wait(self._cancels, timeout=CANCEL_ON_EXIT_S)
         await self.client.aclose()
+
+    def on_resize(self) -> None:
+        self.query_one("#main").set_class(self.size.width < STACK_BELOW, "-stacked")
+
+    def _remember_theme(self, theme: Any) -> None:
+        self.preferences.theme = self.theme
+        self.preferences.save()
+
+    # -- the command palette ------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The app's own actions in the command palette (ctrl+p), beside Textual's."""
-        yield SystemCommand("Run", "Run the selected endpoint (r)", self.action_run)
+        yield SystemCommand("Run", "Run the selected endpoint (r)", self.action_run_endpoint)
         yield SystemCommand(
-            "Cancel", "Cancel the focused run of this window (c)", self.action_cancel
+            "Cancel", "Cancel the newest running run of this window (c)", self.action_cancel_newest
         )
         yield SystemCommand(
             "Handle stream", "Turn Handle stream on or off (h)", self.action_toggle_handle_stream
@@ -143,9 +190,29 @@ class StreambindApp(App[None]):
         yield SystemCommand(
             "Runs", "Every run the server keeps, to open any of them (a)", self.action_show_runs
         )
+        yield SystemCommand(
+            "Sidebar", "Hide or show the sidebar (ctrl+b)", self.action_toggle_sidebar
+        )
+        for endpoint in self.endpoints:
+            name = str(endpoint["name"])
+            yield SystemCommand(
+                f"Run {name}…",
+                str(endpoint.get("title") or "") + " (its form)",
+                lambda name=name: self.call_later(self.choose_endpoint, name),  # type: ignore[misc]
+            )
+        for card in self.cards:
+            yield SystemCommand(
+                f"Show {card.label}", f"{card.state.status} · {card.origin}", card.focus
+            )
+        for url in self.preferences.watched:
+            yield SystemCommand(
+                f"Watch {url}",
+                "Watched before",
+                lambda url=url: self.watch_url(url),  # type: ignore[misc]
+            )
         yield from super().get_system_commands(screen)
 
-    # -- endpoints and the form ---------------------------------------------------
+    # -- endpoints and the form -----------------------------------------------------------
 
     @work(group="endpoints", exclusive=True)
     async def load_endpoints(self) -> None:
@@ -179,7 +246,7 @@ class StreambindApp(App[None]):
             Option(f"{ep['name']}  [dim]{ep.get('title', '')}[/]", id=ep["name"])
             for ep in endpoints
         )
-        names = [ep["name"] for ep in endpoints]
+        names = self.endpoint_names
         if not endpoints:
             await self.query_one("#form-area", VerticalScroll).remove_children(EndpointForm)
             return
@@ -202,6 +269,10 @@ class StreambindApp(App[None]):
     def action_reload_endpoints(self) -> None:
         self.load_endpoints()
 
+    @property
+    def endpoint_names(self) -> list[str]:
+        return [str(ep["name"]) for ep in self.endpoints]
+
     def _highlighted_endpoint(self) -> str | None:
         options = self.query_one("#endpoint-list", OptionList)
         index = options.highlighted
@@ -212,6 +283,21 @@ class StreambindApp(App[None]):
     @on(OptionList.OptionHighlighted, "#endpoint-list")
     async def _endpoint_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         await self._show_form(self.endpoints[event.option_index])
+
+    @on(OptionList.OptionSelected, "#endpoint-list")
+    async def _endpoint_chosen(self, event: OptionList.OptionSelected) -> None:
+        # Enter on the list: on to the form's first field.
+        await self._show_form(self.endpoints[event.option_index])
+        if (form := self.form) is not None and (field := form.first_field()) is not None:
+            field.focus()
+
+    async def choose_endpoint(self, name: str) -> None:
+        """Show ``name``'s form in the Endpoints tab, its first field focused."""
+        self.action_show_endpoints()
+        self.query_one("#endpoint-list", OptionList).highlighted = self.endpoint_names.index(name)
+        await self._show_form(self.endpoints[self.endpoint_names.index(name)])
+        if (form := self.form) is not None and (field := form.first_field()) is not None:
+            field.focus()
 
     async def _show_form(self, endpoint: dict[str, Any]) -> None:
         # One swap at a time: a selection moved twice quickly must not leave two forms.
@@ -231,65 +317,88 @@ class StreambindApp(App[None]):
         forms = self.query(EndpointForm)
         return forms.first() if forms else None
 
-    def action_move_endpoint(self, delta: int) -> None:
-        if self.query_one("#tabs", TabbedContent).active == "tab-runs":
-            table = self.query_one(RunsTable).table
-            table.move_cursor(row=table.cursor_row + delta)
-            return
-        options = self.query_one("#endpoint-list", OptionList)
-        if not self.endpoints:
-            return
-        self.query_one("#tabs", TabbedContent).active = "tab-endpoints"
-        current = options.highlighted or 0
-        options.highlighted = max(0, min(len(self.endpoints) - 1, current + delta))
-
-    def action_show_watch(self) -> None:
-        self.query_one("#tabs", TabbedContent).active = "tab-watch"
-        self.query_one("#watch-url").focus()
-
-    def action_show_runs(self) -> None:
-        self.query_one("#tabs", TabbedContent).active = "tab-runs"
-        self.query_one("#runs-table").focus()
-
-    @on(TabbedContent.TabActivated, "#tabs")
-    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
-        runs_tab = event.pane.id == "tab-runs"
-        # The table needs room for its columns; the cards keep the rest.
-        self.query_one("#main").set_class(runs_tab, "-runs-tab")
-        self.query_one(RunsTable).set_polling(runs_tab)
-
-    def action_show_endpoints(self) -> None:
-        self.query_one("#tabs", TabbedContent).active = "tab-endpoints"
-        self.query_one("#endpoint-list").focus()
-
-    def action_leave_field(self) -> None:
-        if self.query_one("#tabs", TabbedContent).active == "tab-watch":
-            self.query_one("#tabs Tabs").focus()
-        else:
-            self.query_one("#endpoint-list").focus()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # "Leave field" only means something while a field has the focus.
-        if action == "leave_field":
-            return isinstance(self.focused, Input | Select)
-        return True
+    @on(EndpointForm.CallLineChanged)
+    def _show_call_line(self, event: EndpointForm.CallLineChanged) -> None:
+        self.query_one("#call-line", Static).update(event.line)
 
     def action_toggle_handle_stream(self) -> None:
         if (form := self.form) is not None:
             on_or_off = "on" if form.toggle_handle_stream() else "off"
             self.notify(f"Handle stream is {on_or_off}", timeout=2)
 
-    # -- runs -------------------------------------------------------------------------
+    # -- tabs, layout and focus ------------------------------------------------------------
 
-    async def action_run(self) -> None:
-        active = self.query_one("#tabs", TabbedContent).active
-        if active == "tab-watch":
-            self.query_one(WatchForm).submit()
-        elif active == "tab-runs":
-            self.query_one(RunsTable).open_highlighted()
+    def _show_tab(self, tab: str, focus: str) -> None:
+        self.query_one("#sidebar").display = True
+        self.query_one("#tabs", TabbedContent).active = tab
+        self.query_one(focus).focus()
+
+    def action_show_endpoints(self) -> None:
+        self._show_tab("tab-endpoints", "#endpoint-list")
+
+    def action_show_watch(self) -> None:
+        self._show_tab("tab-watch", "#watch-url")
+
+    def action_show_runs(self) -> None:
+        self._show_tab("tab-runs", "#runs-table")
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        runs_tab = event.pane.id == "tab-runs"
+        # The table needs room for its columns; the board keeps the rest.
+        self.query_one("#main").set_class(runs_tab, "-runs-tab")
+        self.query_one(RunsTable).set_polling(runs_tab)
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one("#sidebar")
+        sidebar.display = not sidebar.display
+        if not sidebar.display:
+            self.board.move_focus(0)
+
+    def action_maximize(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
         else:
-            await self._run_endpoint()
+            self.screen.action_maximize()
 
+    def action_focus_runs(self) -> None:
+        self.board.move_focus(0)
+
+    def action_leave_field(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        elif self.query_one("#tabs", TabbedContent).active == "tab-watch":
+            self.query_one("#tabs Tabs").focus()
+        elif self.query_one("#tabs", TabbedContent).active == "tab-runs":
+            self.query_one("#runs-table").focus()
+        else:
+            self.query_one("#endpoint-list").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "Leave field" only means something while a field has the focus (or a pane is
+        # maximised).
+        if action == "leave_field":
+            return isinstance(self.focused, Input | Select) or self.screen.maximized is not None
+        return True
+
+    # -- runs ----------------------------------------------------------------------------
+
+    @property
+    def board(self) -> RunBoard:
+        return self.query_one(RunBoard)
+
+    @property
+    def cards(self) -> list[RunCard]:
+        """Cards newest first, as shown."""
+        return self.board.cards
+
+    def _on_board(self, run_id: str) -> bool:
+        return any(card.state.run_id == run_id for card in self.cards)
+
+    async def action_run_endpoint(self) -> None:
+        await self._run_endpoint()
+
+    @on(Button.Pressed, "#run")
     @on(EndpointForm.RunRequested)
     async def _run_endpoint(self) -> None:
         selected = self._highlighted_endpoint()
@@ -309,11 +418,10 @@ class StreambindApp(App[None]):
             return
         name = form.endpoint["name"]
         call = self.client.call(name, params, handle_stream=form.handle_stream)
-        self.start(call, name)
+        self.start(call, name, detail=params_summary(params))
 
-    @property
-    def endpoint_names(self) -> list[str]:
-        return [str(ep["name"]) for ep in self.endpoints]
+    def action_watch(self) -> None:
+        self.query_one(WatchForm).submit()
 
     @on(WatchForm.WatchRequested)
     def _watch(self, event: WatchForm.WatchRequested) -> None:
@@ -321,32 +429,46 @@ class StreambindApp(App[None]):
         call = self.client.watch(
             request.url, method=request.method, body=request.body, headers=request.headers
         )
-        self.start(call, f"{request.method} {request.url}", FROM_WATCHED_URL)
+        self.preferences.remember_watched(request.url)
+        self.preferences.save()
+        self.start(call, request.method, FROM_WATCHED_URL, detail=request.url)
+
+    def watch_url(self, url: str) -> None:
+        self.start(self.client.watch(url), "GET", FROM_WATCHED_URL, detail=url)
 
     @on(RunsTable.OpenRequested)
     def _open_run(self, event: RunsTable.OpenRequested) -> None:
-        self.open_run(event.run_id, event.endpoint, event.timeline)
+        self.open_run(event.run_id, event.endpoint, event.timeline, event.params)
 
     def open_run(
-        self, run_id: str, endpoint: str = "", timeline: RunTimeline | None = None
+        self,
+        run_id: str,
+        endpoint: str = "",
+        timeline: RunTimeline | None = None,
+        params: dict[str, Any] | None = None,
     ) -> RunCard:
         """A card following a run started anywhere; the card already open for it, if any."""
         for card in self.cards:
             if card.state.run_id == run_id and card.origin != FROM_WATCHED_URL:
-                self.query_one("#runs", VerticalScroll).scroll_to_widget(card, animate=False)
-                self.notify(f"Run {run_id} is already open.", timeout=2)
+                card.focus()
+                self.board.scroll_to_widget(card, animate=False)
+                self.notify(f"Run {run_id} is already on the board.", timeout=2)
                 return card
         call = self.client.follow(run_id, endpoint or None, timeline=timeline)
-        return self.start(call, endpoint or run_id, FROM_RUNS_TAB)
+        detail = params_summary(params or {})
+        return self.start(call, endpoint or run_id, FROM_RUNS_TAB, detail=detail)
 
-    def start(self, call: StreamCall, title: str, origin: str = FROM_THIS_TUI) -> RunCard:
-        """Show a card for the call and run it in a worker of its own."""
+    def start(
+        self, call: StreamCall, title: str, origin: str = FROM_THIS_TUI, detail: str = ""
+    ) -> RunCard:
+        """Put a card for the call on the board and run it in a worker of its own."""
         self._runs_started += 1
-        card = RunCard(call, title, self.clock, origin)
+        card = RunCard(call, title, self.clock, origin, detail)
         self.query_one("#no-runs").display = False
-        runs = self.query_one("#runs", VerticalScroll)
-        runs.mount(card, before=0 if runs.children else None)
-        runs.scroll_home(animate=False)
+        # The only run on the board shows its whole card; later ones arrive as lines.
+        card.set_expanded(not self.cards)
+        self.board.add(card)
+        self.query_one(RunsTable).refresh_marks()
         # A group per run: exclusive workers of one group would cancel each other.
         self.run_worker(self._drive(call), group=f"run-{self._runs_started}")
         return card
@@ -355,31 +477,120 @@ class StreambindApp(App[None]):
         state = await call.run()
         if state.error and state.error.get("type") == "connection_error":
             self.notify(state.error_message(), title="Connection problem", severity="error")
+        fields = (state.error or {}).get("fields")
+        form = self.form
+        if isinstance(fields, dict) and form is not None and form.endpoint["name"] == state.name:
+            form.show_errors({str(k): str(v) for k, v in fields.items()})
 
-    def action_cancel(self) -> None:
-        card = self._card_to_cancel()
+    def _newest_running(self) -> RunCard | None:
+        return next((c for c in self.cards if not c.state.finished), None)
+
+    def action_cancel_newest(self) -> None:
+        card = self._newest_running()
         if card is None:
             self.notify(NOTHING_TO_CANCEL, severity="warning", timeout=5)
             return
-        self.run_worker(card.call.cancel(), group="cancel")
+        self._cancel(card)
 
     @on(RunCard.CancelRequested)
     def _cancel_card(self, event: RunCard.CancelRequested) -> None:
-        self.run_worker(event.card.call.cancel(), group="cancel")
+        if not event.card.state.finished:
+            self._cancel(event.card)
 
-    def _card_to_cancel(self) -> RunCard | None:
-        focused = self.focused
-        while focused is not None and not isinstance(focused, RunCard):
-            focused = focused.parent  # type: ignore[assignment]
-        if isinstance(focused, RunCard) and not focused.state.finished:
-            return focused
-        return next((c for c in self.query(RunCard) if not c.state.finished), None)
+    def _cancel(self, card: RunCard) -> None:
+        # A task of its own, not a worker: quitting waits for it rather than cancelling it,
+        # so that the server hears of the cancel.
+        task = asyncio.get_running_loop().create_task(card.call.cancel())
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    @on(RunCard.DismissRequested)
+    def _dismiss_card(self, event: RunCard.DismissRequested) -> None:
+        card = event.card
+        if not card.state.finished and card.origin == FROM_THIS_TUI:
+            self.notify(
+                f"{card.label} is still running: cancel it (c), or let it end, first.",
+                severity="warning",
+            )
+            return
+        card.call.leave()  # a run started elsewhere goes on without this window
+        card.remove()
+        self.call_after_refresh(self._after_dismiss)
+
+    def _after_dismiss(self) -> None:
+        self.query_one("#no-runs").display = not self.cards
+        self.query_one(RunsTable).refresh_marks()
+
+    @on(RunCard.SaveRequested)
+    def _save_chunks(self, event: RunCard.SaveRequested) -> None:
+        card = event.card
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", card.label.replace("·", "-"))
+        path = Path.cwd() / f"streambind-{name}.ndjson"
+        lines = (json.dumps(chunk, ensure_ascii=False) + "\n" for chunk in card.state.chunks)
+        try:
+            path.write_text("".join(lines), encoding="utf-8")
+        except OSError as exc:
+            self.notify(f"Cannot save {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"{len(card.state.chunks):,} chunks saved to {path}", timeout=5)
+
+    @on(MessageLog.OpenRequested)
+    def _open_message(self, event: MessageLog.OpenRequested) -> None:
+        card = event.log
+        while card is not None and not isinstance(card, RunCard):
+            card = card.parent  # type: ignore[assignment]
+        if isinstance(card, RunCard) and 0 <= event.index < len(card.state.chunks):
+            title = f"{card.label} · message {event.index + 1:,} of {len(card.state.chunks):,}"
+            self.push_screen(MessageScreen(title, card.state.chunks[event.index]))
+
+    @on(MessageLog.SearchRequested)
+    def _search_log(self, event: MessageLog.SearchRequested) -> None:
+        log = event.log
+
+        def found(text: str | None) -> None:
+            if text:
+                self._last_search = text
+                if not log.find(text):
+                    self.notify(f"No line holds {text!r}.", severity="warning", timeout=3)
+            log.focus()
+
+        self.push_screen(SearchScreen(self._last_search), found)
 
     def _refresh_cards(self) -> None:
-        for card in self.query(RunCard):
-            card.refresh_from_state()
+        # NoMatches: the app is closing, its widgets already gone.
+        with contextlib.suppress(NoMatches):
+            for card in self.cards:
+                card.refresh_from_state()
+            self._relabel_cancel()
 
-    @property
-    def cards(self) -> list[RunCard]:
-        """Cards newest first, as shown."""
-        return list(self.query(RunCard))
+    def _relabel_cancel(self) -> None:
+        """The footer names the run ``c`` would cancel from here."""
+        card = self._newest_running()
+        label = "Cancel" if card is None else f"Cancel {card.label}"
+        if label != self._cancel_label:
+            self._cancel_label = label
+            self._bindings.key_to_bindings["c"] = [Binding("c", "cancel_newest", label)]
+            self.refresh_bindings()
+
+    # -- the connection, in the header ------------------------------------------------------
+
+    @work(group="health", exclusive=True)
+    async def watch_health(self) -> None:
+        while True:
+            self.sub_title = f"{self._where} · {await self._health_word()}"
+            await asyncio.sleep(HEALTH_S)
+
+    async def _health_word(self) -> str:
+        try:
+            answer = await self.client.http.get("/healthz", timeout=HEALTH_S)
+        except httpx.HTTPError:
+            return RECONNECTING
+        if answer.status_code == 503:
+            try:
+                body = answer.json()
+            except ValueError:
+                body = {}
+            if isinstance(body, dict) and body.get("status") == "draining":
+                return DRAINING
+            return RECONNECTING
+        return CONNECTED

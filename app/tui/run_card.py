@@ -1,19 +1,20 @@
-"""One run on screen: steps, bar and rate from ``stream.chunk``, a log of ``stream.chunks``."""
+"""One run on the board: its line binds ``stream.chunk``; expanded, its card shows the steps,
+the rate, the log bound to ``stream.chunks`` (or the text as it is assembled) and the end."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.clock import Clock
-from textual.containers import Horizontal, Vertical
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.widgets import Button, Log, ProgressBar, Sparkline, Static
+from textual.widgets import Button, Sparkline, Static
 
 from ..client import StreamCall
 from ..progress import (
@@ -26,13 +27,23 @@ from ..progress import (
     progress_of,
 )
 from ..rates import MessageRate
+from ..run_line import line_parts, short_label
 from ..runs_view import fit
-from ..state import StreamState
+from ..state import CANCELLED_HERE, StreamState
 from ..steps import steps_line
+from .message_log import MessageLog
+from .run_line import RunLine
 
-__all__ = ["FROM_RUNS_TAB", "FROM_THIS_TUI", "FROM_WATCHED_URL", "RunCard"]
+__all__ = [
+    "FROM_RUNS_TAB",
+    "FROM_THIS_TUI",
+    "FROM_WATCHED_URL",
+    "HINT_NO_STREAM",
+    "HINT_STREAM_OFF",
+    "RunCard",
+]
 
-#: Where a card's run came from, as its header says.
+#: Where a card's run came from, as its card says.
 FROM_THIS_TUI = "started here"
 FROM_RUNS_TAB = "via Runs tab"
 FROM_WATCHED_URL = "watched URL"
@@ -40,15 +51,12 @@ FROM_WATCHED_URL = "watched URL"
 #: Log lines kept on screen; ``stream.chunks`` itself keeps every message.
 LOG_LINES = 200
 #: Characters of assembled text kept on screen for text streams.
-TEXT_CHARS = 4000
-_CHUNK_CHARS = 300
+TEXT_CHARS = 200_000
+_RESULT_CHARS = 600
 #: Log lines are cut (with ``…``) to the log's width, but never below this.
 _MIN_LOG_WIDTH = 20
 
 HINT_STREAM_OFF = "Handle stream is off: progress will show when the call finishes."
-#: Below this width a card's header leaves out where the run came from: the endpoint and
-#: the run's id come first.
-NARROW_CARD = 60
 HINT_STREAM_WAS_OFF = "Handle stream was off: all {n} chunks arrived at once, at the end."
 HINT_NO_STREAM = (
     "This endpoint finished without sending a streaming message: "
@@ -56,10 +64,29 @@ HINT_NO_STREAM = (
 )
 
 
-class RunCard(Vertical):
-    """A card for one call. ``refresh_from_state`` applies what arrived since the last time."""
+class RunCard(Vertical, can_focus=True):
+    """A run's line, and its card when expanded (Enter). ``refresh_from_state`` applies
+    what arrived since the last time: one batch of widget updates, never one per message."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "toggle", "Expand"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("y", "copy_result", "Copy result", show=False),
+        Binding("s", "save_chunks", "Save NDJSON", show=False),
+        Binding("x", "dismiss", "Dismiss"),
+    ]
 
     class CancelRequested(Message):
+        def __init__(self, card: RunCard) -> None:
+            super().__init__()
+            self.card = card
+
+    class DismissRequested(Message):
+        def __init__(self, card: RunCard) -> None:
+            super().__init__()
+            self.card = card
+
+    class SaveRequested(Message):
         def __init__(self, card: RunCard) -> None:
             super().__init__()
             self.card = card
@@ -70,11 +97,13 @@ class RunCard(Vertical):
         title: str,
         clock: Callable[[], float],
         origin: str = FROM_THIS_TUI,
+        detail: str = "",
     ) -> None:
         super().__init__(classes="card -pending")
         self.call = call
         self.origin = origin
         self._title = title
+        self._detail = detail
         self._clock = clock
         self._applied_version = -1
         self._applied_chunks = 0
@@ -86,83 +115,125 @@ class RunCard(Vertical):
         self._shown_series: list[float] = []
         self._shown_steps = ""
         self._status = ""
-        self._stats_final = False  # a finished run's stats no longer change
         self._shown_run_id: str | None = None
-        self._shown_step = ""
         self._shown_hint = ""
+        self._shown_stats = ""
+        self._cancel_label = ""
         self._composed = False  # the app's timer may tick before the children exist
         self._log_width: int | None = None  # the width the log's lines were cut for
+
+    # -- what it is ---------------------------------------------------------------------
 
     @property
     def state(self) -> StreamState:
         return self.call.state
 
     @property
-    def _cancel_label(self) -> str:
-        # A stream that is not a streambind run cannot be cancelled from here: only stopped.
-        return "Cancel" if self.call.cancels_run else "Stop"
+    def expanded(self) -> bool:
+        return self.has_class("-expanded")
 
-    def on_resize(self) -> None:
-        self.set_class(self.size.width < NARROW_CARD, "-narrow")
-        if self._composed and self._log_width is not None:
-            self.call_after_refresh(self._refit_log)
-
-    def _refit_log(self) -> None:
-        """Cut the log's lines again for its new width, so that every cut still shows …"""
-        with contextlib.suppress(NoMatches):
-            log = self.query_one(".card-log", Log)
-            if self._log_width == self._log_line_width(log):
-                return
-            count = self._applied_chunks
-            log.clear()
-            self._write_log_lines(log, self.state.chunks[max(0, count - LOG_LINES) : count])
-
-    def _log_line_width(self, log: Log) -> int:
-        return max(_MIN_LOG_WIDTH, log.scrollable_content_region.width)
-
-    def _write_log_lines(self, log: Log, chunks: list[Any]) -> None:
-        width = self._log_line_width(log)
-        self._log_width = width
-        log.write_lines([fit(_one_line(chunk), width) for chunk in chunks])
+    @property
+    def label(self) -> str:
+        """``import·0dd5``: what the footer and the palette call this run."""
+        return short_label(self._title, self.state.run_id)
 
     def compose(self) -> ComposeResult:
-        with Horizontal(classes="card-head"):
-            yield Static(self._title, classes="card-title")
-            yield Static(self.origin, classes="card-origin")
-            yield Static("pending", classes="card-status")
-            yield Button(self._cancel_label, classes="card-cancel", compact=True, variant="error")
-        yield Static("", classes="card-hint")
-        yield Static("", classes="card-steps")
-        with Horizontal(classes="card-progress"):
-            # The card's clock drives the indeterminate animation too, so a fixed
-            # clock gives a still picture (snapshot tests).
-            yield ProgressBar(
-                total=None, show_eta=False, classes="card-bar", clock=Clock(get_time=self._clock)
-            )
-            yield Static("", classes="card-step")
-        with Horizontal(classes="card-meta"):
-            yield Static("", classes="card-stats")
-            # Messages per second over the last 30 s, as this card saw them arrive.
-            yield Sparkline([], classes="card-rate")
-        yield Static("", classes="card-chunk")
-        yield Log(max_lines=LOG_LINES, classes="card-log")
-        yield Static("", classes="card-text")
-        yield Static("", classes="card-outcome")
+        yield RunLine(self._title, self._detail)
+        with Vertical(classes="card-body"):
+            with Horizontal(classes="card-head"):
+                yield Static(self._identity(), classes="card-title")
+                yield Static("pending", classes="card-status")
+                yield Button("Cancel", classes="card-cancel", compact=True, variant="error")
+            yield Static("", classes="card-hint")
+            yield Static("", classes="card-steps")
+            with Horizontal(classes="card-meta"):
+                yield Static("", classes="card-stats")
+                # Messages per second over the last 30 s, as this card saw them arrive.
+                yield Sparkline([], classes="card-rate")
+            yield MessageLog(max_lines=LOG_LINES, classes="card-log")
+            with VerticalScroll(classes="card-text", can_focus=True):
+                yield Static("", classes="card-text-body")
+            yield Static("", classes="card-outcome")
+
+    def _identity(self) -> str:
+        run = self.state.run_id or "no run id yet"
+        return f"{self._title} · {run} · {self.origin}"
 
     def on_mount(self) -> None:
         self._composed = True
-        self.query_one(".card-log").display = False  # shown with the first chunk
-        self.query_one(".card-hint").display = False
-        self.query_one(".card-steps").display = False  # shown once two steps are known
-        self.query_one(".card-text").display = False
-        self.query_one(".card-outcome").display = False
+        for selector in (".card-log", ".card-hint", ".card-steps", ".card-text", ".card-outcome"):
+            self.query_one(selector).display = False  # each appears when it has something
+        self._relabel_cancel()
         self.refresh_from_state()
+
+    # -- keys and buttons ------------------------------------------------------------------
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.post_message(self.CancelRequested(self))
 
-    # -- batched updates --------------------------------------------------------
+    def on_click(self) -> None:
+        self.focus()
+
+    def action_toggle(self) -> None:
+        self.set_expanded(not self.expanded)
+
+    def set_expanded(self, expanded: bool) -> None:
+        self.set_class(expanded, "-expanded")
+        self._bindings.key_to_bindings["enter"] = [
+            Binding("enter", "toggle", "Collapse" if expanded else "Expand")
+        ]
+        if self.is_mounted:
+            self.refresh_bindings()
+        if expanded:
+            self._applied_version = -1  # the body catches up with everything at once
+            self.refresh_from_state()
+
+    def action_cancel(self) -> None:
+        self.post_message(self.CancelRequested(self))
+
+    def action_dismiss(self) -> None:
+        self.post_message(self.DismissRequested(self))
+
+    def action_copy_result(self) -> None:
+        state = self.state
+        if state.status == "succeeded":
+            self.app.copy_to_clipboard(json.dumps(state.result, ensure_ascii=False))
+            self.notify(f"The result of {self.label} is on the clipboard.", timeout=3)
+        elif state.error:
+            self.app.copy_to_clipboard(json.dumps(state.error, ensure_ascii=False))
+            self.notify(f"The error of {self.label} is on the clipboard.", timeout=3)
+
+    def action_save_chunks(self) -> None:
+        self.post_message(self.SaveRequested(self))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        state = self.state
+        if action == "cancel":
+            return not state.finished
+        if action == "copy_result":
+            return state.status == "succeeded" or bool(state.error)
+        if action == "save_chunks":
+            return len(state.chunks) > 0
+        if action == "toggle":
+            return True
+        return True
+
+    def _relabel_cancel(self) -> None:
+        """The footer names what ``c`` acts on: ``Cancel import·0dd5``, or ``Stop`` for a
+        watched stream that is not a streambind run."""
+        verb = "Cancel" if self.call.cancels_run else "Stop"
+        wanted = f"{verb} {self.label}"
+        if wanted == self._cancel_label:
+            return
+        self._cancel_label = wanted
+        self._bindings.key_to_bindings["c"] = [Binding("c", "cancel", wanted)]
+
+        with contextlib.suppress(NoMatches):
+            self.query_one(".card-cancel", Button).label = verb
+        self.refresh_bindings()
+
+    # -- batched updates --------------------------------------------------------------------
 
     def refresh_from_state(self) -> None:
         """Apply every change since the last call: one widget update per batch, not per message."""
@@ -173,16 +244,22 @@ class RunCard(Vertical):
             self._apply(self.state, self._clock())
 
     def _apply(self, state: StreamState, now: float) -> None:
-        if state.version != self._applied_version:
-            self._applied_version = state.version
+        parts = line_parts(state, now, self._rate)
+        self.query_one(RunLine).show(parts, None if state.finished else now)
+        changed = state.version != self._applied_version
+        if changed:
             self._apply_status(state)
-            self._apply_title(state)
+            self._apply_identity(state)
+        if not self.expanded:
+            self._count_arrivals(state, now)
+            return
+        if changed:
+            self._applied_version = state.version
             self._apply_log(state)
-            self._apply_progress(state)
             self._apply_steps(state)
             self._apply_hint(state)
             self._apply_outcome(state)
-        self._apply_stats(state, now)
+        self._apply_stats(state, now, parts.rate, parts.eta)
         self._apply_rate(state, now)
 
     def _apply_status(self, state: StreamState) -> None:
@@ -195,13 +272,13 @@ class RunCard(Vertical):
         self.add_class(f"-{state.status}")
         self.query_one(".card-status", Static).update(state.status)
         self.query_one(".card-cancel", Button).display = not state.finished
+        self.refresh_bindings()
 
-    def _apply_title(self, state: StreamState) -> None:
-        if state.run_id and state.run_id != self._shown_run_id:
+    def _apply_identity(self, state: StreamState) -> None:
+        if state.run_id != self._shown_run_id:
             self._shown_run_id = state.run_id
-            self.query_one(".card-title", Static).update(f"{self._title} · {state.run_id}")
-            # A watched URL turned out to be a streambind run: Cancel now cancels it.
-            self.query_one(".card-cancel", Button).label = self._cancel_label
+            self.query_one(".card-title", Static).update(self._identity())
+        self._relabel_cancel()  # a watched URL may turn out to be a streambind run
 
     def _apply_log(self, state: StreamState) -> None:
         """``stream.chunks`` into the log (or, for text pieces, the assembled text)."""
@@ -211,42 +288,57 @@ class RunCard(Vertical):
         first_new = self._applied_chunks
         self._applied_chunks = count
         text = joined_text(state.chunks[first_new:])
-        if text is not None:
+        if text is not None and (self._text_mode or first_new == 0):
             self._show_text(text)
             return
+        if self._text_mode:  # a stream that was text, then was not: the log from now on
+            self._text_mode = False
+            self.query_one(".card-text").display = False
         # Only the lines the log keeps are decoded and written: one write per batch.
-        log = self.query_one(".card-log", Log)
+        log = self.query_one(MessageLog)
         log.display = True
         full = log.line_count >= LOG_LINES
-        self._write_log_lines(log, state.chunks[max(first_new, count - LOG_LINES) :])
+        first = max(first_new, count - LOG_LINES)
+        self._write_log_lines(log, state.chunks[first:])
+        log.kept(count - log.line_count)
         if full:
             # Textual's Log, once full, repaints the rows the new lines had before it
             # trimmed the oldest: the screen would keep showing old lines. Repainting
             # its few visible rows is cheap and asks for no layout pass.
             log.refresh()
 
+    def _write_log_lines(self, log: MessageLog, chunks: list[Any]) -> None:
+        width = max(_MIN_LOG_WIDTH, log.scrollable_content_region.width)
+        self._log_width = width
+        log.write_lines([fit(_one_line(chunk), width) for chunk in chunks])
+
+    def on_resize(self) -> None:
+        if self._composed and self._log_width is not None:
+            self.call_after_refresh(self._refit_log)
+
+    def _refit_log(self) -> None:
+        """Cut the log's lines again for its new width, so that every cut still shows …"""
+        with contextlib.suppress(NoMatches):
+            log = self.query_one(MessageLog)
+            if self._log_width == max(_MIN_LOG_WIDTH, log.scrollable_content_region.width):
+                return
+            count = self._applied_chunks
+            log.clear()
+            self._write_log_lines(log, self.state.chunks[max(0, count - LOG_LINES) : count])
+
     def _show_text(self, text: str) -> None:
+        scroll = self.query_one(".card-text", VerticalScroll)
         if not self._text_mode:
             self._text_mode = True
-            self.query_one(".card-log").display = False
-            self.query_one(".card-text").display = True
+            self.query_one(MessageLog).display = False
+            scroll.display = True
+        # Follow the newest text while the reader is at the end; leave them where they
+        # scrolled back to otherwise.
+        following = scroll.scroll_y >= scroll.max_scroll_y - 1
         self._text = (self._text + text)[-TEXT_CHARS:]
-        self.query_one(".card-text", Static).update(Text(self._text))
-
-    def _apply_progress(self, state: StreamState) -> None:
-        """``stream.chunk`` into the bar, its step label and the latest-chunk line."""
-        bar = self.query_one(".card-bar", ProgressBar)
-        progress = progress_of(state.chunk)
-        fraction = bar_fraction(state)
-        if fraction is not None:
-            bar.update(total=1.0, progress=fraction)
-        step = progress.step or ""
-        if step != self._shown_step:  # its width may change: a layout pass, but rarely
-            self._shown_step = step
-            self.query_one(".card-step", Static).update(step)
-        chunk = "" if state.chunk is None else f"chunk: {_one_line(state.chunk)}"
-        # One line that never changes size: no layout pass for it.
-        self.query_one(".card-chunk", Static).update(Text(chunk[:_CHUNK_CHARS]), layout=False)
+        self.query_one(".card-text-body", Static).update(Text(self._text))
+        if following:
+            scroll.call_after_refresh(scroll.scroll_end, animate=False)
 
     def _apply_steps(self, state: StreamState) -> None:
         """Every step seen (or announced) so far: done, the current one, those to come."""
@@ -254,7 +346,7 @@ class RunCard(Vertical):
         if state.status == "succeeded" and isinstance(state.result, dict):
             tracker.announce(state.result.get("steps"))
         if tracker.known < 2:
-            return  # one step is what the label beside the bar already says
+            return  # one step is what the line already says
         line = steps_line(tracker.steps(bar_fraction(state), state.status == "succeeded"))
         if line == self._shown_steps:
             return
@@ -265,35 +357,34 @@ class RunCard(Vertical):
         # One line that never changes size: no layout pass for it.
         widget.update(Text(line), layout=False)
 
-    def _apply_rate(self, state: StreamState, now: float) -> None:
-        """The sparkline of messages per second; frozen once the run has ended."""
-        if self._stats_final and self._counted_chunks == len(state.chunks):
-            return
+    def _count_arrivals(self, state: StreamState, now: float) -> None:
         count = len(state.chunks)
-        self._arrivals.add(now, count - self._counted_chunks)
-        self._counted_chunks = count
+        if count != self._counted_chunks:
+            self._arrivals.add(now, count - self._counted_chunks)
+            self._counted_chunks = count
+
+    def _apply_rate(self, state: StreamState, now: float) -> None:
+        """The sparkline of messages per second; it stands still once the run has ended."""
+        self._count_arrivals(state, now)
+        if state.finished and self._shown_series:
+            return
         series = self._arrivals.series(now)
         if series != self._shown_series:
             self._shown_series = series
             self.query_one(".card-rate", Sparkline).data = series
 
-    def _apply_stats(self, state: StreamState, now: float) -> None:
-        if self._stats_final:
-            return
+    def _apply_stats(self, state: StreamState, now: float, rate: str, eta: str) -> None:
         progress = progress_of(state.chunk)
-        parts = []
-        if (counts := done_of_total(progress)) is not None:
-            parts.append(counts)
-        parts.append(format_duration(state.elapsed(now)))
-        rate, left = self._rate.update(now, progress)
-        if rate is not None and not state.finished:
-            parts.append(f"{rate:,.1f}/s")
-            parts.append(f"ETA {format_duration(left or 0.0)}")
+        parts = [done_of_total(progress), format_duration(state.elapsed(now))]
+        if not state.finished:
+            parts += [rate, eta]
         parts.append(chunk_count(len(state.chunks)))
-        if state.reconnects:
+        if state.reconnects and not state.reconnecting:
             parts.append(f"{state.reconnects} reconnect{'' if state.reconnects == 1 else 's'}")
-        self.query_one(".card-stats", Static).update(" · ".join(parts), layout=False)
-        self._stats_final = state.finished
+        stats = " · ".join(part for part in parts if part)
+        if stats != self._shown_stats:
+            self._shown_stats = stats
+            self.query_one(".card-stats", Static).update(stats, layout=False)
 
     def _apply_hint(self, state: StreamState) -> None:
         hint = ""
@@ -317,9 +408,11 @@ class RunCard(Vertical):
         if state.status == "failed":
             widget.update(Text(f"Error: {state.error_message() or 'unknown error'}"))
         elif state.status == "succeeded" and not self._text_mode:
-            widget.update(Text(f"Result: {_one_line(state.result)}"[: _CHUNK_CHARS * 2]))
+            widget.update(Text(fit(f"Result: {_one_line(state.result)}", _RESULT_CHARS)))
+        elif state.status == "cancelled" and state.cancel_reason == CANCELLED_HERE:
+            widget.update("Cancelled here.")
         elif state.status == "cancelled":
-            widget.update("Cancelled.")
+            widget.update(Text(f"Cancelled: {state.cancel_reason or 'by the server'}."))
         elif state.status == "stopped":
             widget.update("Stopped watching: the stream's source was not asked to cancel anything.")
         else:
