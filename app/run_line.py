@@ -78,11 +78,11 @@ def _eta(state: StreamState, meter: RateMeter, now: float, progress: Progress) -
     if state.finished:
         return ""
     if state.reconnecting:
-        return f"reconnecting ({state.reconnects})"
+        return f"reconnecting ({state.reconnects + 1})"  # the attempt under way
     if state.busy:
         return "server busy"
     if not state.handle_stream:
-        return "Handle stream off"
+        return "stream off"
     _, left = meter.update(now, progress)
     return "" if left is None else f"ETA {format_duration(left)}"
 

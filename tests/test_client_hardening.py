@@ -510,3 +510,23 @@ async def test_streambind_call_to_a_silent_server_exits_1_at_its_timeout() -> No
         code, _, err = await _cli_call("import", "--url", url, "--timeout", "0.5")
     assert code == 1
     assert f"{url}/api/endpoints did not answer within 0.5 s" in err
+
+
+async def test_while_a_stream_is_down_the_call_says_reconnecting_not_a_time_left() -> None:
+    from streambind.app.progress import RateMeter
+    from streambind.app.run_line import line_parts
+
+    resumes: list[str | None] = []
+    seen: list[tuple[bool, str]] = []
+    async with serve(_streambind_like(resumes)) as url, StreamClient(url) as client:
+        call = client.call("odd")
+
+        async def sleep(seconds: float) -> None:  # the wait before resuming
+            parts = line_parts(call.state, 0.0, RateMeter())
+            seen.append((call.state.reconnecting, parts.eta))
+
+        client.sleep = sleep
+        state = await call.run()
+    assert state.status == "succeeded"
+    assert seen == [(True, "reconnecting (1)")]  # the first attempt is under way
+    assert state.reconnecting is False and state.reconnects == 1

@@ -10,7 +10,7 @@ import flows
 import httpx
 from polling import newest_run
 from test_tui import ready, select, until
-from textual.widgets import Input, Log, Static
+from textual.widgets import Log, Static
 
 from streambind.app.client import RunTimeline
 from streambind.app.tui.app import StreambindApp

@@ -48,7 +48,7 @@ class RunBoard(VerticalScroll, can_focus=False):
             return None
         current = self.focused_card()
         if current is None:
-            index = 0 if delta > 0 else len(cards) - 1
+            index = 0 if delta >= 0 else len(cards) - 1
         else:
             index = max(0, min(len(cards) - 1, cards.index(current) + delta))
         card = cards[index]

@@ -25,14 +25,19 @@ class MessageScreen(ModalScreen[None]):
     def __init__(self, title: str, message: Any) -> None:
         super().__init__()
         self._title = title
-        self._message = message
+        self.message = message
+
+    @property
+    def text(self) -> str:
+        """The message as shown: a string as it is, anything else as indented JSON."""
+        if isinstance(self.message, str):
+            return self.message
+        return json.dumps(self.message, indent=2, ensure_ascii=False)
 
     def compose(self) -> ComposeResult:
-        if isinstance(self._message, str):
-            body: Any = self._message
-        else:
-            text = json.dumps(self._message, indent=2, ensure_ascii=False)
-            body = Syntax(text, "json", theme="ansi_dark", word_wrap=True)
+        body: Any = self.text
+        if not isinstance(self.message, str):
+            body = Syntax(self.text, "json", theme="ansi_dark", word_wrap=True)
         with Vertical(id="message-dialog"):
             yield Static(self._title, id="message-title")
             with VerticalScroll(id="message-body"):
