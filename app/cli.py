@@ -412,7 +412,8 @@ def _tui(args: argparse.Namespace, url: str) -> int:
     from .tui.app import StreambindApp
 
     embedded = getattr(args, "url", None) is None
-    StreambindApp(url, args.token, subtitle=f"embedded server {url}" if embedded else url).run()
+    subtitle = f"embedded server {url}" if embedded else url
+    StreambindApp(url, args.token, subtitle=subtitle, embedded=embedded).run()
     return 0
 
 

@@ -36,6 +36,7 @@ async def until(pilot: Pilot, condition: Callable[[], bool]) -> None:
 
 
 async def choose(pilot: Pilot, app: StreambindApp, name: str, **params: str) -> None:
+    app.query_one("#endpoint-list").focus()  # r runs from the Endpoints pane
     index = [e["name"] for e in app.endpoints].index(name)
     app.query_one("#endpoint-list", OptionList).highlighted = index
     await until(pilot, lambda: app.form is not None and app.form.endpoint["name"] == name)
@@ -44,10 +45,13 @@ async def choose(pilot: Pilot, app: StreambindApp, name: str, **params: str) -> 
         app.query_one(f"#param-{key}", Input).value = value
 
 
-async def shoot(app: StreambindApp, pilot: Pilot, name: str, focus: str = "#endpoint-list") -> None:
+async def shoot(
+    app: StreambindApp, pilot: Pilot, name: str, focus: str | None = "#endpoint-list"
+) -> None:
     for field in app.query(Input):
         field.cursor_blink = False
-    app.query_one(focus).focus()
+    if focus is not None:  # None: where the scene left it
+        app.query_one(focus).focus()
     # Every card shows what its call holds right now, not what the last tick applied.
     for card in app.cards:
         card.refresh_from_state()
@@ -63,7 +67,7 @@ def _check_logs_are_current(app: StreambindApp, svg: str) -> None:
     shown = html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
     for card in app.cards:
         log = card.query_one(Log)
-        if log.display and log.lines and log.lines[-1][:40] not in shown:
+        if card.expanded and log.display and log.lines and log.lines[-1][:40] not in shown:
             raise RuntimeError(f"the log of {card.state.name} on screen is stale")
 
 
@@ -71,9 +75,9 @@ async def scene(
     url: str, name: str, act: Callable[[StreambindApp, Pilot], object], *, shot: bool = True
 ) -> None:
     """Run ``act`` in a fresh app and take the picture (unless ``act`` takes its own)."""
-    app = StreambindApp(url, subtitle="embedded server")
+    app = StreambindApp(url, subtitle="embedded server", health=False, embedded=True)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.form is not None)
+        await until(pilot, lambda: bool(app.query("#handle-stream")))
         await act(app, pilot)  # type: ignore[misc]
         if shot:
             await shoot(app, pilot, name)
@@ -92,16 +96,27 @@ async def in_progress(app: StreambindApp, pilot: Pilot) -> None:
 
 
 async def several(app: StreambindApp, pilot: Pilot) -> None:
-    await choose(pilot, app, "pipeline", rows="3000", batch_size="100", delay_ms="50")
+    """The board supervising runs: a pipeline expanded mid-run, others as lines."""
+    await choose(pilot, app, "pipeline", rows="6000", batch_size="100", delay_ms="60")
     await pilot.press("r")
-    await until(pilot, lambda: app.cards and len(app.cards[0].state.chunks) >= 8)
-    await pilot.press("c")
+    await until(pilot, lambda: app.cards and len(app.cards[0].state.chunks) >= 3)
     await choose(pilot, app, "flaky", delay_ms="40")
     await pilot.press("r")
     await until(pilot, lambda: app.cards[0].state.finished)
-    await choose(pilot, app, "import", rows="5000", batch_size="50", delay_ms="40")
+    await choose(pilot, app, "import", rows="3000", batch_size="50", delay_ms="60")
+    await pilot.press("r", "r")
+    await until(pilot, lambda: len(app.cards) == 4 and len(app.cards[0].state.chunks) >= 5)
+    app.cards[1].focus()
+    await pilot.press("c")  # one of the two imports, cancelled here
+    await choose(pilot, app, "export", delay_ms="80")
     await pilot.press("r")
-    await until(pilot, lambda: len(app.cards[0].state.chunks) >= 20)
+    await choose(pilot, app, "write-text", delay_ms="60")
+    await pilot.press("r")
+    await until(pilot, lambda: len(app.cards) == 6 and len(app.cards[0].state.chunks) >= 10)
+    await until(pilot, lambda: (app.cards[-1].state.chunk or {}).get("step") == "import")
+    app.cards[-1].focus()
+    await pilot.pause(0.5)  # the footer follows the focus with a recompose of its own
+    await shoot(app, pilot, "run-board", focus=None)
 
 
 async def stream_off(app: StreambindApp, pilot: Pilot) -> None:
@@ -133,7 +148,10 @@ async def runs_tab(app: StreambindApp, pilot: Pilot) -> None:
         # The import, still running, at the top: the newest run of all the scenes'.
         await until(
             pilot,
-            lambda: bool(table.run_ids) and table.table.get_row_at(0)[1:3] == ["import", "running"],
+            lambda: (
+                bool(table.run_ids)
+                and [str(c) for c in table.table.get_row_at(0)][2:4] == ["import", "running"]
+            ),
         )
         await pilot.press("enter")
         await until(pilot, lambda: app.cards and len(app.cards[0].state.chunks) >= 30)
@@ -141,15 +159,6 @@ async def runs_tab(app: StreambindApp, pilot: Pilot) -> None:
         await shoot(app, pilot, "runs-tab", focus="#runs-table")
         await app.cards[0].call.cancel()
         await background
-
-
-async def pipeline_steps(app: StreambindApp, pilot: Pilot) -> None:
-    await choose(pilot, app, "pipeline", rows="4000", batch_size="100", delay_ms="80")
-    await pilot.press("r")
-    await until(
-        pilot, lambda: app.cards and (app.cards[0].state.chunk or {}).get("step") == "import"
-    )
-    await until(pilot, lambda: (app.cards[0].state.chunk or {}).get("done", 0) >= 1600)
 
 
 async def main() -> None:
@@ -161,10 +170,9 @@ async def main() -> None:
         try:
             await scene(url, "endpoint-form", form)
             await scene(url, "run-in-progress", in_progress)
-            await scene(url, "several-runs", several)
+            await scene(url, "run-board", several, shot=False)
             await scene(url, "handle-stream-off", stream_off)
             await scene(url, "text-stream", text_stream)
-            await scene(url, "pipeline-steps", pipeline_steps)
             await scene(url, "runs-tab", runs_tab, shot=False)
         finally:
             server.stop()

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import json
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -91,6 +92,7 @@ class StreambindApp(App[None]):
         clock: Callable[[], float] = time.monotonic,
         subtitle: str | None = None,
         health: bool = True,
+        embedded: bool = False,
     ) -> None:
         super().__init__()
         self.url = url
@@ -102,6 +104,8 @@ class StreambindApp(App[None]):
         self._runs_started = 0
         self._form_swap = asyncio.Lock()
         self._health = health
+        #: An embedded server's URL lasts as long as this window: the call line leaves it out.
+        self._embedded = embedded
         self._cancel_label = ""
         self._last_search = ""
         #: Cancels on their way to the server (a DELETE each), awaited before quitting.
@@ -319,7 +323,8 @@ class StreambindApp(App[None]):
 
     @on(EndpointForm.CallLineChanged)
     def _show_call_line(self, event: EndpointForm.CallLineChanged) -> None:
-        self.query_one("#call-line", Static).update(event.line)
+        line = event.line if self._embedded else f"{event.line} --url {shlex.quote(self.url)}"
+        self.query_one("#call-line", Static).update(line)
 
     def action_toggle_handle_stream(self) -> None:
         if (form := self.form) is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import statistics
 import sys
 import time
 from typing import Any
@@ -280,16 +281,54 @@ async def chunks_memory(url: str, n: int) -> dict[str, float]:
 
 
 async def tui_firehose(url: str, n: int) -> dict[str, Any]:
-    """The real app, headless: event-loop stalls while streaming, and how soon the card is done."""
-    from textual.widgets import Input, OptionList, ProgressBar
+    """The real app, headless: event-loop stalls while streaming, how soon the run is done
+    on screen, and how long a key takes to change the screen, idle and while streaming."""
+    from textual.widgets import Input, OptionList
 
     from streambind.app.tui.app import StreambindApp
+    from streambind.app.tui.run_line import RunLine
 
-    app = StreambindApp(url)
+    app = StreambindApp(url, health=False)
     lateness: list[float] = []
+    paints: list[tuple[float, bool]] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        while not app.endpoints or app.form is None:
+        show = app._display
+        watched: list[Any] = []  # the run a key is pressed on
+
+        def counted_display(screen: Any, renderable: Any) -> None:
+            # Each frame painted, with what it showed of the watched run.
+            expanded = bool(watched) and watched[0].has_class("-expanded")
+            show(screen, renderable)
+            paints.append((time.perf_counter(), expanded))
+
+        app._display = counted_display  # type: ignore[method-assign]
+        while not app.endpoints or not app.query("#handle-stream"):
             await pilot.pause(0.02)
+
+        async def key_to_screen() -> float:
+            """Enter on the focused run (expand or collapse it): seconds until the frame
+            that shows it is painted."""
+            card = app.focused
+            watched[:] = [card]
+            before = card.has_class("-expanded")  # type: ignore[union-attr]
+            seen = len(paints)
+            pressed = time.perf_counter()
+            # Posted as a terminal's key would be: Pilot's press waits for the app to be
+            # idle, which a firehose does not let it be.
+            app.simulate_key("enter")
+            while True:
+                shown = [t for t, expanded in paints[seen:] if expanded != before]
+                if shown:
+                    return shown[0] - pressed
+                await asyncio.sleep(0.001)
+
+        # A finished run on the board to press keys on.
+        await pilot.press("r")
+        while not app.cards or not app.cards[0].state.finished:
+            await pilot.pause(0.02)
+        await pilot.press("right_square_bracket")
+        idle_keys = [await key_to_screen() for _ in range(20)]
+
         index = [e["name"] for e in app.endpoints].index("firehose")
         app.query_one("#endpoint-list", OptionList).highlighted = index
         while app.form is None or app.form.endpoint["name"] != "firehose":
@@ -307,17 +346,22 @@ async def tui_firehose(url: str, n: int) -> dict[str, Any]:
                 lateness.append(time.perf_counter() - asked - 0.005)
 
         prober = asyncio.create_task(probe())
-        await pilot.press("r")
-        while not app.cards:
+        app.query_one("#endpoint-list").focus()
+        app.simulate_key("r")
+        while len(app.cards) < 2:
             await pilot.pause(0.01)
         card = app.cards[0]
+        app.cards[1].focus()
+        busy_keys = []
         while not card.state.finished:
+            if len(card.state.chunks) > n // 20 and len(busy_keys) < 20:
+                busy_keys.append(await key_to_screen())
             await asyncio.sleep(0.005)
         ended = time.perf_counter()
         streaming = False
         await prober
-        bar = card.query_one(ProgressBar)
-        while not (bar.percentage == 1.0 and card._applied_chunks == n):
+        line = card.query_one(RunLine)
+        while not (line.parts is not None and line.parts.fraction == 1.0):
             await asyncio.sleep(0.005)
         shown = time.perf_counter() - ended
         status = card.state.status
@@ -327,6 +371,9 @@ async def tui_firehose(url: str, n: int) -> dict[str, Any]:
         "stall_p99_ms": percentile(lateness, 99) * 1000,
         "stall_max_ms": max(lateness) * 1000,
         "card_done_after_end_s": shown,
+        "key_idle_ms": statistics.median(idle_keys) * 1000,
+        "key_streaming_ms": statistics.median(busy_keys) * 1000 if busy_keys else None,
+        "keys_while_streaming": len(busy_keys),
     }
 
 

@@ -444,8 +444,16 @@ def bench_tui(reps: int) -> str:
                 f"{median([r['stall_max_ms'] for r in results]):.1f} ms",
             ],
             [
-                "card at 100% with every chunk, after the terminal event",
+                "run at 100% on its line, after the terminal event",
                 f"{median([r['card_done_after_end_s'] for r in results]):.3f} s",
+            ],
+            [
+                "a key (Enter on a run) to the frame that shows it, idle",
+                f"{median([r['key_idle_ms'] for r in results]):.1f} ms",
+            ],
+            [
+                "the same key while the firehose streams",
+                f"{median([r['key_streaming_ms'] for r in results]):.1f} ms",
             ],
             [
                 "stream.chunks of 1,000,000 small messages (client RSS)",
