@@ -38,7 +38,8 @@ async def _settle(pilot: Pilot) -> None:
 
 def _app(url: str) -> StreambindApp:
     # No health poll: the header's mark would depend on when the picture is taken.
-    return StreambindApp(url, subtitle="snapshot", health=False)
+    # Embedded: the form's `streambind call` line leaves out the server's (random) URL.
+    return StreambindApp(url, subtitle="snapshot", health=False, embedded=True)
 
 
 def test_the_endpoint_list_and_form(snap_compare, embedded_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -205,12 +205,15 @@ async def test_the_form_reads_its_schema(server) -> None:  # type: ignore[no-unt
         assert "required" in str(app.query_one("#help-name", Static).render())
         await select(pilot, "flaky")
         call_line = app.query_one("#call-line", Static)
-        assert str(call_line.render()) == "streambind call flaky"
+        assert str(call_line.render()) == f"streambind call flaky --url {server.url}"
         app.query_one("#param-fail_at", Input).value = "7"
         await pilot.press("h")
         await until(
             pilot,
-            lambda: str(call_line.render()) == "streambind call flaky -p fail_at=7 --no-stream",
+            lambda: (
+                str(call_line.render())
+                == f"streambind call flaky -p fail_at=7 --no-stream --url {server.url}"
+            ),
             "the call line follows the form",
         )
         assert isinstance(app.query_one("#handle-stream"), Checkbox)

@@ -324,7 +324,8 @@ class StreambindApp(App[None]):
     @on(EndpointForm.CallLineChanged)
     def _show_call_line(self, event: EndpointForm.CallLineChanged) -> None:
         line = event.line if self._embedded else f"{event.line} --url {shlex.quote(self.url)}"
-        self.query_one("#call-line", Static).update(line)
+        with contextlib.suppress(NoMatches):  # the app is closing
+            self.query_one("#call-line", Static).update(line)
 
     def action_toggle_handle_stream(self) -> None:
         if (form := self.form) is not None:
