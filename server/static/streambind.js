@@ -11,9 +11,9 @@
 // Python client (app/client.py). docs/browser.md documents every name exported here.
 
 import { SSEDecoder } from "./sse.js";
-import { StepTracker } from "./progress.js";
+import { StepTracker, barFraction, progressOf } from "./progress.js";
 
-export { SSEDecoder };
+export { SSEDecoder, StepTracker, barFraction, progressOf };
 
 /** The errors a streambind server answers when it started nothing and asks to be asked again. */
 const BUSY_TYPES = new Set([
