@@ -27,6 +27,8 @@ async def test_on_a_phones_screen_nothing_overflows_and_a_run_shows_its_card(
     await page.open(server.url + "/")
     await page.choose("import", rows="100", batch_size="10", delay_ms="5")
     await page.run()
+    top = await page.script("return document.querySelector('.card').getBoundingClientRect().top")
+    assert 0 <= top < 50, "Run brings the new card to the top of the screen, below the form"
     await page.card_until(lambda c: c["status"] == "succeeded", "the run succeeds")
     layout = await page.script(
         """

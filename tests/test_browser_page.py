@@ -221,7 +221,12 @@ async def test_the_runs_view_opens_any_run_replayed_from_the_start_then_live(
         f"""return [...document.querySelector('#runs-table tr[data-id="{run["id"]}"]').cells]
             .map((cell) => cell.textContent)"""
     )
-    assert row[:4] == [run["id"], "hold", "running", "2 chunks"]
+    assert row[:4] == [run["id"][:8], "hold", "running", "2 chunks"]
+    label = await page.script(
+        "return document.querySelector(arguments[0]).getAttribute('aria-label')",
+        f'#runs-table tr[data-id="{run["id"]}"] button',
+    )
+    assert label == f"Open run {run['id']} (hold)"
     await page.click(f'#runs-table tr[data-id="{run["id"]}"] button')
     replayed = await page.card_until(lambda c: len(c["log"]) == 2, "the replay shows")
     assert replayed["origin"] == "via Runs view"

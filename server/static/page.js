@@ -125,8 +125,10 @@ function start(values, streamOn) {
   handleStream = streamOn;
   const run = client.start(form.endpoint.name, values, { handleStream: streamOn });
   const card = addCard(run, FROM_THIS_PAGE);
-  // On a phone the cards are below the form: show the new one.
-  card.node.scrollIntoView({ block: "nearest" });
+  // On a phone the cards are below the form: bring the new one up to be watched.
+  if (card.node.getBoundingClientRect().top > innerHeight * 0.6) {
+    card.node.scrollIntoView({ block: "start" });
+  }
 }
 
 function addCard(run, origin) {
@@ -200,16 +202,19 @@ function showRuns(runs) {
     if (row === undefined) {
       row = body.insertRow();
       row.dataset.id = run.id;
-      for (const key of ["id", "endpoint", "status", "progress", "started", "duration"]) {
-        const cell = row.insertCell();
-        cell.dataset.key = key;
-      }
+      // The run's id is the button that opens it: shortened on screen, whole in its name.
       const open = document.createElement("button");
       open.type = "button";
-      open.textContent = "Open";
+      open.className = "open-run";
+      open.textContent = run.id.slice(0, 8);
+      open.title = run.id;
       open.setAttribute("aria-label", `Open run ${run.id} (${run.endpoint})`);
       open.addEventListener("click", () => openRun(run.id));
       row.insertCell().append(open);
+      for (const key of ["endpoint", "status", "progress", "started", "duration"]) {
+        const cell = row.insertCell();
+        cell.dataset.key = key;
+      }
     }
     rows.delete(run.id);
     row.run = run;
