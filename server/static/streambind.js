@@ -26,6 +26,10 @@ const TERMINAL = new Set(["succeeded", "failed", "cancelled", "stopped"]);
 const DEFAULT_RETRY_MS = 3000;
 const MAX_BACKOFF_MS = 30000;
 const TOKEN_KEY = "streambind-token:";
+/** A stream is decoded and applied this many bytes at a time (about 1,000 small events)... */
+const SLICE_BYTES = 64 * 1024;
+/** ...and after this many milliseconds of that work, the page gets a turn to draw. */
+const BUDGET_MS = 8;
 
 const sleep = (ms, signal) =>
   new Promise((resolve, reject) => {
@@ -40,6 +44,12 @@ const sleep = (ms, signal) =>
       { once: true },
     );
   });
+
+/** Let the browser run its other tasks (drawing a frame among them), then go on. */
+function yieldToPage() {
+  if (globalThis.scheduler?.yield) return globalThis.scheduler.yield();
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
 
 function parseData(text) {
   try {
@@ -69,7 +79,24 @@ function freshContent() {
  * that says failed (or fell_behind), a `cancelled` that says cancelled.
  */
 function applyEvents(into, events, now) {
-  for (const event of events) {
+  let index = 0;
+  const leading = plainMessages(events);
+  if (leading > 1) {
+    const values = parseAll(events, leading);
+    if (values !== null) {
+      for (const value of values) {
+        into.chunks.push(value);
+        into.steps.see(value);
+      }
+      into.chunk = values[values.length - 1];
+      const id = events[leading - 1].id;
+      if (id) into.lastEventId = id;
+      if (into.firstChunkAt === null) into.firstChunkAt = now;
+      index = leading;
+    }
+  }
+  for (; index < events.length; index++) {
+    const event = events[index];
     if (event.id) into.lastEventId = event.id;
     const data = parseData(event.data);
     if (event.type !== "message" && data && typeof data === "object") {
@@ -95,6 +122,31 @@ function applyEvents(into, events, now) {
     if (into.firstChunkAt === null) into.firstChunkAt = now;
   }
   return false;
+}
+
+/** How many of the events, from the first, are plain messages (type "message"). */
+function plainMessages(events) {
+  let count = 0;
+  while (count < events.length && events[count].type === "message") count++;
+  return count;
+}
+
+/**
+ * The data of the first `count` events as values, in one JSON.parse of them joined as an
+ * array (a firehose's read holds thousands; one call costs far less than one per
+ * message), or null. Each message streambind sends is one JSON value, so the array holds
+ * exactly one value per event; anything else (a message that is not JSON) fails the parse
+ * or the count, and is then read one by one.
+ */
+function parseAll(events, count) {
+  const texts = new Array(count);
+  for (let i = 0; i < count; i++) texts[i] = events[i].data;
+  try {
+    const values = JSON.parse(`[${texts.join(",")}]`);
+    return values.length === count ? values : null;
+  } catch {
+    return null;
+  }
 }
 
 async function errorOf(response, what) {
@@ -519,18 +571,27 @@ export class Run {
     const decoder = new SSEDecoder();
     const reader = response.body.getReader();
     const into = this._into;
+    let working = performance.now();
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return false;
-        const events = decoder.feed(value);
-        if (decoder.retry !== null) this._retryMs = decoder.retry;
-        if (!events.length) continue;
-        const ended = applyEvents(into, events, performance.now());
-        if (ended && into === this) this.finishedAt = performance.now();
-        // Held back (Handle stream off), nothing visible changed until the end.
-        if (into === this || ended) this._changed();
-        if (ended) return true;
+        // A read may hold megabytes when the page was busy: taken a slice at a time, with
+        // the page let to draw between slices, no task blocks it for long.
+        for (let start = 0; start < value.length; start += SLICE_BYTES) {
+          const events = decoder.feed(value.subarray(start, start + SLICE_BYTES));
+          if (decoder.retry !== null) this._retryMs = decoder.retry;
+          if (!events.length) continue;
+          const ended = applyEvents(into, events, performance.now());
+          if (ended && into === this) this.finishedAt = performance.now();
+          // Held back (Handle stream off), nothing visible changed until the end.
+          if (into === this || ended) this._changed();
+          if (ended) return true;
+          if (performance.now() - working > BUDGET_MS) {
+            await yieldToPage();
+            working = performance.now();
+          }
+        }
       }
     } finally {
       reader.cancel().catch(() => {}); // frees the connection whatever happened
