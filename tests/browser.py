@@ -156,14 +156,8 @@ class Page:
     async def choose(self, name: str, /, **values: str | bool) -> None:
         """Pick an endpoint, then fill its form: text typed into fields, booleans ticked."""
         await self.click(f'#endpoint-list [data-name="{name}"]')
-        await self.until(
-            lambda d: d.execute_script(
-                "return document.querySelector('.endpoint-form')?.querySelector('h2')"
-                "?.textContent !== undefined && document.querySelector('[aria-current]')"
-                f"?.dataset.name === {name!r}"
-            ),
-            f"the {name} form",
-        )
+        chosen = "return document.querySelector('#endpoint-list [aria-current]')?.dataset.name"
+        await self.until(lambda d: d.execute_script(chosen) == name, f"the {name} form")
         for field, value in values.items():
             await self.fill(f"#param-{field}", value)
 
