@@ -18,6 +18,7 @@ from .errors import ApiError, Handler, error_middleware, error_response
 from .framing import utf8
 from .manager import RunManager, ServerClosing, TooManyRuns
 from .openapi import Route, openapi_document
+from .page import PAGE, file_response, prefers_html
 from .params import ParamsInvalid, validate_params
 from .registry import Endpoint, Registry
 from .run import Run
@@ -109,7 +110,11 @@ async def _auth_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def index(request: web.Request) -> web.Response:
-    return web.json_response(
+    # One URL, two answers: a browser's navigation gets the page, curl and API clients
+    # the JSON they always got. Vary tells caches the two apart.
+    if prefers_html(request.headers.get("Accept", "")):
+        return file_response(request, PAGE)
+    response = web.json_response(
         {
             "name": "streambind",
             "endpoints": "/api/endpoints",
@@ -117,6 +122,15 @@ async def index(request: web.Request) -> web.Response:
             "health": "/healthz",
         }
     )
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+async def static_file(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name == PAGE:  # the page resolves its links from /, so it is served only there
+        raise ApiError(404, "not_found", f"no file named {name!r}")
+    return file_response(request, name)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -273,7 +287,20 @@ _LAST_EVENT_ID = (
 _AUTH = {401: "unauthorized"}
 
 ROUTES = (
-    Route("GET", "/", index, "Where things are", {200: "index"}),
+    Route(
+        "GET",
+        "/",
+        index,
+        "Where things are (JSON); the browser page when Accept prefers text/html",
+        {200: "index", 304: "not_modified"},
+    ),
+    Route(
+        "GET",
+        "/static/{name}",
+        static_file,
+        "A file of the browser page (streambind.js among them), without a token",
+        {200: "static_file", 304: "not_modified", 404: "not_found"},
+    ),
     Route(
         "GET",
         "/healthz",

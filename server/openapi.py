@@ -224,8 +224,31 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+_CACHED = {
+    "ETag": {"schema": {"type": "string"}, "description": "Send it as If-None-Match"},
+    "Cache-Control": {"schema": {"type": "string"}, "description": "no-cache: ask again"},
+}
+
 RESPONSES: dict[str, dict[str, Any]] = {
-    "index": {"description": "Where things are", "content": _json(_ref("Index"))},
+    "index": {
+        "description": (
+            "Where things are, as JSON; the browser page (HTML) when Accept ranks text/html "
+            "above application/json"
+        ),
+        "content": {**_json(_ref("Index")), "text/html": {"schema": {"type": "string"}}},
+    },
+    "static_file": {
+        "description": "The file: a JavaScript module, a style sheet",
+        "headers": _CACHED,
+        "content": {
+            "text/javascript": {"schema": {"type": "string"}},
+            "text/css": {"schema": {"type": "string"}},
+        },
+    },
+    "not_modified": {
+        "description": "The copy whose ETag came in If-None-Match is current",
+        "headers": _CACHED,
+    },
     "health": {"description": "The server is up", "content": _json(_ref("Health"))},
     "not_serving": {
         "description": (
@@ -264,7 +287,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
 ERRORS: dict[str, tuple[str, dict[str, Any]]] = {
     "bad_request": ("invalid_body, invalid_params or invalid_last_event_id", {}),
     "unauthorized": ("A token is configured and the request lacks it", {"WWW-Authenticate": {}}),
-    "not_found": ("not_found: no such endpoint, run or path", {}),
+    "not_found": ("not_found: no such endpoint, run, file or path", {}),
     "request_timeout": ("request_timeout: the body took more than 10 s", {}),
     "conflict": ("cancelled (POST) or not_running (DELETE)", {}),
     "gone": ("events_gone: the events asked for are no longer kept", _RUN_ID),

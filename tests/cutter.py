@@ -77,7 +77,7 @@ class CuttingProxy:
         sent = 0
         while data := await reader.read(65536):
             # On loopback a response's headers arrive in one piece.
-            if cut_streams and limit is None and self._cuts and b"text/event-stream" in data:
+            if cut_streams and limit is None and self._cuts and _starts_a_stream(data):
                 limit, sent = self._cuts.pop(0), 0
             if limit is not None and sent + len(data) >= limit:
                 writer.write(data[: limit - sent])
@@ -86,3 +86,10 @@ class CuttingProxy:
             writer.write(data)
             await writer.drain()
             sent += len(data)
+
+
+def _starts_a_stream(data: bytes) -> bool:
+    """Whether ``data`` begins a response whose headers say it is an event stream (a body
+    that merely mentions the type, such as streambind.js, is no stream)."""
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    return head.startswith(b"http/") and b"\r\ncontent-type: text/event-stream" in head

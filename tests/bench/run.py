@@ -675,7 +675,14 @@ BENCHES = {
     "tui": bench_tui,
     "startup": bench_startup,
     "database": lambda reps: _bench_database(reps),
+    "browser": lambda reps: _bench_browser(reps),
 }
+
+
+def _bench_browser(reps: int) -> str:
+    from page_frames import bench_browser  # tests/bench/page_frames.py
+
+    return bench_browser(reps)
 
 
 def _bench_database(reps: int) -> str:
