@@ -8,10 +8,21 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from . import DEMO
+
 __all__ = ["EXIT_OUTPUT_CLOSED", "main"]
+
+#: The demo's options: refused unless the demo is served.
+_DEMO_OPTIONS = {
+    "database": "--database",
+    "database_schema": "--database-schema",
+    "import_time_limit": "--import-time-limit",
+    "keep_exports": "--keep-exports",
+    "keep_exports_for": "--keep-exports-for",
+}
 
 #: A closed output pipe (``| head``) ends a command quietly with the status a shell gives a
 #: program that SIGPIPE ended, as ``grep`` and ``git`` do.
@@ -44,6 +55,16 @@ def _http_url(text: str) -> str:
         parts.port  # noqa: B018  (raises for a port out of range)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} has no valid port") from None
+    return text
+
+
+def _path_prefix(text: str) -> str:
+    if not text or text == "/":
+        return ""
+    if not text.startswith("/") or text.endswith("/") or "//" in text or "?" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a path prefix (write it as /jobs: a leading slash, none at the end)"
+        )
     return text
 
 
@@ -102,7 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="MODULE",
-        help="import these Python modules; their @endpoint functions are served too",
+        help="serve these Python modules' @endpoint functions (and resources) instead of the "
+        f"demo's; name {DEMO} among them to serve the demo too (default: the demo)",
+    )
+    serve.add_argument(
+        "--prefix",
+        default="",
+        type=_path_prefix,
+        metavar="PATH",
+        help="serve everything under this path (/jobs: /jobs/api/..., /jobs/healthz), as when "
+        "mounted in another application or behind a proxy's location (default: /)",
     )
     serve.add_argument(
         "--token",
@@ -142,20 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
         "are released, keeping their records and results (default: %(default)s)",
     )
     serve.add_argument(
-        "--keep-exports",
-        type=_positive_int,
-        default=100,
-        metavar="N",
-        help="finished export files kept in exports/, the newest first (default: %(default)s)",
-    )
-    serve.add_argument(
-        "--keep-exports-for",
-        type=_seconds,
-        default=7 * 24 * 3600.0,
-        metavar="S",
-        help="seconds a finished export file is kept (default: %(default)s, a week)",
-    )
-    serve.add_argument(
         "--header-timeout",
         type=_seconds,
         default=10.0,
@@ -176,20 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="connections open at once; one more is answered 503 and closed "
         "(default: three quarters of the file descriptor limit)",
-    )
-    serve.add_argument(
-        "--database",
-        metavar="URL",
-        default=os.environ.get("STREAMBIND_DATABASE") or None,
-        help="a postgresql:// URL for the built-in workflows' tables, shared by every "
-        "server given the same URL (default: $STREAMBIND_DATABASE, else the SQLite file "
-        "in the data directory)",
-    )
-    serve.add_argument(
-        "--database-schema",
-        default="public",
-        metavar="NAME",
-        help="the PostgreSQL schema for those tables, created on first use (default: %(default)s)",
     )
     serve.add_argument(
         "--redis",
@@ -214,13 +216,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, let running runs finish for up to S seconds while new calls get "
         "503 with Retry-After; then cancel the rest (default: 0, cancel at once)",
     )
-    serve.add_argument(
+
+    demo = serve.add_argument_group(
+        "the demo's options",
+        "Options of the demo workflows (import, pipeline, export, ...): refused when the demo "
+        "is not served. Their environment variables are read only when it is.",
+    )
+    demo.add_argument(
+        "--database",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="a postgresql:// URL for the demo's tables, shared by every server given the "
+        "same URL (default: $STREAMBIND_DATABASE, else the SQLite file in the data directory)",
+    )
+    demo.add_argument(
+        "--database-schema",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="the PostgreSQL schema for those tables, created on first use (default: public)",
+    )
+    demo.add_argument(
         "--import-time-limit",
         type=_seconds,
-        default=6 * 3600.0,
+        default=argparse.SUPPRESS,
         metavar="S",
         help="seconds an import may run at most; older staging tables of a crashed "
-        "server are dropped at start-up (default: %(default)s)",
+        "server are dropped at start-up (default: 21600.0)",
+    )
+    demo.add_argument(
+        "--keep-exports",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="finished export files kept in exports/, the newest first (default: 100)",
+    )
+    demo.add_argument(
+        "--keep-exports-for",
+        type=_seconds,
+        default=argparse.SUPPRESS,
+        metavar="S",
+        help="seconds a finished export file is kept (default: 604800.0, a week)",
     )
 
     call = commands.add_parser(
@@ -491,22 +526,36 @@ def exposure_warning(host: str, token: str | None) -> str | None:
 
 
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from streambind.server import ServerConfig, build_registry, run_server
+    from streambind.server import Registry, ServerConfig, run_server
 
     for flag, value in (
         ("--ping", args.ping),
         ("--header-timeout", args.header_timeout),
         ("--keepalive", args.keepalive),
-        ("--keep-exports-for", args.keep_exports_for),
+        ("--keep-exports-for", getattr(args, "keep_exports_for", 1.0)),
     ):
         if value <= 0:
             parser.error(f"{flag} must be more than 0 seconds")
+    modules = list(args.workflows) or [DEMO]
+    given = [flag for key, flag in _DEMO_OPTIONS.items() if hasattr(args, key)]
+    if given and DEMO not in modules:
+        parser.error(
+            f"{given[0]} is an option of the demo workflows, which are not served here "
+            f"(add {DEMO} to --workflows to serve them too)"
+        )
     # `--workflows mypkg.flows` should find a package in the current directory,
     # as `python -m` would; appended so it never shadows installed packages.
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())
     try:
-        build_registry(args.workflows)
+        demo_settings = _demo_settings(args) if DEMO in modules else None
+    except ValueError as exc:
+        print(f"streambind: {exc}", file=sys.stderr)
+        return 2
+    registry = Registry()
+    try:
+        for module in modules:
+            registry.add_module(module, demo_settings if module == DEMO else None)
     except ImportError as exc:
         print(f"streambind: cannot import workflows module: {exc}", file=sys.stderr)
         return 2
@@ -526,13 +575,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             header_timeout=args.header_timeout,
             keepalive=args.keepalive,
             max_connections=args.max_connections,
-            keep_exports=args.keep_exports,
-            keep_exports_seconds=args.keep_exports_for,
             max_log_memory=args.max_log_memory * 1024 * 1024,
-            workflows=list(args.workflows),
-            database_url=args.database,
-            database_schema=args.database_schema,
-            import_time_limit=args.import_time_limit,
             redis_url=args.redis,
             redis_prefix=args.redis_prefix,
             drain_timeout=args.drain_timeout,
@@ -541,7 +584,27 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as exc:
         print(f"streambind: {exc}", file=sys.stderr)
         return 2
-    return run_server(config, args.host, args.port)
+    return run_server(config, registry, args.host, args.port, prefix=args.prefix)
+
+
+def _demo_settings(args: argparse.Namespace) -> Any:
+    """The demo's settings from its options, else their environment variables, else the
+    defaults. Raises ValueError for a value it refuses."""
+    from streambind.server.demo import DemoSettings
+
+    chosen: dict[str, Any] = {}
+    database = getattr(args, "database", None) or os.environ.get("STREAMBIND_DATABASE") or None
+    if database is not None:
+        chosen["database_url"] = database
+    if hasattr(args, "database_schema"):
+        chosen["database_schema"] = args.database_schema
+    if hasattr(args, "import_time_limit"):
+        chosen["import_time_limit"] = args.import_time_limit
+    if hasattr(args, "keep_exports"):
+        chosen["keep_exports"] = args.keep_exports
+    if hasattr(args, "keep_exports_for"):
+        chosen["keep_exports_seconds"] = args.keep_exports_for
+    return DemoSettings(**chosen)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from streambind.server import RunningServer, ServerConfig, start_server
+from streambind.server import Registry, RunningServer, ServerConfig, build_registry, start_server
+
+from . import DEMO
 
 __all__ = ["EmbeddedServer"]
 
@@ -21,8 +23,12 @@ __all__ = ["EmbeddedServer"]
 class EmbeddedServer:
     """``with EmbeddedServer() as url:`` serves on a free loopback port until the block ends."""
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig | None = None, registry: Registry | None = None
+    ) -> None:
         self.config = config or ServerConfig()
+        #: What it serves: the demo unless told otherwise.
+        self.registry = registry if registry is not None else build_registry([DEMO])
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: RunningServer | None = None
@@ -71,7 +77,9 @@ class EmbeddedServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            self._server = loop.run_until_complete(start_server(self.config, "127.0.0.1", 0))
+            self._server = loop.run_until_complete(
+                start_server(self.config, "127.0.0.1", 0, self.registry)
+            )
             self.url = self._server.url
         except BaseException as exc:  # reported to start()'s caller
             self._failure = exc

@@ -16,6 +16,7 @@ from .config import ServerConfig
 from .context import RunContext
 from .params import InvalidParam, Param
 from .registry import Endpoint, Registry, endpoint
+from .resources import Resource, ResourceContext, ResourceUnavailable, resource
 from .serve import RunningServer, run_server, start_server
 
 __all__ = [
@@ -23,12 +24,16 @@ __all__ = [
     "InvalidParam",
     "Param",
     "Registry",
+    "Resource",
+    "ResourceContext",
+    "ResourceUnavailable",
     "RunContext",
     "RunningServer",
     "ServerConfig",
     "build_registry",
     "create_app",
     "endpoint",
+    "resource",
     "run_server",
     "start_server",
 ]

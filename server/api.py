@@ -6,12 +6,12 @@ import asyncio
 import hmac
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from aiohttp import web
 
-from . import workflows
 from .config import MAX_BODY_BYTES, ServerConfig
 from .cors import enable_cors
 from .errors import ApiError, Handler, error_middleware, error_response
@@ -21,6 +21,7 @@ from .openapi import Route, openapi_document
 from .page import PAGE, file_response, prefers_html
 from .params import ParamsInvalid, validate_params
 from .registry import Endpoint, Registry
+from .resources import OpenResources
 from .run import Run
 from .store import StoreUnavailable
 from .store_choice import open_store
@@ -31,65 +32,65 @@ __all__ = ["CONFIG", "MANAGER", "REGISTRY", "build_registry", "create_app"]
 CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY = web.AppKey("registry", Registry)
 MANAGER = web.AppKey("manager", RunManager)
+MOUNT = web.AppKey("mount", "Mount")
 
 
-def build_registry(extra_modules: Iterable[ModuleType | str] = ()) -> Registry:
-    """The built-in workflows, followed by those of each extra module."""
+def build_registry(modules: Iterable[ModuleType | str] = (), options: Any = None) -> Registry:
+    """The workflows (and resources) of each module, in order; ``options`` go to the first
+    module's resources (``Registry.add_module`` takes options per module)."""
     registry = Registry()
-    for module in (*workflows.BUILTIN_MODULES, *extra_modules):
-        registry.add_module(module)
+    for index, module in enumerate(modules):
+        registry.add_module(module, options if index == 0 else None)
     return registry
 
 
-def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Application:
+def create_app(config: ServerConfig, registry: Registry) -> web.Application:
+    """streambind's application: serve it as it is (``start_server``), or mount it in an
+    application of your own, ``host.add_subapp("/jobs", create_app(config, registry))``:
+    its routes, start-up and shutdown then follow the host's."""
     app = web.Application(
         middlewares=[error_middleware, _auth_middleware], client_max_size=MAX_BODY_BYTES
     )
     if config.cors_origin:
         enable_cors(app, config.cors_origin)
     app[CONFIG] = config
-    app[REGISTRY] = registry if registry is not None else build_registry(config.workflows)
+    app[REGISTRY] = registry
     app[MANAGER] = RunManager(config, open_store(config))
-    app.on_startup.append(_prepare_data_dir)
+    app[MOUNT] = Mount()
+    app.on_startup.append(_open)
     app.on_shutdown.append(_finish_runs)
-    app.on_cleanup.append(_tidy_data_dir)
     # The routes of the table, and nothing else: the OpenAPI document describes the same.
     app.add_routes([web.route(route.method, route.path, route.handler) for route in ROUTES])
     return app
 
 
-async def _prepare_data_dir(app: web.Application) -> None:
-    config = app[CONFIG]
-    # The store first: with Redis, it answers the database's question of which nodes live.
-    await app[MANAGER].store.open()
-    app[MANAGER].database = await workflows.open_database(config)
-    await asyncio.to_thread(
-        workflows.prune_exports,
-        workflows.exports_dir(config.data_dir),
-        config.keep_exports,
-        config.keep_exports_seconds,
-    )
-    app[MANAGER].start_background()
-
-
-async def _tidy_data_dir(app: web.Application) -> None:
-    await asyncio.to_thread(workflows.tidy_up, app[CONFIG].data_dir)
+async def _open(app: web.Application) -> None:
+    app[MOUNT].prefix = _find_mount(app)
+    manager = app[MANAGER]
+    await manager.store.open()
+    # The store answers which nodes still run (the demo's PostgreSQL staging clean-up asks):
+    # open first, it is handed to the resources.
+    manager.resources = OpenResources.of(app[REGISTRY].resources)
+    try:
+        await manager.resources.open(app[CONFIG], manager.store.node_alive)
+    except BaseException:
+        await manager.store.close()
+        raise
+    manager.start_background()
 
 
 async def _finish_runs(app: web.Application) -> None:
-    # Runs end with a terminal event that every open stream still delivers,
-    # before aiohttp waits for those handlers to return.
+    # Runs end with a terminal event that every open stream still delivers, before
+    # aiohttp waits for those handlers to return; the resources close after the last run.
     manager = app[MANAGER]
     await manager.shutdown()
-    database, manager.database = manager.database, None
-    if database is not None:
-        await database.close()
+    await manager.resources.close()
 
 
 @web.middleware
 async def _auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = request.app[CONFIG].token
-    if token and request.path.startswith("/api"):
+    if token and _within(request).startswith("/api"):
         header = request.headers.get("Authorization", "")
         if header[:7].lower() == "bearer ":
             given = header[7:]
@@ -114,12 +115,13 @@ async def index(request: web.Request) -> web.Response:
     # the JSON they always got. Vary tells caches the two apart.
     if prefers_html(request.headers.get("Accept", "")):
         return file_response(request, PAGE)
+    prefix = mounted_prefix(request.app)
     response = web.json_response(
         {
             "name": "streambind",
-            "endpoints": "/api/endpoints",
-            "runs": "/api/runs",
-            "health": "/healthz",
+            "endpoints": f"{prefix}/api/endpoints",
+            "runs": f"{prefix}/api/runs",
+            "health": f"{prefix}/healthz",
         }
     )
     response.headers["Vary"] = "Accept"
@@ -138,7 +140,8 @@ async def healthz(request: web.Request) -> web.Response:
     body: dict[str, Any] = {
         "status": "ok",
         "running": manager.running_count(),
-        "database": await workflows.database_health(manager.database),
+        # Each resource's health under its name (the demo's: "database").
+        **await manager.resources.health(),
     }
     problem = manager.store.problem()
     if problem is not None:
@@ -152,7 +155,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(ROUTES, request.app[REGISTRY]))
+    document = openapi_document(ROUTES, request.app[REGISTRY], mounted_prefix(request.app))
+    return web.json_response(document)
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
@@ -358,6 +362,33 @@ ROUTES = (
 
 
 # -- request parts --------------------------------------------------------------
+
+
+@dataclass
+class Mount:
+    """Where the application is mounted in another (``/jobs``): known once it has started."""
+
+    prefix: str = ""
+
+
+def mounted_prefix(app: web.Application) -> str:
+    """Where this application is mounted in another (``/jobs``), or ``""`` at the root."""
+    return app[MOUNT].prefix
+
+
+def _find_mount(app: web.Application) -> str:
+    # A sub-application's routes carry the prefix they were mounted under.
+    for resource in app.router.resources():
+        if resource.canonical.endswith("/healthz"):
+            return resource.canonical[: -len("/healthz")]
+    return ""
+
+
+def _within(request: web.Request) -> str:
+    """The request's path inside this application (without the prefix it is mounted at)."""
+    prefix = mounted_prefix(request.app)
+    path = request.path
+    return path[len(prefix) :] if prefix and path.startswith(prefix) else path
 
 
 def _endpoint(request: web.Request) -> Endpoint:

@@ -1,12 +1,12 @@
-"""Server settings, with the defaults the command line documents."""
+"""The framework's settings, with the defaults the command line documents.
+
+A workflows module's own settings are its own (the demo's: ``demo.DemoSettings``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from .database_url import check_database_url
-from .node import NodeAlive
 
 __all__ = ["ServerConfig", "default_data_dir"]
 
@@ -36,9 +36,6 @@ class ServerConfig:
     #: Finished runs kept for replay: at most this many, for at most this long.
     keep_runs: int = 200
     keep_seconds: float = 3600.0
-    #: Finished export files kept: at most this many (the newest), for at most this long.
-    keep_exports: int = 100
-    keep_exports_seconds: float = 7 * 24 * 3600.0
     #: Bytes of framed events one run's log keeps before dropping the oldest.
     log_max_bytes: int = 8 * 1024 * 1024
     #: Bytes the logs of all finished runs may hold together; beyond it the oldest
@@ -60,18 +57,6 @@ class ServerConfig:
     max_connections: int | None = None
     #: The one origin whose browser pages may call the API (CORS); None: no CORS headers.
     cors_origin: str | None = None
-    #: Extra modules whose @endpoint functions are offered next to the built-ins.
-    workflows: list[str] = field(default_factory=list)
-    #: The built-in workflows' database: a ``postgresql://`` URL, or None for the SQLite
-    #: file in the data directory.
-    database_url: str | None = field(default=None, repr=False)  # it may hold a password
-    #: The PostgreSQL schema holding the tables (created on first use).
-    database_schema: str = "public"
-    #: Seconds an import may run at most. It is what lets a starting server tell that a
-    #: PostgreSQL staging table whose owner it cannot ask about is abandoned.
-    import_time_limit: float = 6 * 3600.0
-    #: Whether a server node still runs (see node.NodeAlive); None: ask nobody.
-    node_alive: NodeAlive | None = None
     #: A Redis URL (``redis://``, ``rediss://``, ``unix://``) whose run store this node
     #: shares with every node given the same URL and prefix; None: runs stay in memory.
     redis_url: str | None = field(default=None, repr=False)  # it may hold a password
@@ -91,25 +76,15 @@ class ServerConfig:
             raise ValueError("ping_interval must be positive")
         if self.detach_grace < 0:
             raise ValueError("detach_grace must not be negative")
-        if self.keep_exports < 1:
-            raise ValueError("keep_exports must be at least 1")
-        if self.keep_exports_seconds <= 0:
-            raise ValueError("keep_exports_seconds must be positive")
         if self.header_timeout <= 0:
             raise ValueError("header_timeout must be positive")
         if self.keepalive <= 0:
             raise ValueError("keepalive must be positive")
         if self.max_connections is not None and self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        if self.import_time_limit <= 0:
-            raise ValueError("import_time_limit must be positive")
-        if self.database_url is not None:
-            check_database_url(self.database_url)
         if not self.drain_timeout >= 0:
             raise ValueError("drain_timeout must not be negative")
         if self.redis_url is not None and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://")
         ):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
-        if not self.database_schema or len(self.database_schema.encode()) > 63:
-            raise ValueError("database_schema must be a PostgreSQL name of 1 to 63 bytes")

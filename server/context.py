@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from .config import ServerConfig
-from .database import Database
 from .framing import json_bytes
+from .resources import OpenResources, Resource
 from .run import Run
+
+T = TypeVar("T")
 
 __all__ = ["RunContext"]
 
@@ -27,7 +29,9 @@ _DENSE_S = 0.001
 class RunContext:
     """What a workflow gets as its first argument."""
 
-    def __init__(self, run: Run, config: ServerConfig, database: Database | None = None) -> None:
+    def __init__(
+        self, run: Run, config: ServerConfig, resources: OpenResources | None = None
+    ) -> None:
         self._run = run
         self._config = config
         self._loop = asyncio.get_running_loop()
@@ -46,9 +50,15 @@ class RunContext:
         self.run_id = run.id
         self.data_dir = config.data_dir
         self.config = config
-        #: The built-in workflows' database, open while serving (None outside a server).
-        self.database = database
+        self._resources = resources if resources is not None else OpenResources()
         self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
+
+    def resource(self, declared: Resource[T]) -> T:
+        """The opened value of a resource a workflows module declared (``@resource``).
+
+        Raises ``LookupError`` when that resource's module is not served.
+        """
+        return self._resources.value(declared)
 
     async def send(self, data: Any) -> int:
         """Send one streaming message ("Send streaming response"); return its event id.

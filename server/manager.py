@@ -12,7 +12,6 @@ from typing import Any
 from .clock import StallClock
 from .config import ServerConfig
 from .context import RunContext
-from .database import Database
 from .framing import (
     CANCELLED,
     END,
@@ -25,6 +24,7 @@ from .framing import (
 )
 from .params import ParamsInvalid
 from .registry import Endpoint
+from .resources import OpenResources
 from .run import Follower, Run
 from .store import MemoryRunStore, RunStore
 
@@ -66,9 +66,9 @@ class RunManager:
         self._checks: set[asyncio.Task[None]] = set()
         #: Measures followers' progress in time this process really ran (see clock.py).
         self.clock = StallClock()
-        #: The built-in workflows' database, open while serving (the app opens and closes
-        #: it); each run's context hands it to its workflow as ``ctx.database``.
-        self.database: Database | None = None
+        #: The served modules' resources, open while serving (the app opens and closes
+        #: them); each run's context hands them to its workflow (``ctx.resource``).
+        self.resources = OpenResources()
 
     def start_background(self) -> None:
         """Start the tasks that look after every stream: the clock, pings, stuck followers."""
@@ -250,7 +250,7 @@ class RunManager:
         await self.store.close()
 
     async def _execute(self, run: Run) -> None:
-        ctx = RunContext(run, self.config, self.database)
+        ctx = RunContext(run, self.config, self.resources)
         try:
             try:
                 result = await run.endpoint.fn(ctx, **run.params)

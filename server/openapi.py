@@ -80,20 +80,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "running", "database"],
+        "required": ["status", "running"],
         "properties": {
             "status": {"enum": ["ok", "unavailable", "draining"]},
             "reason": {"type": "string"},
             "running": {"type": "integer", "minimum": 0},
-            "database": {
-                "type": "object",
-                "required": ["ok"],
-                "properties": {
-                    "backend": {"enum": ["sqlite", "postgresql"]},
-                    "ok": {"type": "boolean"},
-                    "error": {"type": "string"},
-                },
-            },
+        },
+        # Each resource of the served workflows modules reports its health under its name
+        # (the demo's database: {"backend": "sqlite", "ok": true}).
+        "additionalProperties": {
+            "type": "object",
+            "required": ["ok"],
+            "properties": {"ok": {"type": "boolean"}, "error": {"type": "string"}},
         },
     },
     "Endpoint": {
@@ -335,15 +333,18 @@ def _path_parameter(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def openapi_document(routes: Iterable[Route], registry: Registry) -> dict[str, Any]:
-    """The whole API as an OpenAPI 3.1 document."""
+def openapi_document(
+    routes: Iterable[Route], registry: Registry, prefix: str = ""
+) -> dict[str, Any]:
+    """The whole API as an OpenAPI 3.1 document; ``prefix``: where it is mounted (``/jobs``)."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         method = route.method.lower()
-        paths.setdefault(route.path, {})[method] = _operation(route, route.summary, None)
+        mounted = prefix + route.path if prefix else route.path
+        paths.setdefault(mounted, {})[method] = _operation(route, route.summary, None)
         if route.per_endpoint:
             for endpoint in registry:
-                path = route.path.replace("{name}", endpoint.name)
+                path = mounted.replace("{name}", endpoint.name)
                 summary = f"Run {endpoint.title}: {endpoint.description}".strip(": ")
                 operation = _operation(route, summary, endpoint.params.json_schema())
                 operation["operationId"] = f"run-{endpoint.name}"

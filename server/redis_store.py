@@ -44,7 +44,7 @@ from .redis_log import (
 )
 from .registry import Endpoint
 from .run import Run
-from .store import StoreUnavailable
+from .store import RunHost, StoreUnavailable
 
 __all__ = ["HEARTBEAT_TTL_S", "RedisRunStore"]
 
@@ -161,7 +161,7 @@ class RedisRunStore:
         #: Other nodes' runs that this node follows (or was just asked about).
         self._followed: dict[str, Run] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
-        self._manager: Any = None
+        self._manager: RunHost | None = None
         self._known_nodes: set[str] = set()
         self._stopping = threading.Event()
         #: Set as close() begins: this node's followers of other nodes' runs are leaving.
@@ -198,9 +198,9 @@ class RedisRunStore:
 
     # -- life -------------------------------------------------------------------
 
-    def bind(self, manager: Any) -> None:
+    def bind(self, host: RunHost) -> None:
         """The manager whose runs this store publishes and cancels (``RunManager``)."""
-        self._manager = manager
+        self._manager = host
 
     async def open(self) -> None:
         url = self._config.redis_url
@@ -228,10 +228,8 @@ class RedisRunStore:
             raise StoreUnavailable(
                 f"cannot reach Redis at {_redact(url)}: {_reason(exc)}"
             ) from None
-        if self._config.node_alive is None:
-            # Asked once at start-up about the owners of leftover staging tables.
-            self._config.node_alive = self._process_alive
-            self._live_processes = await self._live_process_ids()
+        # Known once at start-up, for node_alive: the owners of leftover staging tables.
+        self._live_processes = await self._live_process_ids()
         self._loop = asyncio.get_running_loop()
         self._beater = threading.Thread(target=self._heartbeat, name="redis heartbeat", daemon=True)
         self._beater.start()
@@ -841,7 +839,7 @@ class RedisRunStore:
             alive.add(key.decode()[len(self._process_key("")) :])
         return alive
 
-    def _process_alive(self, process: str) -> bool | None:
+    def node_alive(self, process: str) -> bool | None:
         """Whether the process that owns a staging table still runs, as far as Redis says:
         a process heartbeating now is alive; otherwise it is not (its heartbeat lapsed,
         or it never used this store — then only the table's age can tell: None)."""

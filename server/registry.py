@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from .params import Params, params_from_signature
+from .resources import Resource
 
 __all__ = ["Endpoint", "Registry", "endpoint"]
 
@@ -73,6 +74,8 @@ class Registry:
 
     def __init__(self, endpoints: Iterable[Endpoint] = ()) -> None:
         self._endpoints: dict[str, Endpoint] = {}
+        #: The resources the added modules declared, each with its module's options.
+        self.resources: list[tuple[Resource[Any], Any]] = []
         for ep in endpoints:
             self.add(ep)
 
@@ -81,8 +84,9 @@ class Registry:
             raise ValueError(f"two workflows are registered as endpoint {ep.name!r}")
         self._endpoints[ep.name] = ep
 
-    def add_module(self, module: ModuleType | str) -> int:
-        """Add every ``@endpoint`` function defined in a module; return how many."""
+    def add_module(self, module: ModuleType | str, options: Any = None) -> int:
+        """Add every ``@endpoint`` function and ``@resource`` of a module (its attributes, in
+        order); return how many endpoints. ``options`` is handed to its resources' openers."""
         if isinstance(module, str):
             module = importlib.import_module(module)
         found = [
@@ -92,6 +96,12 @@ class Registry:
         ]
         for ep in found:
             self.add(ep)
+        opened = {declared for declared, _ in self.resources}
+        for obj in vars(module).values():
+            if isinstance(obj, Resource) and obj not in opened:
+                if any(declared.name == obj.name for declared, _ in self.resources):
+                    raise ValueError(f"two resources are named {obj.name!r}")
+                self.resources.append((obj, options))
         return len(found)
 
     def get(self, name: str) -> Endpoint | None:

@@ -15,9 +15,8 @@ from aiohttp import web
 from .api import CONFIG, MANAGER, REGISTRY, create_app
 from .config import ServerConfig
 from .connections import ConnectionLimits, GuardedAppRunner, default_max_connections
-from .database import DatabaseUnavailable
-from .database_url import redact_url
 from .registry import Registry
+from .resources import ResourceUnavailable
 from .store import StoreUnavailable
 
 __all__ = ["RunningServer", "run_server", "start_server"]
@@ -33,16 +32,15 @@ class RunningServer:
     runner: web.AppRunner
     host: str
     port: int
+    #: streambind's application (mounted at ``prefix`` in the runner's, if any).
+    app: web.Application
+    prefix: str = ""
     closed: bool = False
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def app(self) -> web.Application:
-        return self.runner.app
+        return f"http://{host}:{self.port}{self.prefix}"
 
     @property
     def config(self) -> ServerConfig:
@@ -60,15 +58,27 @@ async def start_server(
     host: str = "127.0.0.1",
     port: int = 0,
     registry: Registry | None = None,
+    *,
+    prefix: str = "",
 ) -> RunningServer:
-    """Serve on ``host:port`` (port 0: a free one) in the running event loop."""
+    """Serve ``registry``'s workflows on ``host:port`` (port 0: a free one) in the running
+    event loop; under ``prefix`` (``/jobs``), as a sub-application, when given."""
+    if registry is None:
+        raise TypeError(
+            "start_server needs the workflows to serve: registry=build_registry([your.module])"
+        )
     limits = ConnectionLimits(
         header_timeout=config.header_timeout,
         keepalive=config.keepalive,
         max_connections=config.max_connections or default_max_connections(),
     )
+    app = create_app(config, registry)
+    root = app
+    if prefix:
+        root = web.Application()
+        root.add_subapp(prefix, app)
     runner = GuardedAppRunner(
-        create_app(config, registry),
+        root,
         limits=limits,
         handle_signals=False,
         # Lets a stream notice at once that its client went away, which starts
@@ -85,29 +95,38 @@ async def start_server(
         await runner.cleanup()
         raise
     bound_host, bound_port = runner.addresses[0][:2]
-    return RunningServer(runner, host if host else bound_host, bound_port)
+    return RunningServer(runner, host if host else bound_host, bound_port, app, prefix)
 
 
-def run_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 8787) -> int:
+def run_server(
+    config: ServerConfig,
+    registry: Registry,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    *,
+    prefix: str = "",
+) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; return an exit status."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return asyncio.run(_serve_until_signalled(config, host, port))
+    return asyncio.run(_serve_until_signalled(config, registry, host, port, prefix))
 
 
-async def _serve_until_signalled(config: ServerConfig, host: str, port: int) -> int:
+async def _serve_until_signalled(
+    config: ServerConfig, registry: Registry, host: str, port: int, prefix: str
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     try:
-        server = await start_server(config, host, port)
+        server = await start_server(config, host, port, registry, prefix=prefix)
     except OSError as exc:
         print(f"streambind: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    except (DatabaseUnavailable, StoreUnavailable) as exc:
+    except (ResourceUnavailable, StoreUnavailable) as exc:
         print(f"streambind: {exc}", file=sys.stderr)
         return 2
     # A full garbage collection walks every object the process holds (the libraries,
@@ -118,9 +137,8 @@ async def _serve_until_signalled(config: ServerConfig, host: str, port: int) -> 
     names = ", ".join(ep.name for ep in server.app[REGISTRY])
     print(f"streambind serving on {server.url}  (endpoints: {names})", flush=True)
     print(f"data directory: {config.data_dir}", flush=True)
-    if config.database_url:
-        where = f"{redact_url(config.database_url)} (schema {config.database_schema})"
-        print(f"database: {where}", flush=True)
+    for line in server.app[MANAGER].resources.descriptions():
+        print(line, flush=True)
     if config.redis_url:
         print(f"run store: Redis, prefix {config.redis_prefix}", flush=True)
     await stop.wait()

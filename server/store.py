@@ -10,23 +10,44 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from .clock import StallClock
 from .config import ServerConfig
 from .eventlog import EventLog, MemoryEventLog
 from .run import Run
 
-__all__ = ["MemoryRunStore", "RunStore", "StoreUnavailable"]
+__all__ = ["MemoryRunStore", "RunHost", "RunStore", "StoreUnavailable"]
 
 
 class StoreUnavailable(Exception):
     """The shared run store cannot be reached (at start-up, or while serving)."""
 
 
+class RunHost(Protocol):
+    """What a run store asks of the node's ``RunManager``, whose runs it shares."""
+
+    #: The clock the node's followers' progress is measured on.
+    clock: StallClock
+
+    def get(self, run_id: str) -> Run | None:
+        """One of this node's runs."""
+
+    def cancel(self, run: Run, reason: str = "requested") -> bool:
+        """Cancel one of this node's runs (asked by another node)."""
+
+    def unfollowed(self, run: Run) -> None:
+        """The last follower elsewhere of this node's ``run`` left."""
+
+
 class RunStore(Protocol):
     #: This node's name in the store (None: the store is not shared).
     node: str | None
 
-    def bind(self, manager: Any) -> None:
-        """The ``RunManager`` whose runs it shares, and which it asks to cancel them."""
+    def bind(self, host: RunHost) -> None:
+        """The manager whose runs it shares, and which it asks to cancel them."""
+
+    def node_alive(self, node: str) -> bool | None:
+        """Whether the server process ``node`` (``node.NODE_ID``) still runs: True, False,
+        or None when the store cannot tell (always, for a store that shares nothing)."""
 
     async def open(self) -> None:
         """Connect and start the store's background tasks. Raises StoreUnavailable."""
@@ -81,8 +102,11 @@ class MemoryRunStore:
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
 
-    def bind(self, manager: Any) -> None:
+    def bind(self, host: RunHost) -> None:
         pass
+
+    def node_alive(self, node: str) -> bool | None:
+        return None
 
     async def open(self) -> None:
         pass

@@ -16,8 +16,9 @@ import redisdb
 from browser import chromium_driver, page  # noqa: F401  (headless Chromium, for the page)
 from databases import backend, pg_schema  # noqa: F401  (fixtures for every test module)
 from deployment import deployment  # noqa: F401  (nginx before three Redis nodes)
+from served import demo_and_flows, split
 
-from streambind.server import RunningServer, ServerConfig, build_registry, start_server
+from streambind.server import RunningServer, ServerConfig, start_server
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 
@@ -69,18 +70,21 @@ async def start(tmp_path: Path, store: dict[str, object]) -> AsyncIterator[Start
     running: list[RunningServer] = []
 
     async def _start(**settings: object) -> RunningServer:
+        """A server of the demo and the tests' workflows; ``settings`` are ServerConfig's
+        and the demo's (``DemoSettings``) together."""
         settings.setdefault("data_dir", tmp_path / "data")
         for name, value in store.items():
             settings.setdefault(name, value)
+        framework, demo = split(settings)
         server = await start_server(
-            ServerConfig(**settings),  # type: ignore[arg-type]
-            registry=build_registry([flows]),
+            ServerConfig(**framework),  # type: ignore[arg-type]
+            registry=demo_and_flows(**demo),
         )
         running.append(server)
         if store and len(running) == 1:
             peer = await start_server(
                 ServerConfig(data_dir=tmp_path / "peer", **store),  # type: ignore[arg-type]
-                registry=build_registry([flows]),
+                registry=demo_and_flows(**demo),
             )
             running.append(peer)
         return server

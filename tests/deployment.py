@@ -15,6 +15,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,25 +23,35 @@ import redisdb
 from polling import wait_for
 
 TESTS = Path(__file__).parent
-DEPLOY = TESTS.parent / "deploy" / "nginx.conf"
+ROOT = TESTS.parent
+DEPLOY = ROOT / "deploy" / "nginx.conf"
+#: The same, the application under /jobs/ (its nodes started with --prefix /jobs).
+DEPLOY_UNDER_JOBS = ROOT / "deploy" / "nginx-jobs.conf"
+#: What the test nodes serve: the demo and the tests' own workflows.
+WORKFLOWS = ("streambind.server.demo", "flows")
 _LOG_FORMAT = "log_format upstreams '$request_method $uri $status $upstream_addr';"
 
 
-async def spawn_node(*args: str, data_dir: Path) -> asyncio.subprocess.Process:
-    """`streambind serve --port 0 ARGS` with the tests' workflows, its pipes open."""
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+async def spawn_node(
+    *args: str, data_dir: Path, workflows: tuple[str, ...] = WORKFLOWS
+) -> asyncio.subprocess.Process:
+    """`streambind serve --port 0 ARGS` with ``workflows`` (the demo and the tests' own),
+    its pipes open."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(TESTS), str(ROOT)))}
     for name in ("STREAMBIND_TOKEN", "STREAMBIND_DATABASE", "STREAMBIND_REDIS"):
         env.pop(name, None)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
-        "--data-dir", str(data_dir), "--workflows", "flows", *args,
+        "--data-dir", str(data_dir), "--workflows", *workflows, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
 
 
-async def start_node(*args: str, data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def start_node(
+    *args: str, data_dir: Path, workflows: tuple[str, ...] = WORKFLOWS
+) -> tuple[asyncio.subprocess.Process, str]:
     """A started node and its URL (once it says it serves)."""
-    return await serving_url(await spawn_node(*args, data_dir=data_dir))
+    return await serving_url(await spawn_node(*args, data_dir=data_dir, workflows=workflows))
 
 
 async def serving_url(
@@ -59,14 +70,16 @@ async def serving_url(
 
 @contextlib.asynccontextmanager
 async def start_nodes(
-    count: int, *args: str, data_dir: Path
+    count: int, *args: str, data_dir: Path, workflows: tuple[str, ...] = WORKFLOWS
 ) -> AsyncIterator[list[tuple[asyncio.subprocess.Process, str]]]:
     """``count`` started nodes (each with a data directory of its own under ``data_dir``),
     terminated and waited for at the end."""
     started = []
     try:
         for i in range(count):
-            started.append(await start_node(*args, data_dir=data_dir / f"n{i}"))
+            started.append(
+                await start_node(*args, data_dir=data_dir / f"n{i}", workflows=workflows)
+            )
         yield started
     finally:
         for process, _ in started:
@@ -95,15 +108,25 @@ def nginx_binary() -> str:
 class Node:
     """One `serve --redis` process behind the proxy, restartable on the same port."""
 
-    def __init__(self, args: tuple[str, ...], data_dir: Path) -> None:
+    def __init__(
+        self, args: tuple[str, ...], data_dir: Path, workflows: tuple[str, ...] = WORKFLOWS
+    ) -> None:
         self.args = args
         self.data_dir = data_dir
+        self.workflows = workflows
         self.process: asyncio.subprocess.Process | None = None
         self.url = ""
 
     async def start(self) -> None:
-        port = ("--port", self.url.rsplit(":", 1)[1]) if self.url else ()
-        self.process, self.url = await start_node(*self.args, *port, data_dir=self.data_dir)
+        port = ("--port", str(urlsplit(self.url).port)) if self.url else ()
+        self.process, self.url = await start_node(
+            *self.args, *port, data_dir=self.data_dir, workflows=self.workflows
+        )
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as nginx's upstream names it."""
+        return urlsplit(self.url).netloc
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
@@ -129,37 +152,47 @@ class Deployment:
 
 
 @contextlib.asynccontextmanager
-async def deploy(tmp_path: Path, *node_args: str) -> AsyncIterator[Deployment]:
+async def deploy(
+    tmp_path: Path,
+    *node_args: str,
+    conf: Path = DEPLOY,
+    workflows: tuple[str, ...] = WORKFLOWS,
+    mount: str = "",
+) -> AsyncIterator[Deployment]:
     """nginx in front of three nodes on the tests' Redis (a fresh key prefix), each
-    started with ``node_args`` besides."""
+    started with ``node_args`` besides; clients use the proxy's ``mount`` path."""
     nginx = nginx_binary()
     url = redisdb.require_redis()
     with redisdb.fresh_prefix(url) as prefix:
         nodes = [
-            Node(("--redis", url, "--redis-prefix", prefix, *node_args), tmp_path / f"node{i}")
+            Node(
+                ("--redis", url, "--redis-prefix", prefix, *node_args),
+                tmp_path / f"node{i}",
+                workflows,
+            )
             for i in range(3)
         ]
         try:
             for node in nodes:
                 await node.start()
-            conf = DEPLOY.read_text()
+            text = conf.read_text()
             for default, node in zip(("8701", "8702", "8703"), nodes, strict=True):
-                conf = conf.replace(f"127.0.0.1:{default}", node.url.removeprefix("http://"))
+                text = text.replace(f"127.0.0.1:{default}", node.address)
             port = redisdb.free_port()
-            conf = conf.replace("127.0.0.1:8780", f"127.0.0.1:{port}")
+            text = text.replace("127.0.0.1:8780", f"127.0.0.1:{port}")
             access_log = tmp_path / "logs" / "access.log"
-            conf = conf.replace(
+            text = text.replace(
                 "http {", f"http {{\n    {_LOG_FORMAT}\n    access_log {access_log} upstreams;", 1
             )
             (tmp_path / "logs").mkdir()
-            (tmp_path / "nginx.conf").write_text(conf)
+            (tmp_path / "nginx.conf").write_text(text)
             # As the README runs it, with this folder as the prefix its files go under.
             proxy = await asyncio.create_subprocess_exec(
                 nginx, *nginx_arguments(tmp_path), "-g", "daemon off;",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             try:
-                deployment = Deployment(f"http://127.0.0.1:{port}", nodes, access_log)
+                deployment = Deployment(f"http://127.0.0.1:{port}{mount}", nodes, access_log)
                 async with httpx.AsyncClient(base_url=deployment.url) as client:
 
                     async def health() -> int:

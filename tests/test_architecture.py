@@ -54,3 +54,36 @@ def test_only_the_embedded_mode_joins_the_two_halves() -> None:
         if any(n.startswith("streambind.server") for n in names)
     }
     assert joined == {"app/embedded.py", "app/cli.py"}
+
+
+def _absolute_imports(folder: Path, package: str) -> dict[str, set[str]]:
+    """Each module's imports as absolute module names, relative ones (``from ..x``) resolved,
+    and ``from pkg import name`` counted as ``pkg.name`` too (it may be a module)."""
+    found: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        parts = path.relative_to(folder).with_suffix("").parts
+        here = [package, *parts[:-1]]  # the package a relative import starts from
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = here[: len(here) - (node.level - 1)] if node.level else []
+                module = ".".join([*base, *([node.module] if node.module else [])])
+                names.add(module)
+                names.update(f"{module}.{alias.name}" for alias in node.names)
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_the_framework_never_imports_its_demo() -> None:
+    imports = _absolute_imports(ROOT / "server", "streambind.server")
+    assert any("streambind.server.demo" in n for n in imports["server/demo/__init__.py"]), (
+        "the resolver sees the demo's own relative imports"
+    )
+    for path, names in imports.items():
+        if path.startswith("server/demo/"):
+            continue
+        for name in names:
+            assert not name.startswith("streambind.server.demo"), (path, name)
+            assert "demo" not in name.split("."), (path, name)

@@ -8,16 +8,16 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import flows
 import httpx
 from aiohttp import web
 from browser import PHONE, Page, set_viewport
 from cutter import CuttingProxy
 from deployment import Deployment
 from foreign import serve
+from served import demo_and_flows
 from wire import split_events
 
-from streambind.server import RunningServer, ServerConfig, build_registry, create_app
+from streambind.server import RunningServer, ServerConfig, create_app
 
 
 async def test_on_a_phones_screen_nothing_overflows_and_a_run_shows_its_card(
@@ -52,7 +52,7 @@ async def _mounted_at(prefix: str, data_dir: Path) -> AsyncIterator[str]:
     """The application as an aiohttp sub-application under ``prefix``; the page's URL."""
     parent = web.Application()
     config = ServerConfig(data_dir=data_dir)
-    parent.add_subapp(prefix, create_app(config, build_registry([flows])))
+    parent.add_subapp(prefix, create_app(config, demo_and_flows()))
     async with serve(parent) as url:
         yield f"{url}{prefix}/"
 

@@ -8,6 +8,7 @@ import os
 import resource
 import signal
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -44,20 +45,62 @@ def _limit_file_size(max_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, resource.RLIM_INFINITY))
 
 
-async def test_serve_answers_and_loads_user_workflows(tmp_path: Path) -> None:
-    process, url = await _serve("--workflows", "flows", data_dir=tmp_path)
+DEMO_ENDPOINTS = ["import", "pipeline", "export", "write-text", "flaky", "silent", "firehose"]
+
+
+async def _endpoint_names(*args: str, data_dir: Path) -> tuple[list[str], dict[str, object]]:
+    process, url = await _serve(*args, data_dir=data_dir)
     try:
         async with httpx.AsyncClient(base_url=url) as client:
-            assert (await client.get("/healthz")).json()["status"] == "ok"
-            names = [e["name"] for e in (await client.get("/api/endpoints")).json()["endpoints"]]
-        assert names[:7] == [
-            "import", "pipeline", "export", "write-text", "flaky", "silent", "firehose",
-        ]  # fmt: skip
-        assert {"hold", "echo", "tidy"} <= set(names)
-        assert "not_an_endpoint" not in names
+            health = (await client.get("/healthz")).json()
+            endpoints = (await client.get("/api/endpoints")).json()["endpoints"]
+        return [e["name"] for e in endpoints], health
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_serve_alone_serves_the_demo(tmp_path: Path) -> None:
+    names, health = await _endpoint_names(data_dir=tmp_path)
+    assert names == DEMO_ENDPOINTS
+    assert health["status"] == "ok"
+    assert health["database"] == {"backend": "sqlite", "ok": True}  # the demo's resource
+    assert (tmp_path / "imports" / "presidents.csv").exists()  # the demo's layout
+
+
+async def test_serve_with_workflows_serves_only_those(tmp_path: Path) -> None:
+    names, health = await _endpoint_names("--workflows", "flows", data_dir=tmp_path)
+    assert {"hold", "echo", "tidy"} <= set(names)
+    assert not set(DEMO_ENDPOINTS) & set(names)
+    assert "not_an_endpoint" not in names
+    assert "database" not in health  # no demo database opened
+    assert not (tmp_path / "imports").exists()  # nor its data directory laid out
+
+
+async def test_naming_the_demo_among_the_workflows_serves_both(tmp_path: Path) -> None:
+    names, _ = await _endpoint_names(
+        "--workflows", "streambind.server.demo", "flows", data_dir=tmp_path
+    )
+    assert names[:7] == DEMO_ENDPOINTS
+    assert {"hold", "echo"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [("--database", "postgresql://x@h/db"), ("--database-schema", "s"),
+     ("--import-time-limit", "60"), ("--keep-exports", "3"), ("--keep-exports-for", "60")],
+)  # fmt: skip
+def test_the_demos_options_are_refused_when_the_demo_is_not_served(
+    option: tuple[str, str],
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streambind.app.cli", "serve", "--workflows", "flows", *option],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"{option[0]} is an option of the demo workflows, which are not served" in result.stderr
 
 
 async def open_slow_imports(
@@ -142,7 +185,19 @@ def test_serve_defaults_are_the_documented_ones() -> None:
     assert help_text.ping == 15.0
     assert (help_text.header_timeout, help_text.keepalive) == (10.0, 75.0)
     assert help_text.max_connections is None  # three quarters of the descriptor limit
-    assert (help_text.keep_exports, help_text.keep_exports_for) == (100, 7 * 24 * 3600)
+    # The demo's own settings: their defaults, as its options' help says them.
+    from streambind.server.demo import DemoSettings
+
+    defaults = DemoSettings()
+    assert (defaults.keep_exports, defaults.keep_exports_seconds) == (100, 7 * 24 * 3600)
+    assert defaults.import_time_limit == 6 * 3600 and defaults.database_schema == "public"
+    serve_help = subprocess.run(
+        [sys.executable, "-m", "streambind.app.cli", "serve", "--help"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"},
+    ).stdout  # fmt: skip
+    for said in ("(default: 100)", "(default: 604800.0, a week)", "(default: 21600.0)",
+                 "(default: public)"):  # fmt: skip
+        assert said in serve_help
 
 
 async def test_the_connection_flags_reach_the_server(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from test_tui import SIZE, until
 from streambind.app.client import StreamClient
 from streambind.app.settings import ClientSettings
 from streambind.app.tui.app import StreambindApp
-from streambind.server import ServerConfig, build_registry, start_server
+from streambind.server import ServerConfig, build_registry, demo, start_server
 from streambind.server.api import MANAGER
 
 TESTS = Path(__file__).parent
@@ -164,7 +164,7 @@ async def _server_on(port: int, modules: list[object]) -> AsyncIterator[str]:
     server = await start_server(
         ServerConfig(data_dir=Path(os.environ.get("TMPDIR", "/tmp")) / f"sb-{port}"),
         port=port,
-        registry=build_registry(modules),  # type: ignore[arg-type]
+        registry=build_registry([demo, *modules]),  # type: ignore[list-item]
     )
     try:
         yield server.url

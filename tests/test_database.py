@@ -27,6 +27,11 @@ from polling import run_record, wait_for
 from test_cli_serve import _serve, open_slow_imports
 from wire import Event, events, split_events
 
+from streambind.server import ServerConfig
+from streambind.server.demo import DemoSettings
+from streambind.server.demo import database as demo_database
+from streambind.server.resources import ResourceContext
+
 TESTS = Path(__file__).parent
 IMPORTS = 20
 
@@ -172,12 +177,15 @@ async def test_start_up_drops_a_staging_table_only_when_its_owner_is_surely_gone
         asked.append(node)
         return answers.get(node)
 
-    await start(
-        data_dir=tmp_path / "data",
-        database_url=PG_URL,
-        database_schema=pg_schema,
-        node_alive=node_alive,
+    # The demo's database resource, opened as a server opens it, with the liveness answer
+    # a run store would give.
+    context = ResourceContext(
+        ServerConfig(data_dir=tmp_path / "data"),
+        node_alive,
+        DemoSettings(database_url=PG_URL, database_schema=pg_schema),
     )
+    async with contextlib.asynccontextmanager(demo_database.opener)(context):
+        pass
     assert sorted(asked) == sorted(node for node, _ in tables.values())
     assert sorted(_pg(pg_schema).staging_leftovers()) == [
         "streambind_staging_alive",
@@ -434,8 +442,8 @@ async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
     from psycopg import sql
 
     from streambind.server.api import MANAGER
-    from streambind.server.database import DatabaseUnavailable
-    from streambind.server.workflows.postgres import PostgresDatabase
+    from streambind.server.demo.backend import DatabaseUnavailable
+    from streambind.server.demo.postgres import PostgresDatabase
 
     role = f"streambind_test_{secrets.token_hex(6)}"
     with psycopg.connect(PG_URL, autocommit=True) as admin:
@@ -470,7 +478,7 @@ async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
                 if "cannot connect" not in str(exc):
                     raise
                 pytest.skip(f"cannot connect as a new role (a password?): {exc}")
-            assert server.app[MANAGER].database.id_sequence is None
+            assert server.app[MANAGER].resources.value(demo_database).id_sequence is None
             (server.config.data_dir / "imports" / "few.csv").write_text(
                 "name,born\n" + "".join(f"Person {i},{1900 + i}\n" for i in range(50))
             )

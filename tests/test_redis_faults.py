@@ -143,8 +143,9 @@ async def test_redis_killed_and_paused_again_and_again_leaves_no_task_or_descrip
     tmp_path: Path,
 ) -> None:
     import flows
+    from served import demo_and_flows
 
-    from streambind.server import ServerConfig, build_registry, start_server
+    from streambind.server import ServerConfig, start_server
     from streambind.server.api import MANAGER
 
     with private_redis(tmp_path) as redis:
@@ -153,7 +154,7 @@ async def test_redis_killed_and_paused_again_and_again_leaves_no_task_or_descrip
         servers = [
             await start_server(
                 ServerConfig(data_dir=tmp_path / name, redis_url=redis.url),
-                registry=build_registry([flows]),
+                registry=demo_and_flows(),
             )
             for name in ("a", "b")
         ]

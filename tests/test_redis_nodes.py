@@ -12,9 +12,11 @@ import httpx
 import pytest
 import redisdb
 from polling import run_record, wait_for
+from served import demo_and_flows
 from wire import Event, collect, events, split_events
 
-from streambind.server import RunningServer, ServerConfig, build_registry, start_server
+from streambind.server import RunningServer, ServerConfig, start_server
+from streambind.server.api import MANAGER
 from streambind.server.redis_store import RedisRunStore
 
 
@@ -38,7 +40,7 @@ async def nodes(
             detach_grace=0.3,
             **redis_settings,  # type: ignore[arg-type]
         )
-        running.append(await start_server(config, registry=build_registry([flows])))
+        running.append(await start_server(config, registry=demo_and_flows()))
     yield running
     for server in running:
         await server.close()
@@ -270,23 +272,21 @@ async def test_heartbeats_tell_the_database_which_staging_owners_are_gone(
     from streambind.server.node import NODE_ID
 
     a, _ = nodes
-    config = a.config
-    # The store answered the hook the database asks at start-up (server/workflows).
-    assert config.node_alive is not None
-    assert config.node_alive(NODE_ID) is True  # this process heartbeats
-    assert config.node_alive("elsewhere:1:00000000") is None  # never seen: age decides
+    # The store answers what the demo's database asks at start-up (handed to resources).
+    store = a.app[MANAGER].store
+    assert store.node_alive(NODE_ID) is True  # this process heartbeats
+    assert store.node_alive("elsewhere:1:00000000") is None  # never seen: age decides
     # A node that joined once and whose heartbeat lapsed is gone, for a node starting now.
     prefix = redis_settings["redis_prefix"]
     async with aioredis.Redis.from_url(str(redis_settings["redis_url"])) as r:
         await r.sadd(f"{prefix}nodes", "gone-host:42:deadbeef#0001")
     later = await start_server(
         ServerConfig(data_dir=a.config.data_dir.parent / "c", **redis_settings),  # type: ignore[arg-type]
-        registry=build_registry([flows]),
+        registry=demo_and_flows(),
     )
     try:
-        assert later.config.node_alive is not None
-        assert later.config.node_alive("gone-host:42:deadbeef") is False
-        assert later.config.node_alive(NODE_ID) is True
+        assert later.app[MANAGER].store.node_alive("gone-host:42:deadbeef") is False
+        assert later.app[MANAGER].store.node_alive(NODE_ID) is True
     finally:
         await later.close()
 
@@ -299,7 +299,7 @@ async def test_a_firehose_beyond_the_log_reaches_a_follower_on_another_node_whol
     running = [
         await start_server(
             ServerConfig(data_dir=tmp_path / n, log_max_bytes=1 << 20, **redis_settings),  # type: ignore[arg-type]
-            registry=build_registry([flows]),
+            registry=demo_and_flows(),
         )
         for n in ("a", "b")
     ]
@@ -356,7 +356,7 @@ async def test_a_closing_node_cuts_its_followers_of_other_nodes_runs_at_once(
     a, b = [
         await start_server(
             ServerConfig(data_dir=tmp_path / name, **redis_settings),  # type: ignore[arg-type]
-            registry=build_registry([flows]),
+            registry=demo_and_flows(),
         )
         for name in ("a", "b")
     ]

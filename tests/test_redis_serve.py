@@ -141,14 +141,15 @@ async def test_an_open_stream_on_the_executing_node_goes_on_while_redis_is_down(
     tmp_path: Path,
 ) -> None:
     import flows
+    from served import demo_and_flows
 
-    from streambind.server import ServerConfig, build_registry, start_server
+    from streambind.server import ServerConfig, start_server
 
     redis = redisdb.PrivateRedis(tmp_path / "redis").start()
     try:
         server = await start_server(
             ServerConfig(data_dir=tmp_path / "node", redis_url=redis.url),
-            registry=build_registry([flows]),
+            registry=demo_and_flows(),
         )
         try:
             body = {"key": "r-down", "before": 1, "after": 3}

@@ -7,7 +7,8 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..params import InvalidParam
+from streambind.server import InvalidParam
+
 from .store import COLUMNS, Row, imports_dir
 
 __all__ = ["CsvSource", "GeneratedSource", "RowSource", "open_source"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..context import RunContext
-from ..database import ReportFacts
-from ..registry import endpoint
+from streambind.server import RunContext, endpoint
+
+from .backend import ReportFacts
 from .pacing import DelayMs, pause
+from .resources import db
 
 # Words with the space after them: the size of the pieces a language model streams.
 _PIECE = re.compile(r"\S+\s*|\s+")
@@ -23,7 +24,7 @@ _PIECE = re.compile(r"\S+\s*|\s+")
     ),
 )
 async def write_text(ctx: RunContext, delay_ms: DelayMs = 120) -> dict[str, Any]:
-    text = compose_report(await ctx.database.report_facts())
+    text = compose_report(await db(ctx).report_facts())
     pieces = _PIECE.findall(text)
     for piece in pieces:
         await ctx.send({"text": piece})

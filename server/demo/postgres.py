@@ -34,8 +34,9 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from ..database import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
-from ..node import NODE_ID
+from streambind.server.node import NODE_ID
+
+from .backend import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
 from .copy_text import copy_text
 from .threads import whole, whole_to_the_end
 
@@ -58,6 +59,7 @@ class PostgresDatabase:
     """The ``Database`` interface over a PostgreSQL schema, through psycopg 3's async pool."""
 
     backend = "postgresql"
+    description: str | None = None
 
     def __init__(
         self,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from ..context import RunContext
-from ..params import Param
-from ..registry import endpoint
+from streambind.server import Param, RunContext, endpoint
+
 from .pacing import DelayMs, pause
+from .resources import db
 
 
 class FlakyFailure(RuntimeError):
@@ -49,7 +49,7 @@ async def flaky(
     ),
 )
 async def silent(ctx: RunContext) -> dict[str, Any]:
-    people, imports = await ctx.database.counts()
+    people, imports = await db(ctx).counts()
     return {"people": people, "imports": imports, "streamed": False}
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from ..context import RunContext
-from ..database import INDEXES, EncodedBatch
-from ..params import Param
-from ..registry import endpoint
+from streambind.server import Param, RunContext, endpoint
+
+from .backend import INDEXES, EncodedBatch
 from .pacing import DelayMs, pause
+from .resources import db
 from .rows import RowSource, open_source
 from .threads import in_thread
 
@@ -94,7 +94,7 @@ async def pipeline(
     total = len(INDEXES)
     built: list[str] = []
     await ctx.send({"step": "index", "done": 0, "total": total})
-    async for name in ctx.database.create_indexes():
+    async for name in db(ctx).create_indexes():
         built.append(name)
         await ctx.send({"step": "index", "done": len(built), "total": total, "index": name})
         await pause(delay_ms)
@@ -113,7 +113,7 @@ async def load_and_publish(
     ctx: RunContext, source: RowSource, batch_size: int, delay_ms: int, *, step: str
 ) -> int:
     """Stage every row of ``source`` batch by batch, then publish them at once."""
-    staged = await ctx.database.stage(ctx.run_id)
+    staged = await db(ctx).stage(ctx.run_id)
     ahead: asyncio.Future[EncodedBatch | None] | None = None
     try:
         done = 0

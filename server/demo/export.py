@@ -11,12 +11,11 @@ import os
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
-from ..context import RunContext
-from ..params import InvalidParam, Param
-from ..registry import endpoint
-from .export_files import claim, partial_path, prune_exports, release
+from streambind.server import InvalidParam, Param, RunContext, endpoint
+
+from .export_files import claim, partial_path, release
 from .pacing import DelayMs, pause
-from .store import exports_dir
+from .resources import db, exports
 from .threads import in_thread, in_thread_to_the_end
 
 _FIELDS = ("id", "run_id", "name", "born", "birthplace")
@@ -53,12 +52,13 @@ async def export(
     ] = 0,
     delay_ms: DelayMs = 100,
 ) -> dict[str, Any]:
-    folder = exports_dir(ctx.data_dir)
+    kept = ctx.resource(exports)
+    folder = kept.folder
     final = folder / f"people-{ctx.run_id}.{format}"
     partial = partial_path(final)
     writer = _ExportWriter(partial, format)
     try:
-        async with ctx.database.export_rows(run_id) as export_rows:
+        async with db(ctx).export_rows(run_id) as export_rows:
             total = export_rows.total
             if run_id and total == 0:
                 raise InvalidParam("run_id", f"no import run with id {run_id!r} added rows")
@@ -77,7 +77,7 @@ async def export(
     except BaseException:
         writer.abandon()
         raise
-    await in_thread(prune_exports, folder, ctx.config.keep_exports, ctx.config.keep_exports_seconds)
+    await in_thread(kept.prune)
     return {
         "path": str(final),
         "file": f"exports/{final.name}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from ..params import Param
+from streambind.server import Param
 
 __all__ = ["DelayMs", "pause"]
 

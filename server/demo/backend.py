@@ -1,6 +1,7 @@
 """The workflows' database: one interface, a SQLite file or a PostgreSQL server behind it.
 
-Workflows reach the open database as ``ctx.database``. Both backends promise the
+The demo's workflows reach the open database as ``ctx.resource(database)``
+(``resources.db(ctx)``). Both backends promise the
 same things: an import's rows are staged apart and published in one short
 transaction (readers see all of an import or none of it), a failed or cancelled
 import leaves no row, and what a crash leaves behind is removed at a later start
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from .database_url import redact_url
-from .node import NodeAlive
+from streambind.server.database_url import redact_url
+from streambind.server.node import NodeAlive
+from streambind.server.resources import ResourceUnavailable
 
 __all__ = [
     "INDEXES",
@@ -39,7 +41,7 @@ ExportRow = tuple[int, str, str, int | None, str | None]
 INDEXES = (("people_name", "name"), ("people_run_id", "run_id"), ("people_born", "born"))
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(ResourceUnavailable):
     """The database cannot be reached or was lost; the message never holds a password."""
 
 
@@ -91,6 +93,8 @@ class ExportRows(Protocol):
 class Database(Protocol):
     #: "sqlite" or "postgresql", for /healthz and messages.
     backend: str
+    #: What ``serve`` says of it at start-up (None: nothing).
+    description: str | None
 
     async def stage(self, run_id: str) -> Staging: ...
 

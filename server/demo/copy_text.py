@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from psycopg import DataError
 
-from ..database import Row
+from .backend import Row
 
 __all__ = ["copy_text"]
 

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..database import INDEXES, ExportRow, ReportFacts, Row
+from .backend import INDEXES, ExportRow, ReportFacts, Row
 from .export_files import remove_abandoned_partials
 from .processes import process_alive as _process_alive
 from .threads import in_thread, in_thread_to_the_end
@@ -228,6 +228,7 @@ class SqliteDatabase:
     """The ``Database`` interface over the SQLite file in the data directory."""
 
     backend = "sqlite"
+    description: str | None = None
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
