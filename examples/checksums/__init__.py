@@ -1,6 +1,6 @@
 """A workflows package of your own: the SHA-256 of every file in a folder, with live progress.
 
-    streambind serve --workflows examples.checksums
+streambind serve --workflows examples.checksums
 """
 
 from __future__ import annotations
