@@ -102,7 +102,8 @@ export class RunCard {
       this._cancel.hidden = run.finished;
     });
     this._apply("title", run.runId, () => {
-      this._title.textContent = `${run.name} · ${run.runId}`;
+      // The id once the server has named it: never "· null" while it has not yet.
+      this._title.textContent = run.runId ? `${run.name} · ${run.runId}` : run.name;
     });
     this._renderLog();
     this._renderProgress(now);
