@@ -507,8 +507,7 @@ def _mcp(args: argparse.Namespace) -> int:
         from .mcp.command import run_mcp
     except ImportError as exc:
         print(
-            f"streambind mcp: the MCP SDK is not installed ({exc}): "
-            "pip install 'streambind[mcp]'",
+            f"streambind mcp: the MCP SDK is not installed ({exc}): pip install 'streambind[mcp]'",
             file=sys.stderr,
         )
         return 2

@@ -28,7 +28,7 @@ __all__ = ["Bridge"]
 
 class _Server(Server[Any]):
     """The low-level server, saying on the handshake protocols that its tool list changes
-    (the SDK's own default says it does not; 2026-07-28 derives it from ``subscriptions/listen``)."""
+    (the SDK's default says not; 2026-07-28 derives it from ``subscriptions/listen``)."""
 
     def create_initialization_options(
         self,

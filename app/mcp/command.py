@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import sys
 
@@ -16,10 +17,8 @@ def run_mcp(url: str, token: str | None, http: tuple[str, int] | None = None) ->
     """Serve until the client closes stdin (stdio) or the process is interrupted (HTTP)."""
     if http is not None and (warning := _exposure_warning(http[0])):
         print(warning, file=sys.stderr)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(url, token, http))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

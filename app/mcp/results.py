@@ -55,11 +55,17 @@ def _result(
     if status == "cancelled":
         why = f": {cancel_reason}" if cancel_reason else ""
         text = f"{name} was cancelled{where}{why}"
-        structured = {"status": "cancelled", "run_id": run_id, "reason": cancel_reason}
+        structured = _known(status="cancelled", run_id=run_id, reason=cancel_reason)
         return _tool_result(text, structured, meta, is_error=True)
     error = error or {"type": "failed", "message": f"the run {status}"}
     text = f"{name} failed{where}: {_error_text(error)}"
-    return _tool_result(text, {"status": "failed", "run_id": run_id, "error": error}, meta, True)
+    structured = _known(status="failed", run_id=run_id, error=error)
+    return _tool_result(text, structured, meta, is_error=True)
+
+
+def _known(**fields: Any) -> dict[str, Any]:
+    """The fields that are known: a call the server refused started no run, has no run_id."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _tool_result(

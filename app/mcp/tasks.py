@@ -62,7 +62,8 @@ def wants_tasks(ctx: ServerRequestContext[Any, Any]) -> bool:
     if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
         return False
     capabilities = ctx.session.client_capabilities
-    return bool(capabilities and capabilities.extensions and TASKS_EXTENSION in capabilities.extensions)
+    extensions = capabilities.extensions if capabilities is not None else None
+    return bool(extensions and TASKS_EXTENSION in extensions)
 
 
 class RunKeeper:
@@ -128,8 +129,8 @@ async def cancel_task(
     """Cancel the run; an acknowledgement (the run ends ``cancelled`` within a second, unless
     it had already ended otherwise)."""
     _require_extension(ctx)
-    url = f"/api/runs/{quote(params.task_id, safe='')}"
-    response = await _send(client, client.request("DELETE", url, stream=False))
+    request = client.request("DELETE", _run_path(params.task_id), stream=False)
+    response = await _send(client, request)
     if response.status_code not in (202, 409):
         _raise_for(response, params.task_id)
     return {}
@@ -197,7 +198,7 @@ async def _record(client: StreamClient, run_id: str) -> dict[str, Any]:
     try:
         record = response.json()
     except json.JSONDecodeError:
-        raise MCPError(types.INTERNAL_ERROR, f"{client.base_url} did not answer with JSON") from None
+        record = None
     if not isinstance(record, dict) or not isinstance(record.get("id"), str):
         raise MCPError(types.INTERNAL_ERROR, f"{client.base_url} did not answer with a run")
     return record
@@ -207,7 +208,8 @@ async def _send(client: StreamClient, request: httpx.Request) -> httpx.Response:
     try:
         return await client.http.send(request)
     except httpx.HTTPError as exc:
-        raise MCPError(types.INTERNAL_ERROR, describe_transport_error(exc, client.base_url)) from None
+        message = describe_transport_error(exc, client.base_url)
+        raise MCPError(types.INTERNAL_ERROR, message) from None
 
 
 def _raise_for(response: httpx.Response, task_id: str) -> None:
