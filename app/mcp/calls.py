@@ -66,7 +66,9 @@ async def call_tool(
             keeper.keep(call, runner)
             handed_over = True
             return await created_task(client, call.state)
-        state = await runner
+        # Shielded: cancelling this handler must reach the run as a cancel (DELETE, below),
+        # not as the stream client's task being cancelled, which would only leave the run.
+        state = await asyncio.shield(runner)
         if relay is not None:
             await relay.drain()
         return call_result(state)
