@@ -46,20 +46,22 @@ async def test_cancelling_a_call_through_nginx_cancels_the_run_where_it_runs(
     deployment: Deployment,
 ) -> None:
     progress = Progress()
-    async with httpx.AsyncClient(base_url=deployment.url) as http:
-        async with connected("http", "--url", deployment.url) as client:
-            call = asyncio.create_task(
-                client.call_tool(
-                    "import",
-                    {"rows": 10_000, "batch_size": 10, "delay_ms": 100},
-                    progress_callback=progress,
-                )
+    async with (
+        httpx.AsyncClient(base_url=deployment.url) as http,
+        connected("http", "--url", deployment.url) as client,
+    ):
+        call = asyncio.create_task(
+            client.call_tool(
+                "import",
+                {"rows": 10_000, "batch_size": 10, "delay_ms": 100},
+                progress_callback=progress,
             )
-            await progress.first()
-            run = await newest_run(http, lambda r: r["endpoint"] == "import", "the import")
-            call.cancel()
-            await asyncio.gather(call, return_exceptions=True)
-            record = await run_record(http, run["id"], lambda r: r["status"] != "running", "end")
+        )
+        await progress.first()
+        run = await newest_run(http, lambda r: r["endpoint"] == "import", "the import")
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        record = await run_record(http, run["id"], lambda r: r["status"] != "running", "end")
     assert record["status"] == "cancelled"
     # The DELETE went to whichever node nginx chose; the run was executed, and ended, on its own.
     assert record["node"]
@@ -69,9 +71,10 @@ async def test_cancelling_a_call_through_nginx_cancels_the_run_where_it_runs(
 async def test_a_task_made_through_one_bridge_is_polled_through_another(
     deployment: Deployment,
 ) -> None:
-    async with http_bridge("--url", deployment.url) as first, http_bridge(
-        "--url", deployment.url
-    ) as second:
+    async with (
+        http_bridge("--url", deployment.url) as first,
+        http_bridge("--url", deployment.url) as second,
+    ):
         async with Client(first, extensions=[TasksExtension()]) as client:
             created = await client.session.call_tool(
                 "import", {"rows": 40, "batch_size": 10, "delay_ms": 500}, allow_claimed=True

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from conftest import StartServer
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, MISSING_REQUIRED_CLIENT_CAPABILITY
@@ -17,12 +18,15 @@ from mcp_tasks import TasksExtension, cancel_task, get_task
 from polling import run_record
 
 from streambind.app.mcp.tasks import TASKS_EXTENSION
+from streambind.server import RunningServer
 
 LONG_IMPORT = {"rows": 60, "batch_size": 10, "delay_ms": 500}
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_a_long_import_is_a_task_polled_to_succeeded(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_a_long_import_is_a_task_polled_to_succeeded(
+    server: RunningServer, transport: str
+) -> None:
     tasks = TasksExtension()
     async with connected(transport, "--url", server.url, extensions=[tasks]) as client:
         assert client.protocol_version == "2026-07-28"
@@ -46,7 +50,9 @@ async def test_a_long_import_is_a_task_polled_to_succeeded(server, transport) ->
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_cancelling_a_task_cancels_its_run_on_the_server(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_cancelling_a_task_cancels_its_run_on_the_server(
+    server: RunningServer, transport: str
+) -> None:
     async with connected(transport, "--url", server.url, extensions=[TasksExtension()]) as client:
         created = await client.session.call_tool(
             "import", {"rows": 10_000, "batch_size": 10, "delay_ms": 100}, allow_claimed=True
@@ -63,7 +69,9 @@ async def test_cancelling_a_task_cancels_its_run_on_the_server(server, transport
     assert (state.status, state.status_message, state.result) == ("cancelled", "cancelled", None)
 
 
-async def test_a_quick_call_is_answered_at_once_even_for_a_task_client(server) -> None:  # type: ignore[no-untyped-def]
+async def test_a_quick_call_is_answered_at_once_even_for_a_task_client(
+    server: RunningServer,
+) -> None:
     tasks = TasksExtension()
     async with connected("stdio", "--url", server.url, extensions=[tasks]) as client:
         result = await client.call_tool("echo", {"text": "quick"})
@@ -71,16 +79,18 @@ async def test_a_quick_call_is_answered_at_once_even_for_a_task_client(server) -
     assert tasks.created == []
 
 
-async def test_any_bridge_answers_for_a_task_and_keeps_its_run_going(start) -> None:  # type: ignore[no-untyped-def]
+async def test_any_bridge_answers_for_a_task_and_keeps_its_run_going(start: StartServer) -> None:
     # A run nobody follows for 2 s is cancelled. The bridge that made the task is stopped
     # at once; the 6 s run survives because the bridge asked next follows it from then on.
     server = await start(detach_grace=2)
     async with http_bridge("--url", server.url) as other_url:
-        async with http_bridge("--url", server.url) as first_url:
-            async with Client(first_url, extensions=[TasksExtension()]) as first:
-                created = await first.session.call_tool(
-                    "import", {**LONG_IMPORT, "rows": 120}, allow_claimed=True
-                )
+        async with (
+            http_bridge("--url", server.url) as first_url,
+            Client(first_url, extensions=[TasksExtension()]) as first,
+        ):
+            created = await first.session.call_tool(
+                "import", {**LONG_IMPORT, "rows": 120}, allow_claimed=True
+            )
         run_id = created.task_id  # type: ignore[union-attr]
         tasks = TasksExtension()
         async with Client(other_url, extensions=[tasks]) as other:
@@ -94,7 +104,7 @@ async def test_any_bridge_answers_for_a_task_and_keeps_its_run_going(start) -> N
     assert state.result is not None and state.result["structuredContent"]["imported"] == 120
 
 
-async def test_tasks_are_for_clients_that_declare_them(server) -> None:  # type: ignore[no-untyped-def]
+async def test_tasks_are_for_clients_that_declare_them(server: RunningServer) -> None:
     async with connected("stdio", "--url", server.url) as plain:
         with pytest.raises(MCPError) as refused:
             await get_task(plain.session, "0123456789abcdef")

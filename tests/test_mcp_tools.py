@@ -12,11 +12,13 @@ import time
 import httpx
 import mcp.types as types
 import pytest
+from conftest import StartServer
 from cutter import CuttingProxy
 from mcp_bridges import TRANSPORTS, Progress, connected
 from polling import newest_run, run_record
 
 from streambind.app.mcp.results import RUN_ID_META_KEY
+from streambind.server import RunningServer
 
 pytestmark = pytest.mark.parametrize("transport", TRANSPORTS)
 
@@ -29,7 +31,9 @@ async def _people(client: httpx.AsyncClient) -> int:
     return (await client.post("/api/endpoints/silent")).json()["people"]
 
 
-async def test_the_tools_are_the_servers_endpoints_with_their_schemas(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_the_tools_are_the_servers_endpoints_with_their_schemas(
+    server: RunningServer, transport: str
+) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         endpoints = (await http.get("/api/endpoints")).json()["endpoints"]
     async with connected(transport, "--url", server.url) as client:
@@ -41,7 +45,9 @@ async def test_the_tools_are_the_servers_endpoints_with_their_schemas(server, tr
         assert tool.input_schema == endpoint["params"]
 
 
-async def test_an_import_reports_progress_up_to_its_row_count_then_its_result(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_an_import_reports_progress_up_to_its_row_count_then_its_result(
+    server: RunningServer, transport: str
+) -> None:
     progress = Progress()
     async with connected(transport, "--url", server.url) as client:
         result = await client.call_tool(
@@ -65,7 +71,9 @@ async def test_an_import_reports_progress_up_to_its_row_count_then_its_result(se
         assert (await http.get(f"/api/runs/{run_id}")).json()["status"] == "succeeded"
 
 
-async def test_a_text_stream_counts_its_pieces_and_says_them(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_a_text_stream_counts_its_pieces_and_says_them(
+    server: RunningServer, transport: str
+) -> None:
     progress = Progress()
     async with connected(transport, "--url", server.url) as client:
         result = await client.call_tool(
@@ -75,7 +83,9 @@ async def test_a_text_stream_counts_its_pieces_and_says_them(server, transport) 
     assert result.structured_content == {"text": "la"}
 
 
-async def test_a_failed_run_is_a_tool_error_with_the_servers_message(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failed_run_is_a_tool_error_with_the_servers_message(
+    server: RunningServer, transport: str
+) -> None:
     async with connected(transport, "--url", server.url) as client:
         result = await client.call_tool("flaky", {"delay_ms": 0})
     assert result.is_error
@@ -87,7 +97,9 @@ async def test_a_failed_run_is_a_tool_error_with_the_servers_message(server, tra
     assert result.structured_content["error"]["type"] == "FlakyFailure"
 
 
-async def test_arguments_the_server_refuses_name_each_field(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_arguments_the_server_refuses_name_each_field(
+    server: RunningServer, transport: str
+) -> None:
     async with connected(transport, "--url", server.url) as client:
         result = await client.call_tool("import", {"rows": "many", "colour": 1})
     assert result.is_error
@@ -105,7 +117,9 @@ async def test_arguments_the_server_refuses_name_each_field(server, transport) -
     }
 
 
-async def test_cancelling_a_call_cancels_its_run_on_the_server_and_publishes_nothing(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_cancelling_a_call_cancels_its_run_on_the_server_and_publishes_nothing(
+    server: RunningServer, transport: str
+) -> None:
     progress = Progress()
     async with httpx.AsyncClient(base_url=server.url) as http:
         people = await _people(http)
@@ -133,7 +147,9 @@ async def test_cancelling_a_call_cancels_its_run_on_the_server_and_publishes_not
         assert await _people(http) == people
 
 
-async def test_a_cut_between_bridge_and_server_costs_no_progress_and_repeats_none(start, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_a_cut_between_bridge_and_server_costs_no_progress_and_repeats_none(
+    start: StartServer, transport: str
+) -> None:
     server = await start(retry_ms=100)
     # The import's stream (only it: the tool listing goes through untouched) is cut in its
     # second event (past some 245 bytes of headers, 20 of retry and 72 of the first event);
@@ -156,7 +172,7 @@ async def test_a_cut_between_bridge_and_server_costs_no_progress_and_repeats_non
     ]
 
 
-async def test_a_server_with_a_token_is_called_with_it(start, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_a_server_with_a_token_is_called_with_it(start: StartServer, transport: str) -> None:
     server = await start(token="s3cret")
     async with connected(transport, "--url", server.url, "--token", "s3cret") as client:
         assert "import" in [tool.name for tool in (await client.list_tools()).tools]
@@ -164,7 +180,9 @@ async def test_a_server_with_a_token_is_called_with_it(start, transport) -> None
     assert result.structured_content == {"text": "hi"}
 
 
-async def test_a_handshake_client_gets_the_same_progress_each_naming_the_run(server, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_a_handshake_client_gets_the_same_progress_each_naming_the_run(
+    server: RunningServer, transport: str
+) -> None:
     # Agent hosts of the 2025 protocols: the initialize handshake, then the same calls.
     progress = Progress()
     notified: list[types.ProgressNotification] = []
