@@ -63,6 +63,18 @@ def test_more_done_than_the_total_raises_the_total_with_it() -> None:
     assert _ticks({"done": 12, "total": 10}) == [(12, 12, None)]
 
 
+def test_many_messages_at_once_read_each_steps_last_and_join_the_text() -> None:
+    track = ProgressTrack()
+    validate = [{"step": "validate", "done": d, "total": 4} for d in range(5)]
+    imported = [{"step": "import", "done": d, "total": 4} for d in range(3)]
+    assert track.tick_many([*validate, *imported]) == Tick(6, 8, "import")
+    assert track.tick_many([{"step": "publish", "rows": 4}]) == Tick(6, 8, "publish")
+    text = ProgressTrack()
+    assert text.tick_many([{"text": "a"}, {"text": "b"}, {"text": "c"}]) == Tick(
+        3, None, "abc", piece=True
+    )
+
+
 async def test_a_relay_sends_each_message_while_its_peer_keeps_up() -> None:
     sent: list[Tick] = []
 
@@ -99,5 +111,5 @@ async def test_a_relay_behind_its_backlog_joins_its_queue_into_the_newest_keepin
     release.set()
     await relay.drain()
     runner.cancel()
-    assert [(t.progress, t.message) for t in sent] == [(1, "a"), (5, "bcde"), (6, "f")]
-    assert (relay.sent, relay.coalesced) == (3, 3)
+    assert [(t.progress, t.message) for t in sent] == [(1, "a"), (6, "bcdef")]
+    assert (relay.sent, relay.coalesced) == (2, 4)

@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 
 from ..client import ClientError, StreamClient
 from ..settings import ClientSettings
-from .calls import TASK_AFTER_S, RelayObserver, call_tool
+from .calls import TASK_AFTER_S, call_tool
 from .catalog import WATCH_INTERVAL_S, Catalog
 from .tasks import TASKS_EXTENSION, RunKeeper, cancel_task, get_task
 
@@ -54,7 +54,6 @@ class Bridge:
         settings: ClientSettings | None = None,
         task_after: float = TASK_AFTER_S,
         watch_interval: float = WATCH_INTERVAL_S,
-        on_relay_done: RelayObserver | None = None,
     ) -> None:
         self.url = url
         self.client = StreamClient(url, token, settings=settings)
@@ -63,7 +62,6 @@ class Bridge:
         self.keeper = RunKeeper(self.client)
         self.task_after = task_after
         self.watch_interval = watch_interval
-        self.on_relay_done = on_relay_done
         self.server = self._build()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -115,14 +113,7 @@ class Bridge:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> Any:
-        return await call_tool(
-            self.client,
-            self.keeper,
-            ctx,
-            params,
-            task_after=self.task_after,
-            on_relay_done=self.on_relay_done,
-        )
+        return await call_tool(self.client, self.keeper, ctx, params, task_after=self.task_after)
 
     async def _get_task(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskRequestParams

@@ -31,9 +31,6 @@ __all__ = ["TASK_AFTER_S", "call_tool"]
 #: Seconds a call of a task-capable client may run before it is answered with a task.
 TASK_AFTER_S = 1.0
 
-#: Called with each relay once its call has ended (the bench reads the counts).
-RelayObserver = Callable[[ProgressRelay], None]
-
 
 async def call_tool(
     client: StreamClient,
@@ -42,7 +39,6 @@ async def call_tool(
     params: types.CallToolRequestParams,
     *,
     task_after: float = TASK_AFTER_S,
-    on_relay_done: RelayObserver | None = None,
 ) -> types.CallToolResult | dict[str, Any]:
     call = client.call(params.name, params.arguments or {})
     token = (ctx.meta or {}).get("progress_token")
@@ -82,8 +78,6 @@ async def call_tool(
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
-        if relay is not None and on_relay_done is not None:
-            on_relay_done(relay)
         if not handed_over and not runner.done():
             runner.cancel()
 

@@ -13,6 +13,7 @@ the value and total, and only its step becomes the message. A text stream
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,8 @@ class Tick:
 
 
 class ProgressTrack:
-    """Turns each message of one call into its ``Tick``; one per call."""
+    """Turns the messages of one call into ``Tick``s, one each (``tick``) or one for many
+    (``tick_many``); one per call."""
 
     def __init__(self) -> None:
         self._progress = 0.0
@@ -46,8 +48,31 @@ class ProgressTrack:
         self._pieces = 0
 
     def tick(self, chunk: Any) -> Tick:
+        text = self._take(chunk)
+        if text is not None:
+            return Tick(self._progress, self._total, text, piece=True)
+        return Tick(self._progress, self._total, _step(chunk))
+
+    def tick_many(self, chunks: Sequence[Any]) -> Tick:
+        """One tick for many messages (a relay that fell behind): the newest's progress, with
+        every text piece counted and joined. Of the other messages only each step's last is
+        read, which is enough for a step that starts among them to be laid after the last."""
+        pieces: list[str] = []
+        last = len(chunks) - 1
+        for index, chunk in enumerate(chunks):
+            if text_piece(chunk) is not None or index == last:
+                if (text := self._take(chunk)) is not None:
+                    pieces.append(text)
+            elif _step(chunks[index + 1]) != _step(chunk):
+                self._take(chunk)
+        newest = chunks[-1]
+        if text_piece(newest) is not None:
+            return Tick(self._progress, self._total, "".join(pieces), piece=True)
+        return Tick(self._progress, self._total, _step(newest))
+
+    def _take(self, chunk: Any) -> str | None:
+        """Take a message in; its text, when it is a text piece."""
         position = progress_of(chunk)
-        text = text_piece(chunk)
         scaled = _scaled(position.fraction, position.done, position.total)
         if scaled is not None:
             value, total = scaled
@@ -57,12 +82,17 @@ class ProgressTrack:
             self._value, self._step = value, position.step
             self._progress = max(self._progress, self._offset + value)
             self._total = max(self._progress, self._offset + total)
-        elif text is not None and self._value is None:
+            return None
+        text = text_piece(chunk)
+        if text is not None and self._value is None:
             self._pieces += 1
             self._progress = float(self._pieces)
-        if text is not None:
-            return Tick(self._progress, self._total, text, piece=True)
-        return Tick(self._progress, self._total, position.step)
+        return text
+
+
+def _step(chunk: Any) -> str | None:
+    step = chunk.get("step") if isinstance(chunk, dict) else None
+    return step if isinstance(step, str) else None
 
 
 def _scaled(
