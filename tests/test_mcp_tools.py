@@ -147,6 +147,27 @@ async def test_cancelling_a_call_cancels_its_run_on_the_server_and_publishes_not
         assert await _people(http) == people
 
 
+async def test_a_run_cancelled_elsewhere_is_a_tool_error_saying_why(
+    server: RunningServer, transport: str
+) -> None:
+    progress = Progress()
+    async with (
+        httpx.AsyncClient(base_url=server.url) as http,
+        connected(transport, "--url", server.url) as client,
+    ):
+        call = asyncio.create_task(
+            client.call_tool("hold", {"key": "mcp-elsewhere"}, progress_callback=progress)
+        )
+        await progress.first()
+        run = await newest_run(http, lambda r: r["endpoint"] == "hold", "the hold")
+        await http.delete(f"/api/runs/{run['id']}")
+        result = await call
+    why = "a cancel was asked for (DELETE)"
+    assert result.is_error
+    assert _text(result) == f"hold was cancelled (run {run['id']}): {why}"
+    assert result.structured_content == {"status": "cancelled", "run_id": run["id"], "reason": why}
+
+
 async def test_a_cut_between_bridge_and_server_costs_no_progress_and_repeats_none(
     start: StartServer, transport: str
 ) -> None:
