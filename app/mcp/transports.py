@@ -13,6 +13,8 @@ from .bridge import Bridge
 __all__ = ["HTTP_PATH", "serve_http", "serve_stdio"]
 
 HTTP_PATH = "/mcp"
+#: Seconds calls in flight may take to end once the bridge is asked to stop.
+GRACEFUL_SHUTDOWN_S = 2
 
 
 async def serve_stdio(bridge: Bridge) -> None:
@@ -39,7 +41,15 @@ async def serve_http(
         raise
     bound = sock.getsockname()[1]
     app = bridge.server.streamable_http_app(streamable_http_path=HTTP_PATH, host=host)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        # On SIGTERM or Ctrl-C, calls still streaming get this long to end; then they are
+        # cancelled, and with them their runs (their callers cannot be answered any more).
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
     shown = f"[{host}]" if ":" in host else host
     if on_ready is not None:
         on_ready(f"http://{shown}:{bound}{HTTP_PATH}")
