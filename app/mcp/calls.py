@@ -21,6 +21,7 @@ from mcp.server.context import ServerRequestContext
 
 from ..client import StreamCall, StreamClient
 from ..state import StreamState
+from .counted import CountedChunks
 from .progress_track import Tick
 from .relay import ProgressRelay
 from .results import RUN_ID_META_KEY, call_result
@@ -41,6 +42,9 @@ async def call_tool(
     task_after: float = TASK_AFTER_S,
 ) -> types.CallToolResult | dict[str, Any]:
     call = client.call(params.name, params.arguments or {})
+    # Each message is relayed as it arrives and never read again: counted, not kept, so a
+    # long run costs the bridge no memory per message.
+    call.state.chunks = CountedChunks()
     token = (ctx.meta or {}).get("progress_token")
     relay = ProgressRelay(_progress_sender(ctx, token, call.state)) if token is not None else None
     started = asyncio.Event()
@@ -57,8 +61,10 @@ async def call_tool(
     try:
         if wants_tasks(ctx) and not await _ends_within(runner, started, task_after):
             # Still running: from here on the run is a task, followed by the keeper so that
-            # it is never abandoned, and polled by the client (through any bridge).
-            call.on_chunk = None
+            # it is never abandoned, and polled by the client (through any bridge). Progress
+            # stops: the request it belonged to is answered.
+            if relay is not None:
+                relay.close()
             keeper.keep(call, runner)
             handed_over = True
             return await created_task(client, call.state)

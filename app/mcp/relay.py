@@ -38,12 +38,15 @@ class ProgressRelay:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closed = False
         #: Notifications sent, and messages whose notification was joined into another.
         self.sent = 0
         self.coalesced = 0
 
     def push(self, chunk: Any) -> None:
         """The stream client's ``on_chunk``: queues, never awaits."""
+        if self._closed:
+            return
         self._pending.append(chunk)
         self._idle.clear()
         self._wake.set()
@@ -69,6 +72,11 @@ class ProgressRelay:
             # Progress is advisory: a peer that went away must not fail the call.
             await self._send(tick)
         self.sent += 1
+
+    def close(self) -> None:
+        """Take nothing more (a call that became a task: its stream goes on without it)."""
+        self._closed = True
+        self._pending.clear()
 
     async def drain(self) -> None:
         """Wait until all that was pushed is sent: the last progress before the result."""

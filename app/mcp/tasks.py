@@ -28,6 +28,7 @@ from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from ..client import StreamCall, StreamClient, describe_transport_error, http_error
 from ..progress import done_of_total, progress_of, text_piece
 from ..state import StreamState
+from .counted import CountedChunks
 from .results import record_result, summary
 
 __all__ = [
@@ -88,6 +89,7 @@ class RunKeeper:
         if run_id in self._kept:
             return
         call = self._client.follow(run_id, after=str(record.get("last_event_id") or ""))
+        call.state.chunks = CountedChunks()
         self.keep(call, asyncio.create_task(call.run(), name=f"mcp task {run_id}"))
 
     async def close(self) -> None:
