@@ -117,13 +117,16 @@ async def test_arguments_the_server_refuses_name_each_field(
     }
 
 
+# The 2026 protocol cancels over HTTP by closing the request; the handshake protocols (and
+# stdio) send notifications/cancelled.
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_cancelling_a_call_cancels_its_run_on_the_server_and_publishes_nothing(
-    server: RunningServer, transport: str
+    server: RunningServer, transport: str, mode: str
 ) -> None:
     progress = Progress()
     async with httpx.AsyncClient(base_url=server.url) as http:
         people = await _people(http)
-        async with connected(transport, "--url", server.url) as client:
+        async with connected(transport, "--url", server.url, mode=mode) as client:
             call = asyncio.create_task(
                 client.call_tool(
                     "import",
