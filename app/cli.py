@@ -514,17 +514,20 @@ def _mcp(args: argparse.Namespace) -> int:
     return _with_server(args, lambda args, url: run_mcp(url, args.token, http=args.http))
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may well resolve to a public address
+
+
 def exposure_warning(host: str, token: str | None) -> str | None:
     """A warning when the server would be reachable from other machines without a token."""
-    if token:
+    if token or is_loopback(host):
         return None
-    if host == "localhost":
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name: it may well resolve to a public address
     return (
         f"streambind: WARNING: listening on {host} without --token: anyone who can reach "
         "this address can start and cancel runs."

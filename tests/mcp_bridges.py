@@ -12,7 +12,9 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from mcp import Client, StdioServerParameters
+from polling import newest_run
 
 TRANSPORTS = ("stdio", "http")
 CLI = (sys.executable, "-m", "streambind.app.cli")
@@ -67,3 +69,14 @@ class Progress:
 
     async def first(self) -> None:
         await asyncio.wait_for(self._arrived.wait(), 60)
+
+
+async def a_long_import(client: Client, http: httpx.AsyncClient) -> tuple[asyncio.Task[Any], str]:
+    """An import far too long to end by itself, called with a progress callback: its call's
+    task and its run's id, once the first notification has arrived."""
+    progress = Progress()
+    arguments = {"rows": 10_000, "batch_size": 10, "delay_ms": 100}
+    call = asyncio.create_task(client.call_tool("import", arguments, progress_callback=progress))
+    await progress.first()
+    run = await newest_run(http, lambda r: r["endpoint"] == "import", "the import")
+    return call, run["id"]

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from mcp import Client
-from mcp_bridges import CLI, TRANSPORTS, Progress, connected
-from polling import newest_run, run_record
+from mcp_bridges import CLI, TRANSPORTS, a_long_import, connected
+from polling import run_record
 
 from streambind.app.mcp.command import _exposure_warning
 from streambind.server import RunningServer
@@ -68,25 +68,16 @@ async def test_stopping_the_http_bridge_cancels_the_calls_it_can_no_longer_answe
     )  # fmt: skip
     assert process.stdout is not None
     url = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().split()[-1]
-    progress = Progress()
     try:
         async with (
             httpx.AsyncClient(base_url=server.url) as http,
             Client(url) as client,
         ):
-            call = asyncio.create_task(
-                client.call_tool(
-                    "import",
-                    {"rows": 10_000, "batch_size": 10, "delay_ms": 100},
-                    progress_callback=progress,
-                )
-            )
-            await progress.first()
-            run = await newest_run(http, lambda r: r["endpoint"] == "import", "the import")
+            call, run_id = await a_long_import(client, http)
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 30) in (0, -signal.SIGTERM)
             await asyncio.gather(call, return_exceptions=True)
-            record = await run_record(http, run["id"], lambda r: r["status"] != "running", "end")
+            record = await run_record(http, run_id, lambda r: r["status"] != "running", "end")
         assert record["status"] == "cancelled"
     finally:
         if process.returncode is None:

@@ -10,9 +10,9 @@ import httpx
 from cutter import CuttingProxy
 from deployment import Deployment
 from mcp import Client
-from mcp_bridges import Progress, connected, http_bridge
+from mcp_bridges import Progress, a_long_import, connected, http_bridge
 from mcp_tasks import TasksExtension, get_task
-from polling import newest_run, run_record
+from polling import run_record
 
 
 async def test_a_cut_stream_resumes_through_nginx_with_no_notification_lost_or_repeated(
@@ -45,27 +45,18 @@ async def test_a_cut_stream_resumes_through_nginx_with_no_notification_lost_or_r
 async def test_cancelling_a_call_through_nginx_cancels_the_run_where_it_runs(
     deployment: Deployment,
 ) -> None:
-    progress = Progress()
     async with (
         httpx.AsyncClient(base_url=deployment.url) as http,
         connected("http", "--url", deployment.url) as client,
     ):
-        call = asyncio.create_task(
-            client.call_tool(
-                "import",
-                {"rows": 10_000, "batch_size": 10, "delay_ms": 100},
-                progress_callback=progress,
-            )
-        )
-        await progress.first()
-        run = await newest_run(http, lambda r: r["endpoint"] == "import", "the import")
+        call, run_id = await a_long_import(client, http)
         call.cancel()
         await asyncio.gather(call, return_exceptions=True)
-        record = await run_record(http, run["id"], lambda r: r["status"] != "running", "end")
+        record = await run_record(http, run_id, lambda r: r["status"] != "running", "end")
     assert record["status"] == "cancelled"
     # The DELETE went to whichever node nginx chose; the run was executed, and ended, on its own.
     assert record["node"]
-    assert deployment.upstreams("DELETE", f"/api/runs/{run['id']}")
+    assert deployment.upstreams("DELETE", f"/api/runs/{run_id}")
 
 
 async def test_a_task_made_through_one_bridge_is_polled_through_another(

@@ -14,7 +14,7 @@ import mcp.types as types
 import pytest
 from conftest import StartServer
 from cutter import CuttingProxy
-from mcp_bridges import TRANSPORTS, Progress, connected
+from mcp_bridges import TRANSPORTS, Progress, a_long_import, connected
 from polling import newest_run, run_record
 
 from streambind.app.mcp.results import RUN_ID_META_KEY
@@ -123,29 +123,20 @@ async def test_arguments_the_server_refuses_name_each_field(
 async def test_cancelling_a_call_cancels_its_run_on_the_server_and_publishes_nothing(
     server: RunningServer, transport: str, mode: str
 ) -> None:
-    progress = Progress()
     async with httpx.AsyncClient(base_url=server.url) as http:
         people = await _people(http)
         async with connected(transport, "--url", server.url, mode=mode) as client:
-            call = asyncio.create_task(
-                client.call_tool(
-                    "import",
-                    {"rows": 10_000, "batch_size": 10, "delay_ms": 100},
-                    progress_callback=progress,
-                )
-            )
-            await progress.first()
-            run = await newest_run(http, lambda r: r["endpoint"] == "import", "the import")
+            call, run_id = await a_long_import(client, http)
             asked = time.monotonic()
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
-            record = await run_record(http, run["id"], lambda r: r["status"] != "running", "end")
+            record = await run_record(http, run_id, lambda r: r["status"] != "running", "end")
             took = time.monotonic() - asked
         assert record["status"] == "cancelled"
         assert took < 1.0
         assert record["last_message"]["step"] == "import"
-        replay = await http.get(f"/api/runs/{run['id']}/events")
+        replay = await http.get(f"/api/runs/{run_id}/events")
         assert replay.text.rstrip().endswith('data: {"status":"cancelled","reason":"requested"}')
         assert await _people(http) == people
 

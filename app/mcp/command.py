@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import sys
 
+from ..cli import is_loopback
 from .bridge import Bridge
 from .transports import serve_http, serve_stdio
 
@@ -37,13 +37,8 @@ def _say_serving(url: str) -> None:
 
 
 def _exposure_warning(host: str) -> str | None:
-    if host == "localhost":
+    if is_loopback(host):
         return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass
     return (
         f"streambind mcp: WARNING: serving MCP on {host} without authentication: anyone who "
         "can reach this address can run the server's endpoints."
