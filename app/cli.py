@@ -88,6 +88,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (such as 127.0.0.1:8000)")
+    return host, _port(port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="streambind",
@@ -351,6 +359,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="a request header (repeatable)",
     )
     _add_json_lines_option(watch)
+
+    mcp = commands.add_parser(
+        "mcp",
+        help="offer every endpoint as a tool of the Model Context Protocol (for AI agents)",
+        description=(
+            "An MCP server whose tools are the server's endpoints: a call runs the endpoint "
+            "and reports its progress as MCP progress notifications. Over stdio (what agent "
+            "hosts launch), or over Streamable HTTP at http://HOST:PORT/mcp with --http. "
+            "Needs the mcp extra: pip install 'streambind[mcp]'."
+        ),
+    )
+    mcp.add_argument(
+        "--http",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve Streamable HTTP at http://HOST:PORT/mcp instead of stdio (port 0: a free one)",
+    )
+    _add_connection_options(mcp)
     return parser
 
 
@@ -413,6 +439,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _with_server(args, _follow)
     if args.command == "watch":
         return _watch(args)
+    if args.command == "mcp":
+        return _mcp(args)
     return _with_server(args, _tui)
 
 
@@ -508,17 +536,33 @@ def _watch(args: argparse.Namespace) -> int:
     )
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    # The SDK is an extra: checked before an embedded server is started for nothing.
+    try:
+        from .mcp.command import run_mcp
+    except ImportError as exc:
+        print(
+            f"streambind mcp: the MCP SDK is not installed ({exc}): pip install 'streambind[mcp]'",
+            file=sys.stderr,
+        )
+        return 2
+    return _with_server(args, lambda args, url: run_mcp(url, args.token, http=args.http))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may well resolve to a public address
+
+
 def exposure_warning(host: str, token: str | None) -> str | None:
     """A warning when the server would be reachable from other machines without a token."""
-    if token:
+    if token or is_loopback(host):
         return None
-    if host == "localhost":
-        return None
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return None
-    except ValueError:
-        pass  # a host name: it may well resolve to a public address
     return (
         f"streambind: WARNING: listening on {host} without --token: anyone who can reach "
         "this address can start and cancel runs."

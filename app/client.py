@@ -141,17 +141,25 @@ class StreamClient:
         return StreamCall(self, state, request, RunProtocol(self.base_url))
 
     def follow(
-        self, run_id: str, name: str | None = None, *, timeline: RunTimeline | None = None
+        self,
+        run_id: str,
+        name: str | None = None,
+        *,
+        timeline: RunTimeline | None = None,
+        after: str = "",
     ) -> StreamCall:
-        """Follow a run started elsewhere: replay its events from the start, then live.
+        """Follow a run started elsewhere: replay its events from the start (or from the
+        one after event ``after``), then live.
 
         It resumes after a dropped connection and cancels as a call does; a run the server
         does not know (404) or no longer keeps the events of (410) ends it as ``failed``.
         """
         state = StreamState(name=name or run_id)
         state.run_id = run_id
+        state.last_event_id = after
+        headers = {"Last-Event-ID": after} if after else {}
         protocol = RunProtocol(self.base_url)
-        call = StreamCall(self, state, protocol.events_request(self, run_id, {}), protocol)
+        call = StreamCall(self, state, protocol.events_request(self, run_id, headers), protocol)
         call.timeline = timeline
         return call
 

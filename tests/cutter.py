@@ -29,6 +29,8 @@ class CuttingProxy:
         #: When given, every connection after the first waits for it before going on.
         self._admit_later = admit_later
         self.connections = 0
+        #: Connections cut so far.
+        self.cuts_made = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,6 +84,7 @@ class CuttingProxy:
             if limit is not None and sent + len(data) >= limit:
                 writer.write(data[: limit - sent])
                 await writer.drain()
+                self.cuts_made += 1
                 return
             writer.write(data)
             await writer.drain()

@@ -87,3 +87,23 @@ def test_the_framework_never_imports_its_demo() -> None:
         for name in names:
             assert not name.startswith("streambind.server.demo"), (path, name)
             assert "demo" not in name.split("."), (path, name)
+
+
+def test_only_the_mcp_bridge_imports_the_mcp_sdk() -> None:
+    for folder in ("server", "app"):
+        for path, names in _imports(ROOT / folder).items():
+            if path.startswith("app/mcp/"):
+                continue
+            assert not any(n == "mcp" or n.startswith("mcp.") for n in names), path
+
+
+def test_serving_and_help_load_no_mcp_sdk() -> None:
+    # The SDK is an extra: `serve`, `--help` and every other command work without it.
+    code = (
+        "import sys, streambind.server, streambind.app.cli as cli; "
+        "cli.build_parser().format_help(); cli.build_parser().parse_args(['mcp']); "
+        "bad = [m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

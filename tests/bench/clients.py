@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import json
 import statistics
 import sys
@@ -377,6 +378,44 @@ async def tui_firehose(url: str, n: int) -> dict[str, Any]:
     }
 
 
+async def mcp_firehose(url: str, n: int, transport: str) -> dict[str, Any]:
+    """The firehose called as an MCP tool through ``streambind mcp`` (stdio: spawned by the
+    SDK's client, as agent hosts do; http: a bridge process at ``url``), with a progress
+    callback: notifications per second, how many messages were joined into a later
+    notification, the longest silence between two, and the last progress."""
+    from mcp import Client, StdioServerParameters
+
+    arrived: list[float] = []
+    values: list[tuple[float, float | None]] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        arrived.append(time.perf_counter())
+        values.append((value, total))
+
+    if transport == "stdio":
+        cli = ["-m", "streambind.app.cli", "mcp", "--url", url]
+        target: Any = StdioServerParameters(command=sys.executable, args=cli)
+    else:
+        target = url
+    async with Client(target) as client:
+        await client.list_tools()
+        start = time.perf_counter()
+        result = await client.call_tool("firehose", {"n": n}, progress_callback=progress)
+        seconds = time.perf_counter() - start
+    assert not result.is_error, result
+    gaps = [b - a for a, b in itertools.pairwise([start, *arrived])]
+    return {
+        "seconds": seconds,
+        "notifications": len(values),
+        "rate": len(values) / seconds,
+        "joined": n - len(values),
+        "max_gap_ms": max(gaps) * 1000,
+        "last": values[-1],
+        "never_back": all(a[0] <= b[0] for a, b in itertools.pairwise(values)),
+        "result_after_last_ms": (start + seconds - arrived[-1]) * 1000,
+    }
+
+
 MODES = {
     "redis_fanout": redis_fanout,
     "redis_latency": redis_latency,
@@ -388,6 +427,7 @@ MODES = {
     "scale": scale,
     "chunks-memory": chunks_memory,
     "tui": tui_firehose,
+    "mcp": mcp_firehose,
 }
 
 if __name__ == "__main__":

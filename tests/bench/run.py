@@ -1,7 +1,7 @@
 """streambind's benchmarks, side by side with the SSE stacks a user would otherwise pick.
 
     .venv/bin/pip install -e ".[test,bench]"
-    .venv/bin/python tests/bench/run.py [--reps 5] [--only throughput,latency,...]
+    .venv/bin/python tests/bench/run.py [--reps 5] [--only throughput,latency,mcp,...]
         [--baseline OTHER/.venv/bin/python]
 
 Servers and clients run in separate processes on loopback; each figure is the median of
@@ -463,6 +463,77 @@ def bench_tui(reps: int) -> str:
     )
 
 
+@contextlib.contextmanager
+def mcp_bridge(url: str) -> Iterator[str]:
+    """``streambind mcp --url URL --http`` on the clients' core; yields its MCP URL."""
+    process = subprocess.Popen(
+        [PYTHON, "-m", "streambind.app.cli", "mcp", "--url", url, "--http", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_on_cpu(1),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        if not line.startswith("streambind mcp serving on "):
+            raise RuntimeError(f"the MCP bridge did not start: {line!r}")
+        yield line.split()[-1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+
+
+def bench_mcp(reps: int) -> str:
+    """The firehose as an MCP tool, through ``streambind mcp``, with a progress callback."""
+    n = N_THROUGHPUT
+    results: dict[str, list[dict[str, Any]]] = {"stdio": [], "http": []}
+    with server("streambind") as (url, _), mcp_bridge(url) as mcp_url:
+        for _ in range(reps):
+            results["stdio"].append(client("mcp", url=url, n=n, transport="stdio"))
+            results["http"].append(client("mcp", url=mcp_url, n=n, transport="http"))
+        direct = median([client("stream-client", url=url, n=n)["rate"] for _ in range(reps)])
+    rows = []
+    for transport, runs in results.items():
+        assert all(r["never_back"] and r["last"] == [n, n] for r in runs), runs
+        rows.append(
+            [
+                f"over {transport}",
+                f"{median([r['rate'] for r in runs]):,.0f}",
+                f"{median([r['notifications'] for r in runs]):,.0f}",
+                f"{median([r['joined'] for r in runs]):,.0f}",
+                f"{median([n / r['seconds'] for r in runs]):,.0f}",
+                f"{median([r['max_gap_ms'] for r in runs]):.1f} ms",
+                f"{median([r['result_after_last_ms'] for r in runs]):.1f} ms",
+            ]
+        )
+    rows.append(["StreamClient alone, no MCP (the bridge's own consumer)", "—", "—", "—",
+                 f"{direct:,.0f}", "—", "—"])  # fmt: skip
+    note = (
+        "\nEvery run's progress never went back and ended at the total "
+        f"({n:,} of {n:,}). The bridge sends one notification per message while its "
+        "sender keeps up, and one for all that wait once more than 256 do (the newest "
+        "progress, text pieces joined): the longest silence is how stale a host's progress "
+        "could be. The bridge runs on the clients' core (for stdio, spawned by the client).\n"
+    )
+    return (
+        table(
+            f"MCP: the {n:,}-message firehose called through `streambind mcp`, "
+            "with a progress callback",
+            [
+                "bridge",
+                "notifications/s (median)",
+                "notifications",
+                "messages joined into a later one",
+                "messages/s end to end",
+                "longest silence",
+                "result after the last progress",
+            ],
+            rows,
+        )
+        + note
+    )
+
+
 # Start-up as an install has it: Python loads the modules' cached bytecode. With
 # PYTHONDONTWRITEBYTECODE set (as on some machines) nothing would be cached, and every start
 # would compile streambind's own source again, a cost that grows with the lines, not with
@@ -673,6 +744,7 @@ BENCHES = {
     "fanout": bench_fanout,
     "scale": lambda reps: bench_scale(),
     "tui": bench_tui,
+    "mcp": bench_mcp,
     "startup": bench_startup,
     "database": lambda reps: _bench_database(reps),
     "browser": lambda reps: _bench_browser(reps),
