@@ -24,7 +24,8 @@ def same_origin(a: httpx.URL, b: httpx.URL) -> bool:
 
 
 def media_type(response: httpx.Response) -> str:
-    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 def is_json(response: httpx.Response) -> bool:

@@ -85,8 +85,8 @@ def runs_table(runs: list[dict[str, Any]], out: Console) -> Table:
             rows = [{**row, "endpoint": fit(row["endpoint"], keep)} for row in rows]
     table = Table(box=None, header_style="bold")
     for key, heading in columns:
-        longest = max(len(row[key]) for row in rows) if key == "id" else None
-        table.add_column(heading, no_wrap=True, min_width=longest)
+        id_width = max(len(row[key]) for row in rows) if key == "id" else None
+        table.add_column(heading, no_wrap=True, min_width=id_width)
     for row in rows:
         table.add_row(*(row[key] for key, _ in columns))
     if not out.is_terminal:

@@ -57,9 +57,8 @@ def progress_of(chunk: Any) -> Progress:
 
 def text_piece(chunk: Any) -> str | None:
     """The text of an AI-style ``{"text": "..."}`` piece, or None for any other chunk."""
-    if isinstance(chunk, dict) and isinstance(chunk.get("text"), str):
-        return chunk["text"]
-    return None
+    text = chunk.get("text") if isinstance(chunk, dict) else None
+    return text if isinstance(text, str) else None
 
 
 def joined_text(chunks: Sequence[Any]) -> str | None:

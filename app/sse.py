@@ -109,13 +109,13 @@ class SSEDecoder:
         # A chunk of a busy stream is mostly whole blocks in one spelling: those are read
         # in bulk, and only the lines around them (the block the previous chunk began,
         # the one the next chunk ends) line by line.
-        first = _after_first_blank(lines)
-        last = _after_last_blank(lines)
-        if first < last:
-            self._read_lines(lines[:first], events)
-            if not self._read_blocks(lines[first:last], events):
-                self._read_lines(lines[first:last], events)
-            self._read_lines(lines[last:], events)
+        blocks_start = _after_first_blank(lines)
+        blocks_end = _after_last_blank(lines)
+        if blocks_start < blocks_end:
+            self._read_lines(lines[:blocks_start], events)
+            if not self._read_blocks(lines[blocks_start:blocks_end], events):
+                self._read_lines(lines[blocks_start:blocks_end], events)
+            self._read_lines(lines[blocks_end:], events)
         else:
             self._read_lines(lines, events)
         data = self._data

@@ -32,7 +32,16 @@ __all__ = ["CONFIG", "MANAGER", "REGISTRY", "build_registry", "create_app"]
 CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY = web.AppKey("registry", Registry)
 MANAGER = web.AppKey("manager", RunManager)
-MOUNT = web.AppKey("mount", "Mount")
+
+
+@dataclass
+class Mount:
+    """Where the application is mounted in another (``/jobs``): known once it has started."""
+
+    prefix: str = ""
+
+
+MOUNT = web.AppKey("mount", Mount)
 
 
 def build_registry(modules: Iterable[ModuleType | str] = (), options: Any = None) -> Registry:
@@ -362,13 +371,6 @@ ROUTES = (
 
 
 # -- request parts --------------------------------------------------------------
-
-
-@dataclass
-class Mount:
-    """Where the application is mounted in another (``/jobs``): known once it has started."""
-
-    prefix: str = ""
 
 
 def mounted_prefix(app: web.Application) -> str:

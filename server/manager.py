@@ -142,13 +142,14 @@ class RunManager:
             return run
         return await self.store.find(run_id)
 
-    def list(self) -> list[Run]:
+    def kept_runs(self) -> list[Run]:
+        """This node's runs the index keeps, newest first."""
         self._prune()
         return list(reversed(self._runs.values()))
 
     async def summaries(self) -> list[dict[str, Any]]:
         """Every run's summary, newest first, this node's and (with a shared store) the others'."""
-        return await self.store.summaries(self.list())
+        return await self.store.summaries(self.kept_runs())
 
     @property
     def closing(self) -> bool:

@@ -72,7 +72,7 @@ class ParamSpec:
     def annotation(self) -> Any:
         """The type msgspec validates a value against: the Python type with its constraints."""
         if self.choices is not None:
-            inner: Any = Literal[self.choices]  # type: ignore[valid-type]
+            inner: Any = Literal[self.choices]
         elif self.type is str:
             meta = Meta(
                 min_length=self.min_length or None,
@@ -150,7 +150,7 @@ class Params(Mapping[str, ParamSpec]):
     def json_schema(self) -> dict[str, Any]:
         """The parameters as one JSON Schema (draft 2020-12) object, as msgspec writes it."""
         generated = msgspec.json.schema(self._struct)
-        schema = generated["$defs"][generated["$ref"].rsplit("/", 1)[1]]
+        schema: dict[str, Any] = generated["$defs"][generated["$ref"].rsplit("/", 1)[1]]
         schema.setdefault("required", [])
         return schema
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from .config import ServerConfig
 from .node import NodeAlive
@@ -74,19 +74,38 @@ class Resource(Generic[T]):
     describe: Callable[[T], str | None] | None = None
 
 
+class _Declare(Protocol):
+    """``@resource(name)``'s decorator: what it yields types the resource."""
+
+    def __call__(self, opener: Opener[T], /) -> Resource[T]: ...
+
+
+@overload
+def resource(name: str) -> _Declare: ...
+
+
+@overload
 def resource(
     name: str,
     *,
     health: Callable[[T], Awaitable[dict[str, Any]]] | None = None,
     describe: Callable[[T], str | None] | None = None,
-) -> Callable[[Opener[T]], Resource[T]]:
+) -> Callable[[Opener[T]], Resource[T]]: ...
+
+
+def resource(
+    name: str,
+    *,
+    health: Callable[[Any], Awaitable[dict[str, Any]]] | None = None,
+    describe: Callable[[Any], str | None] | None = None,
+) -> Callable[[Opener[Any]], Resource[Any]]:
     """Declare ``async def opener(context) -> AsyncIterator[T]`` as a resource named ``name``."""
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"resource name {name!r}: use letters, digits, '-' or '_'")
     if name in RESERVED_NAMES:
         raise ValueError(f"resource name {name!r} is taken by /healthz itself")
 
-    def declare(opener: Opener[T]) -> Resource[T]:
+    def declare(opener: Opener[Any]) -> Resource[Any]:
         return Resource(name, opener, health, describe)
 
     return declare

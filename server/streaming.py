@@ -189,7 +189,13 @@ class ResponseFollower:
 
     async def ping_if_quiet(self, now: float, interval: float) -> None:
         """Write a ``: ping`` comment if this follower has waited silently for ``interval``."""
-        if self._waiting is not None and now - self.wrote_at >= interval and self._socket_idle():
+        response = self.response
+        if (
+            response is not None
+            and self._waiting is not None
+            and now - self.wrote_at >= interval
+            and self._socket_idle()
+        ):
             self.wrote_at = now
             with contextlib.suppress(ConnectionError):
-                await self.response.write(PING)
+                await response.write(PING)

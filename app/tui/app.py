@@ -202,7 +202,7 @@ class StreambindApp(App[None]):
             yield SystemCommand(
                 f"Run {name}…",
                 str(endpoint.get("title") or "") + " (its form)",
-                lambda name=name: self.call_later(self.choose_endpoint, name),  # type: ignore[misc]
+                lambda name=name: self.call_later(self.choose_endpoint, name),
             )
         for card in self.cards:
             yield SystemCommand(
@@ -212,7 +212,7 @@ class StreambindApp(App[None]):
             yield SystemCommand(
                 f"Watch {url}",
                 "Watched before",
-                lambda url=url: self.watch_url(url),  # type: ignore[misc]
+                lambda url=url: self.watch_url(url),
             )
         yield from super().get_system_commands(screen)
 

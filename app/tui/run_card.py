@@ -69,7 +69,7 @@ class RunCard(Vertical, can_focus=True):
     what arrived since the last time: one batch of widget updates, never one per message."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "toggle", "Expand"),
+        Binding("enter", "expand", "Expand"),
         Binding("c", "cancel", "Cancel"),
         Binding("y", "copy_result", "Copy result", show=False),
         Binding("s", "save_chunks", "Save NDJSON", show=False),
@@ -175,13 +175,13 @@ class RunCard(Vertical, can_focus=True):
     def on_click(self) -> None:
         self.focus()
 
-    def action_toggle(self) -> None:
+    def action_expand(self) -> None:
         self.set_expanded(not self.expanded)
 
     def set_expanded(self, expanded: bool) -> None:
         self.set_class(expanded, "-expanded")
         self._bindings.key_to_bindings["enter"] = [
-            Binding("enter", "toggle", "Collapse" if expanded else "Expand")
+            Binding("enter", "expand", "Collapse" if expanded else "Expand")
         ]
         if self.is_mounted:
             self.refresh_bindings()
@@ -215,7 +215,7 @@ class RunCard(Vertical, can_focus=True):
             return state.status == "succeeded" or bool(state.error)
         if action == "save_chunks":
             return len(state.chunks) > 0
-        if action == "toggle":
+        if action == "expand":
             return True
         return True
 

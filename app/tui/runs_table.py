@@ -41,6 +41,8 @@ WIDTHS = {
     "node": 14,
 }
 _BAR_CELLS = 5
+#: What a cell holds: plain text, or text with colours (the status, the bar).
+Cell = Text | str
 EMPTY = (
     "No runs on the server yet. Start one from Endpoints (r), or with curl or "
     "streambind call: every run shows up here, whoever started it."
@@ -90,7 +92,7 @@ class RunsTable(Vertical):
         self._now = now
         self._tz = tz
         self._runs: dict[str, dict[str, Any]] = {}
-        self._cells: dict[str, dict[str, Text | str]] = {}
+        self._cells: dict[str, dict[str, Cell]] = {}
         self._columns: list[str] = []
         self._filter = ""
         self._wanted = asyncio.Event()  # set while the tab is shown
@@ -102,7 +104,7 @@ class RunsTable(Vertical):
         yield Static(EMPTY, id="runs-empty")
 
     @property
-    def table(self) -> DataTable[str]:
+    def table(self) -> DataTable[Cell]:
         return self.query_one("#runs-table", DataTable)
 
     @property
@@ -126,12 +128,11 @@ class RunsTable(Vertical):
     async def poll(self) -> None:
         while True:
             await self._wanted.wait()
+            problem: str | None = None
             try:
                 runs = await self._fetch()
             except ClientError as exc:
                 runs, problem = [], str(exc)
-            else:
-                problem = None
             # NoMatches: the app closed while the request was on its way.
             with contextlib.suppress(NoMatches):
                 if problem is None:
@@ -190,9 +191,9 @@ class RunsTable(Vertical):
             if row != table.cursor_row:
                 table.move_cursor(row=row, animate=False)
 
-    def _row(self, run_id: str, run: dict[str, Any], now: datetime) -> dict[str, Text | str]:
+    def _row(self, run_id: str, run: dict[str, Any], now: datetime) -> dict[str, Cell]:
         full = run_row(run, now, self._tz)
-        cells: dict[str, Text | str] = {
+        cells: dict[str, Cell] = {
             key: fit(text, WIDTHS[key]) for key, text in full.items() if key in WIDTHS
         }
         cells["board"] = "●" if self._on_board(run_id) else ""
@@ -276,7 +277,8 @@ class RunsTable(Vertical):
 
     def _request_open(self, run_id: str) -> None:
         run = self._runs.get(run_id, {})
-        params = run.get("params") if isinstance(run.get("params"), dict) else {}
+        given = run.get("params")
+        params: dict[str, Any] = given if isinstance(given, dict) else {}
         self.post_message(
             self.OpenRequested(run_id, str(run.get("endpoint", "")), _timeline(run), params)
         )

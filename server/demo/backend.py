@@ -48,7 +48,9 @@ class DatabaseUnavailable(ResourceUnavailable):
 class Staging(Protocol):
     """One import's rows, kept apart from the ``people`` table until ``publish``."""
 
-    rows: int
+    @property
+    def rows(self) -> int:
+        """How many rows are staged so far."""
 
     def encode(self, rows: Sequence[Row]) -> EncodedBatch:
         """One batch in the form ``add`` takes. Blocking work, run in a worker thread.

@@ -6,10 +6,12 @@ import csv
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from streambind.server import InvalidParam
 
-from .store import COLUMNS, Row, imports_dir
+from .backend import Row
+from .store import COLUMNS, imports_dir
 
 __all__ = ["CsvSource", "GeneratedSource", "RowSource", "open_source"]
 
@@ -156,7 +158,7 @@ class CsvSource(RowSource):
         except UnicodeDecodeError:
             raise InvalidParam("source", f"{name} is not UTF-8 text") from None
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> TextIO:
         return self.path.open(encoding="utf-8-sig", newline="")
 
     def _check_header(self, header: list[str] | None) -> list[int | None]:

@@ -342,10 +342,10 @@ def _report_facts(data_dir: Path) -> ReportFacts:
         people=people,
         imports=imports,
         distinct_names=distinct_names,
-        latest=tuple(latest) if latest else None,  # type: ignore[arg-type]
+        latest=tuple(latest) if latest else None,
         earliest_born=earliest_born,
         latest_born=latest_born,
         mean_born=mean_born,
         oldest=oldest,
-        places=[tuple(p) for p in places],  # type: ignore[misc]
+        places=[tuple(p) for p in places],
     )
