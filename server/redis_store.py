@@ -202,8 +202,15 @@ class RedisRunStore:
         """The manager whose runs this store publishes and cancels (``RunManager``)."""
         self._manager = host
 
+    @property
+    def _host(self) -> RunHost:
+        if self._manager is None:
+            raise RuntimeError("the run store is not bound to a run manager")
+        return self._manager
+
     async def open(self) -> None:
         url = self._config.redis_url
+        assert url is not None, "a Redis store needs a Redis URL"
         try:
             # A blocking pool: a burst of requests (a thousand followers arriving at
             # once) waits for a connection instead of failing; each run followed here
@@ -476,7 +483,8 @@ class RedisRunStore:
     async def _still_running(self, run: Run) -> bool:
         # Refused ids: a retry of a write that arrived (the record still says running),
         # or another node ended the run with node_lost (its record must stay).
-        return await self._redis.hget(self._run_key(run.id), "status") == b"running"
+        status = await self._redis.hget(self._run_key(run.id), "status")
+        return bool(status == b"running")
 
     async def _finish_record(self, run: Run) -> None:
         """The run's final record, and its keys' expiry (after its terminal event is in)."""
@@ -545,7 +553,7 @@ class RedisRunStore:
                 params=json.loads(fields.get("params") or "{}"),
                 log=log,
                 created=float(fields.get("created") or 0),
-                clock=self._manager.clock,
+                clock=self._host.clock,
                 stall=self._config.follower_stall,
                 elsewhere=True,
             )
@@ -709,7 +717,7 @@ class RedisRunStore:
             return
         manager = self._manager
         run = manager.get(run_id) if manager is not None else None
-        if run is None or run.elsewhere:
+        if manager is None or run is None or run.elsewhere:
             return
         if op == "cancel":
             logger.info("run %s: cancelled from another node", run_id)
@@ -876,7 +884,7 @@ def _summary(run_id: str, fields: dict[str, str]) -> dict[str, Any]:
         id=run_id,
         endpoint=_stand_in(fields["endpoint"]),
         params=json.loads(fields["params"] or "{}"),
-        log=None,  # type: ignore[arg-type]  (a summary never reads the log)
+        log=None,  # type: ignore[arg-type]  # a summary never reads the log
         created=float(fields["created"] or 0),
         elsewhere=True,  # known here by its record only, last message included
     )

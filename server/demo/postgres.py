@@ -142,7 +142,7 @@ class PostgresDatabase:
     @contextlib.asynccontextmanager
     async def export_rows(self, run_id: str) -> AsyncIterator[_PostgresExport]:
         people = self._table("people")
-        where = sql.SQL("")
+        where: sql.Composable = sql.SQL("")
         if run_id:
             where = sql.SQL("WHERE run_id = {}").format(sql.Literal(run_id))
         with self._errors():
@@ -166,7 +166,7 @@ class PostgresDatabase:
             async with self.pool.connection() as conn, conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
-                async def one(query: sql.Composable, *args: Any) -> Any:
+                async def one(query: sql.Composed | sql.SQL, *args: Any) -> Any:
                     return await (await conn.execute(query, args)).fetchone()
 
                 (n_people, n_names) = await one(
@@ -426,7 +426,7 @@ class _PostgresExport:
             copy.set_types(["int8", "text", "text", "int8", "text"])
             batch: list[ExportRow] = []
             async for row in copy.rows():
-                batch.append(row)  # type: ignore[arg-type]
+                batch.append(row)
                 if len(batch) >= size:
                     yield batch
                     batch = []
