@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import json
 import logging
 import secrets
@@ -58,8 +60,22 @@ class RunManager:
         self.store: RunStore = store if store is not None else MemoryRunStore(config)
         self.store.bind(self)
         self._runs: dict[str, Run] = {}
+        self._running = 0
+        #: The finished runs the index keeps, the longest finished first (to forget).
+        self._finished: dict[str, Run] = {}
+        #: The finished runs whose logs are held, the longest finished first (to release),
+        #: each with its log's size: a finished run's log no longer grows.
+        self._held: dict[str, int] = {}
+        self._held_bytes = 0
         #: Every follower of every run, kept or already forgotten by the index.
         self._followers: set[Follower] = set()
+        #: When each follower is next due a look: a ping (its last write plus the ping
+        #: interval) and a stall check (its last progress plus the stall time). Entries go
+        #: stale as followers write; a stale one is pushed again when it comes up, so each
+        #: sweep looks only at what is due, not at every follower.
+        self._ping_due: list[tuple[float, int, Follower]] = []
+        self._stall_due: list[tuple[float, int, Follower]] = []
+        self._pushed = itertools.count()
         self._closing = False
         self._background: list[asyncio.Task[None]] = []
         #: Grace periods that ended, asking the shared store about followers elsewhere.
@@ -82,14 +98,29 @@ class RunManager:
 
     async def _ping_quiet_streams(self) -> None:
         # One sweep a second (or faster for short intervals) instead of a timer per
-        # waiting follower: cheap with thousands of streams, precise to the tick.
+        # waiting follower, looking only at the followers whose ping is due.
         interval = self.config.ping_interval
         tick = min(1.0, interval / 4)
         while True:
             await asyncio.sleep(tick)
-            now = time.monotonic()
-            for follower in list(self._followers):
+            await self.ping_due(time.monotonic())
+
+    async def ping_due(self, now: float) -> int:
+        """Ping the followers silent for the ping interval; how many were looked at."""
+        interval = self.config.ping_interval
+        due = self._ping_due
+        looked = 0
+        while due and due[0][0] <= now:
+            _, _, follower = heapq.heappop(due)
+            if follower not in self._followers:
+                continue  # it left
+            looked += 1
+            if follower.wrote_at + interval <= now:
                 await follower.ping_if_quiet(now, interval)
+            # Due again an interval after its last write (the ping, or what it wrote since).
+            when = max(follower.wrote_at + interval, now + interval / 4)
+            heapq.heappush(due, (when, next(self._pushed), follower))
+        return looked
 
     async def _let_go_of_stuck_followers(self) -> None:
         # Backpressure lets go of a follower that holds a running workflow back; this
@@ -99,11 +130,27 @@ class RunManager:
         stall = self.config.follower_stall
         while True:
             await asyncio.sleep(max(0.05, min(0.5, stall / 4)))
-            now = self.clock.now()
-            for follower in list(self._followers):
-                if not follower.dropped and follower.stalled(now, stall):
-                    follower.let_go()
+            self.check_stalls(self.clock.now())
             self._bound_kept_logs()
+
+    def check_stalls(self, now: float) -> int:
+        """Let go of the followers stuck for the stall time; how many were looked at."""
+        stall = self.config.follower_stall
+        due = self._stall_due
+        looked = 0
+        while due and due[0][0] <= now:
+            _, _, follower = heapq.heappop(due)
+            if follower not in self._followers or follower.dropped:
+                continue
+            looked += 1
+            if follower.stalled(now, stall):
+                follower.let_go()
+                continue
+            # Not stuck: due again a stall time after its latest progress (or from now,
+            # while it waits for the workflow, which is not being stuck).
+            when = max(follower.progressed_at + stall, now + stall / 4)
+            heapq.heappush(due, (when, next(self._pushed), follower))
+        return looked
 
     # -- starting and finding -------------------------------------------------
 
@@ -112,7 +159,7 @@ class RunManager:
         if self._closing:
             raise ServerClosing("the server is shutting down")
         self._prune()
-        if self.running_count() >= self.config.max_runs:
+        if self._running >= self.config.max_runs:
             raise TooManyRuns(self.config.max_runs)
         run_id = secrets.token_hex(8)
         run = Run(
@@ -125,6 +172,7 @@ class RunManager:
             node=self.store.node,
         )
         self._runs[run.id] = run
+        self._running += 1
         self.store.started(run)
         run.task = asyncio.get_running_loop().create_task(
             self._execute(run), name=f"run {run.id} ({endpoint.name})"
@@ -157,13 +205,20 @@ class RunManager:
         return self._closing
 
     def running_count(self) -> int:
-        return sum(1 for r in self._runs.values() if r.running)
+        return self._running
 
     # -- followers ------------------------------------------------------------
 
     def attach(self, run: Run, follower: Follower) -> None:
         run.followers.add(follower)
         self._followers.add(follower)
+        count = next(self._pushed)
+        heapq.heappush(
+            self._ping_due, (follower.wrote_at + self.config.ping_interval, count, follower)
+        )
+        heapq.heappush(
+            self._stall_due, (follower.progressed_at + self.config.follower_stall, count, follower)
+        )
         if run.elsewhere:
             self.store.followed(run, +1)
             return
@@ -283,6 +338,11 @@ class RunManager:
                 run.grace.cancel()
                 run.grace = None
             logger.info("run %s %s after %d messages", run.id, run.status, run.messages)
+            self._running -= 1
+            self._finished[run.id] = run
+            size = run.log.size_bytes
+            self._held[run.id] = size
+            self._held_bytes += size
             self.store.finished(run)
             self._bound_kept_logs()
 
@@ -295,22 +355,29 @@ class RunManager:
         run.end(ERROR, failed_data(error))
 
     def _prune(self) -> None:
+        """Forget the finished runs beyond the newest ``keep_runs`` or older than
+        ``keep_seconds``: the longest finished first, so each call looks only at those."""
         # Followers do not keep a run in the index: a follower stuck for the stall time
         # is let go anyway, and the limits must hold whatever clients do.
-        finished = [r for r in self._runs.values() if not r.running]
+        finished = self._finished
         cutoff = time.time() - self.config.keep_seconds
-        excess = len(finished) - self.config.keep_runs
-        for run in finished:  # oldest first: dicts keep insertion order
+        while finished:
+            run = next(iter(finished.values()))
             expired = run.finished is not None and run.finished < cutoff
-            if excess > 0 or expired:
-                del self._runs[run.id]
-                run.log.release()
-                self.store.forgotten(run)
-                excess -= 1
+            if len(finished) <= self.config.keep_runs and not expired:
+                return
+            del finished[run.id]
+            del self._runs[run.id]
+            self._release(run)
+            self.store.forgotten(run)
+
+    def _release(self, run: Run) -> None:
+        self._held_bytes -= self._held.pop(run.id, 0)
+        run.log.release()
 
     def kept_log_bytes(self) -> int:
-        """The memory the logs of finished runs hold, as their logs count it."""
-        return sum(r.log.size_bytes for r in self._runs.values() if not r.running)
+        """The memory the logs of finished runs hold, as their logs counted it at the end."""
+        return self._held_bytes
 
     def _bound_kept_logs(self) -> None:
         """Keep the logs of finished runs within ``max_log_memory``, releasing the oldest.
@@ -318,13 +385,19 @@ class RunManager:
         A released run keeps its record and result (``GET /api/runs/{id}``); a request
         for its events is answered ``410 events_gone``.
         """
-        total = self.kept_log_bytes()
         limit = self.config.max_log_memory
-        for run in list(self._runs.values()):  # oldest first
+        if self._held_bytes <= limit:
+            return
+        releasable = []
+        total = self._held_bytes
+        for run_id, size in self._held.items():  # the longest finished first
             if total <= limit:
-                return
+                break
+            run = self._runs[run_id]
             # Never under a follower still writing it out: that one is let go first
-            # if it makes no progress, and the next sweep releases the log then.
-            if not run.running and run.log.size_bytes and not run.followers:
-                total -= run.log.size_bytes
-                run.log.release()
+            # if it makes no progress, and a later look releases the log then.
+            if not run.followers:
+                releasable.append(run)
+                total -= size
+        for run in releasable:
+            self._release(run)

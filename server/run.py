@@ -32,6 +32,8 @@ class Follower(Protocol):
     progressed_at: float
     #: Let go for making no progress for the stall time: no longer waited for.
     dropped: bool
+    #: When it last wrote anything, a ping included (monotonic seconds).
+    wrote_at: float
 
     def idle_for(self, seq: int, size: int) -> bool:
         """Whether event ``seq`` of ``size`` bytes can be written at once, never waiting."""
