@@ -6,9 +6,9 @@ import argparse
 import ipaddress
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import DEMO
@@ -27,6 +27,7 @@ _DEMO_OPTIONS = {
 #: A closed output pipe (``| head``) ends a command quietly with the status a shell gives a
 #: program that SIGPIPE ended, as ``grep`` and ``git`` do.
 EXIT_OUTPUT_CLOSED = 141
+T = TypeVar("T")
 EXIT_USAGE = 2
 
 
@@ -133,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="serve these Python modules' @endpoint functions (and resources) instead of the "
         f"demo's; name {DEMO} among them to serve the demo too (default: the demo)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default=os.environ.get("STREAMBIND_LOOP") or "auto",
+        help="the event loop: uvloop (pip install 'streambind[fast]') or asyncio's own; auto "
+        "picks uvloop when it is installed (default: $STREAMBIND_LOOP, else auto)",
     )
     serve.add_argument(
         "--prefix",
@@ -476,12 +484,22 @@ def _tui(args: argparse.Namespace, url: str) -> int:
 
     embedded = getattr(args, "url", None) is None
     subtitle = f"embedded server {url}" if embedded else url
-    StreambindApp(url, args.token, subtitle=subtitle, embedded=embedded).run()
+    from streambind.server import loops
+
+    app = StreambindApp(url, args.token, subtitle=subtitle, embedded=embedded)
+    app.run(loop=loops.new_loop())  # the same rule as serve's: uvloop when installed
     return 0
 
 
+def _on_chosen_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a client command on the loop ``serve`` would choose: uvloop when installed,
+    unless ``$STREAMBIND_LOOP`` says otherwise."""
+    from streambind.server import loops
+
+    return loops.run(main)
+
+
 def _call(args: argparse.Namespace, url: str) -> int:
-    import asyncio
 
     from .call_command import run_call
     from .settings import ClientSettings
@@ -491,7 +509,7 @@ def _call(args: argparse.Namespace, url: str) -> int:
     except ValueError as exc:
         print(f"streambind call: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(
+    return _on_chosen_loop(
         run_call(
             url,
             args.name,
@@ -505,27 +523,24 @@ def _call(args: argparse.Namespace, url: str) -> int:
 
 
 def _runs(args: argparse.Namespace, url: str) -> int:
-    import asyncio
 
     from .follow_command import run_runs
 
-    return asyncio.run(run_runs(url, token=args.token, as_json=args.json))
+    return _on_chosen_loop(run_runs(url, token=args.token, as_json=args.json))
 
 
 def _follow(args: argparse.Namespace, url: str) -> int:
-    import asyncio
 
     from .follow_command import run_follow
 
-    return asyncio.run(run_follow(url, args.run_id, token=args.token, as_json=args.json))
+    return _on_chosen_loop(run_follow(url, args.run_id, token=args.token, as_json=args.json))
 
 
 def _watch(args: argparse.Namespace) -> int:
-    import asyncio
 
     from .follow_command import run_watch
 
-    return asyncio.run(
+    return _on_chosen_loop(
         run_watch(
             args.watch_url,
             method=args.method,
@@ -546,7 +561,9 @@ def _mcp(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return _with_server(args, lambda args, url: run_mcp(url, args.token, http=args.http))
+    return _with_server(
+        args, lambda args, url: run_mcp(url, args.token, http=args.http, run=_on_chosen_loop)
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -628,7 +645,13 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as exc:
         print(f"streambind: {exc}", file=sys.stderr)
         return 2
-    return run_server(config, registry, args.host, args.port, prefix=args.prefix)
+    from streambind.server import loops
+
+    try:
+        loops.resolve(args.loop)
+    except ValueError as exc:
+        parser.error(f"--loop {args.loop}: {exc}")
+    return run_server(config, registry, args.host, args.port, prefix=args.prefix, loop=args.loop)
 
 
 def _demo_settings(args: argparse.Namespace) -> Any:

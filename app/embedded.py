@@ -13,7 +13,14 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from streambind.server import Registry, RunningServer, ServerConfig, build_registry, start_server
+from streambind.server import (
+    Registry,
+    RunningServer,
+    ServerConfig,
+    build_registry,
+    loops,
+    start_server,
+)
 
 from . import DEMO
 
@@ -74,7 +81,7 @@ class EmbeddedServer:
         self.stop()
 
     def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = loops.new_loop()  # the same rule as serve's: uvloop when installed
         self._loop = loop
         try:
             self._server = loop.run_until_complete(

@@ -16,6 +16,7 @@ from .config import MAX_BODY_BYTES, ServerConfig
 from .cors import enable_cors
 from .errors import ApiError, Handler, error_middleware, error_response
 from .framing import utf8
+from .loops import loop_name
 from .manager import RunManager, ServerClosing, TooManyRuns
 from .openapi import Route, openapi_document
 from .page import PAGE, file_response, prefers_html
@@ -149,6 +150,7 @@ async def healthz(request: web.Request) -> web.Response:
     body: dict[str, Any] = {
         "status": "ok",
         "running": manager.running_count(),
+        "loop": loop_name(),
         # Each resource's health under its name (the demo's: "database").
         **await manager.resources.health(),
     }

@@ -85,6 +85,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "status": {"enum": ["ok", "unavailable", "draining"]},
             "reason": {"type": "string"},
             "running": {"type": "integer", "minimum": 0},
+            "loop": {"enum": ["asyncio", "uvloop"], "description": "The event loop serving"},
         },
         # Each resource of the served workflows modules reports its health under its name
         # (the demo's database: {"backend": "sqlite", "ok": true}).

@@ -38,7 +38,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: Names the health answer uses for itself: no resource may take them.
-RESERVED_NAMES = frozenset({"status", "reason", "running", "resources"})
+RESERVED_NAMES = frozenset({"status", "reason", "running", "loop", "resources"})
 
 
 class ResourceUnavailable(Exception):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from . import loops
 from .api import CONFIG, MANAGER, REGISTRY, create_app
 from .config import ServerConfig
 from .connections import ConnectionLimits, GuardedAppRunner, default_max_connections
@@ -105,12 +106,17 @@ def run_server(
     port: int = 8787,
     *,
     prefix: str = "",
+    loop: str | None = None,
 ) -> int:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully; return an exit status."""
+    """Serve until SIGINT or SIGTERM, then shut down gracefully; return an exit status.
+
+    ``loop``: ``auto`` (uvloop when installed), ``asyncio`` or ``uvloop``; None: as
+    ``$STREAMBIND_LOOP`` says, else ``auto``.
+    """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return asyncio.run(_serve_until_signalled(config, registry, host, port, prefix))
+    return loops.run(_serve_until_signalled(config, registry, host, port, prefix), loop)
 
 
 async def _serve_until_signalled(
@@ -135,7 +141,10 @@ async def _serve_until_signalled(
     # first: it would take ~10 ms of start-up to free a few dozen objects.)
     gc.freeze()
     names = ", ".join(ep.name for ep in server.app[REGISTRY])
-    print(f"streambind serving on {server.url}  (endpoints: {names})", flush=True)
+    print(
+        f"streambind serving on {server.url}  (endpoints: {names}; loop: {loops.loop_name()})",
+        flush=True,
+    )
     print(f"data directory: {config.data_dir}", flush=True)
     for line in server.app[MANAGER].resources.descriptions():
         print(line, flush=True)

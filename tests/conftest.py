@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from databases import backend, pg_schema  # noqa: F401  (fixtures for every test
 from deployment import deployment  # noqa: F401  (nginx before three Redis nodes)
 from served import demo_and_flows, split
 
-from streambind.server import RunningServer, ServerConfig, start_server
+from streambind.server import RunningServer, ServerConfig, loops, start_server
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 
@@ -35,6 +36,17 @@ STORE_CONTRACT_MODULES = {
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.module.__name__ in STORE_CONTRACT_MODULES and "store" in metafunc.fixturenames:
         metafunc.parametrize("store", ["memory", "redis"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    """The suite runs on the loop $STREAMBIND_LOOP names (CI runs it on each), as the
+    servers and commands it spawns do."""
+    if loops.resolve() == "uvloop":
+        import uvloop
+
+        return uvloop.EventLoopPolicy()
+    return asyncio.DefaultEventLoopPolicy()
 
 
 @pytest.fixture(scope="session", autouse=True)

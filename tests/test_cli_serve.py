@@ -277,3 +277,38 @@ async def test_an_import_that_runs_out_of_room_reports_sqlites_error_and_leaves_
     finally:
         process.terminate()
         await process.wait()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_serve_runs_on_the_loop_asked_for_and_says_so(tmp_path: Path, loop: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0", "--loop", loop,
+        "--data-dir", str(tmp_path), "--workflows", "flows",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        assert line.startswith("streambind serving on ") and f"loop: {loop})" in line, line
+        url = line.split()[3]
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).json()["loop"] == loop
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def test_auto_is_uvloop_when_installed_and_the_environment_may_choose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streambind.server import loops
+
+    monkeypatch.delenv("STREAMBIND_LOOP", raising=False)
+    assert loops.resolve() == "uvloop"  # the test extra installs the fast extra
+    assert loops.resolve("asyncio") == "asyncio"
+    monkeypatch.setenv("STREAMBIND_LOOP", "asyncio")
+    assert loops.resolve() == "asyncio"
+    assert loops.resolve("uvloop") == "uvloop"  # an explicit choice wins
+    with pytest.raises(ValueError, match="must be one of"):
+        loops.resolve("trio")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from ..cli import is_loopback
 from .bridge import Bridge
@@ -13,12 +15,18 @@ from .transports import serve_http, serve_stdio
 __all__ = ["run_mcp"]
 
 
-def run_mcp(url: str, token: str | None, http: tuple[str, int] | None = None) -> int:
-    """Serve until the client closes stdin (stdio) or the process is interrupted (HTTP)."""
+def run_mcp(
+    url: str,
+    token: str | None,
+    http: tuple[str, int] | None = None,
+    run: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run,
+) -> int:
+    """Serve until the client closes stdin (stdio) or the process is interrupted (HTTP);
+    ``run`` runs the bridge on the loop the command line chose."""
     if http is not None and (warning := _exposure_warning(http[0])):
         print(warning, file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(url, token, http))
+        run(_serve(url, token, http))
     return 0
 
 
