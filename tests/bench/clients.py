@@ -416,7 +416,77 @@ async def mcp_firehose(url: str, n: int, transport: str) -> dict[str, Any]:
     }
 
 
+async def many_streams(
+    url: str, streams: int, per_second: float, seconds: float, sigterm: bool
+) -> dict[str, Any]:
+    """`streams` gated runs that start together once all are running, each sending
+    `per_second` messages for `seconds`: deliveries, latency, and how their terminal events
+    arrived. With `sigterm`, prints READY once every stream has its first message and waits
+    for the server to be stopped (by the bench) instead of for the runs to end."""
+    import aiohttp
+
+    n = round(seconds * per_second)
+    delays: list[float] = []
+    counts: list[int] = []
+    ends: list[float] = []
+    terminal = 0
+    first = asyncio.Event()
+    started = 0
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one() -> None:
+            nonlocal terminal, started
+            decoder = SSEDecoder()
+            got = 0
+            try:
+                async with session.post(
+                    f"{url}/api/endpoints/gated-sparse",
+                    json={"n": n, "interval_ms": 1000 / per_second, "key": "many"},
+                ) as response:
+                    async for chunk in response.content.iter_any():
+                        now = time.monotonic()
+                        for event in decoder.feed(chunk):
+                            if event.event == "message":
+                                if got == 0:
+                                    started += 1
+                                    if started == streams:
+                                        first.set()
+                                delays.append(now - json.loads(event.data)["t"])
+                                got += 1
+                            elif event.event in ("end", "cancelled", "error"):
+                                terminal += 1
+                                ends.append(now)
+            except aiohttp.ClientError:
+                pass  # cut before its terminal event: counted as such
+            counts.append(got)
+
+        tasks = [asyncio.create_task(one()) for _ in range(streams)]
+        # Every run running (waiting for the gate) before any sends: they start together.
+        while True:
+            async with session.get(f"{url}/healthz") as answer:
+                if (await answer.json())["running"] >= streams:
+                    break
+            await asyncio.sleep(0.2)
+        async with session.post(f"{url}/api/endpoints/release", json={"key": "many"}):
+            pass
+        if sigterm:
+            await first.wait()
+            print("READY", flush=True)
+        await asyncio.gather(*tasks)
+    return {
+        "streams": streams,
+        "expected": streams * n,
+        "delivered": sum(counts),
+        "p99_ms": percentile(delays, 99) * 1000 if delays else 0.0,
+        "terminal": terminal,
+        "ends_spread_s": (max(ends) - min(ends)) if ends else 0.0,
+    }
+
+
 MODES = {
+    "many-streams": many_streams,
     "redis_fanout": redis_fanout,
     "redis_latency": redis_latency,
     "bytes": count_bytes,

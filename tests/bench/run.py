@@ -34,6 +34,9 @@ N_THROUGHPUT = 200_000
 #: throughput, latency, client, fan-out, scale and start-up benches measure it too, side
 #: by side in the same run, taking their repetitions in turns with this one.
 BASELINE_PYTHON: str | None = None
+#: The event loop this install's servers run (``serve --loop``); None: its default. A
+#: baseline from before ``--loop`` always runs asyncio's own.
+LOOP: str | None = None
 
 
 # With two cores or more, servers run on the first and clients on the second, so the
@@ -74,8 +77,10 @@ def server(kind: str, python: str = PYTHON, **options: str) -> Iterator[tuple[st
         if kind == "streambind":
             command = [
                 python, "-m", "streambind.app.cli", "serve", "--port", str(port),
-                "--data-dir", data_dir, "--workflows", "flows", "--max-runs", "5000",
+                "--data-dir", data_dir, "--workflows", *_workflows(python), "--max-runs", "5000",
             ]  # fmt: skip
+            if LOOP and python == PYTHON:
+                command += ["--loop", LOOP]
             for key, value in options.items():
                 command += [f"--{key}", value]
         else:
@@ -97,6 +102,21 @@ def server(kind: str, python: str = PYTHON, **options: str) -> Iterator[tuple[st
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+_DEMO_IN: dict[str, bool] = {}
+
+
+def _workflows(python: str) -> list[str]:
+    """What an install serves for the benches: the demo (the firehose) and the benches' own
+    workflows. An install from before the demo was a module of its own served it always."""
+    if python not in _DEMO_IN:
+        probe = (
+            "import importlib.util as u; print(u.find_spec('streambind.server.demo') is not None)"
+        )
+        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
+        _DEMO_IN[python] = found.stdout.strip() == "True"
+    return ["streambind.server.demo", "flows"] if _DEMO_IN[python] else ["flows"]
 
 
 def client(mode: str, python: str = PYTHON, **args: Any) -> dict[str, Any]:
@@ -426,6 +446,102 @@ def bench_scale(streams: int = 2000, seconds: float = 20.0, runs: int = 3) -> st
     )
 
 
+def _raise_descriptor_limit(wanted: int) -> int:
+    """Raise this process's open-file limit (its children inherit it) toward ``wanted``."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, max(soft, wanted))
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+def _many_streams_once(
+    python: str, streams: int, per_second: float, seconds: float, sigterm: bool
+) -> dict[str, Any]:
+    """One server, ``streams`` streams: the client's figures, the server's RSS per stream,
+    and with ``sigterm`` how long SIGTERM took to end the process, every stream open."""
+    from clients import rss_bytes
+
+    options = {"max-runs": str(streams + 100), "max-connections": str(streams + 500)}
+    with server("streambind", python, **options) as (url, pid):
+        idle = rss_bytes(pid)
+        process = subprocess.Popen(
+            [
+                PYTHON, str(HERE / "clients.py"), "many-streams",
+                json.dumps({"url": url, "streams": streams, "per_second": per_second,
+                            "seconds": seconds, "sigterm": sigterm}),
+            ],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(HERE)},
+            preexec_fn=_on_cpu(1),
+        )  # fmt: skip
+        assert process.stdout is not None
+        peak = idle
+        stopped_in = None
+        if sigterm:
+            assert process.stdout.readline().strip() == "READY"
+            peak = rss_bytes(pid)
+            start = time.perf_counter()
+            os.kill(pid, signal.SIGTERM)
+            while _alive(pid):
+                time.sleep(0.01)
+            stopped_in = time.perf_counter() - start
+        while process.poll() is None:
+            peak = max(peak, rss_bytes(pid)) if _alive(pid) else peak
+            time.sleep(0.25)
+        result = json.loads(process.stdout.read().strip().splitlines()[-1])
+    return {
+        **result,
+        "idle": idle,
+        "peak": peak,
+        "per_stream_kb": (peak - idle) / streams / 1024,
+        "sigterm_s": stopped_in,
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as ended.
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ", 1)[1][0] != "Z"
+    return True
+
+
+def bench_scale_10k(streams: int = 10_000, seconds: float = 20.0) -> str:
+    """Ten thousand streams on one process: memory, delivery and latency at 1 and 5
+    messages a second, runs ending together, and SIGTERM with every stream open."""
+    limit = _raise_descriptor_limit(2 * streams + 1000)
+    rows = []
+    for per_second in (1.0, 5.0):
+        r = _many_streams_once(PYTHON, streams, per_second, seconds, sigterm=False)
+        rows.append([
+            f"{per_second:g}/s for {seconds:g} s",
+            f"{r['delivered']:,} of {r['expected']:,}",
+            f"{r['p99_ms']:.1f}",
+            f"{r['per_stream_kb']:.1f} KB",
+            f"{r['terminal']:,} within {r['ends_spread_s']:.2f} s",
+        ])  # fmt: skip
+    stop = _many_streams_once(PYTHON, streams, 1.0, 600.0, sigterm=True)
+    rows.append([
+        "SIGTERM mid-run (1/s)",
+        f"{stop['delivered']:,} before it",
+        f"{stop['p99_ms']:.1f}",
+        f"{stop['per_stream_kb']:.1f} KB",
+        f"{stop['terminal']:,} of {streams:,}; exit after {stop['sigterm_s']:.2f} s",
+    ])  # fmt: skip
+    return table(
+        f"{streams:,} streams on one process ({LOOP or 'default'} loop; open-file limit "
+        f"raised to {limit:,} for the server and the client)",
+        ["streams sending", "delivered", "p99 latency (ms)", "server RSS per stream",
+         "terminal events"],
+        rows,
+    )  # fmt: skip
+
+
 def bench_tui(reps: int) -> str:
     with server("streambind") as (url, _):
         results = [client("tui", url=url, n=N_THROUGHPUT) for _ in range(reps)]
@@ -743,6 +859,7 @@ BENCHES = {
     "client": bench_client,
     "fanout": bench_fanout,
     "scale": lambda reps: bench_scale(),
+    "scale10k": lambda reps: bench_scale_10k(),
     "tui": bench_tui,
     "mcp": bench_mcp,
     "startup": bench_startup,
@@ -770,8 +887,14 @@ def main() -> None:
     parser.add_argument(
         "--baseline", help="the Python of another streambind install, measured side by side"
     )
+    parser.add_argument(
+        "--loops",
+        default="asyncio",
+        help="comma-separated event loops this install's servers run each bench on "
+        "(asyncio, uvloop), one after the other (default: asyncio)",
+    )
     args = parser.parse_args()
-    global BASELINE_PYTHON
+    global BASELINE_PYTHON, LOOP
     BASELINE_PYTHON = args.baseline
     sys.path.insert(0, str(HERE))
     pinning = "servers on core 0, clients on core 1" if _PINNED else "no core pinning"
@@ -781,8 +904,11 @@ def main() -> None:
         f"{args.reps} repetitions per figure; {pinning}.\n",
         flush=True,
     )
-    for name in args.only.split(","):
-        print(BENCHES[name](args.reps), flush=True)
+    for loop in args.loops.split(","):
+        LOOP = loop
+        print(f"## Servers on {loop}'s event loop\n", flush=True)
+        for name in args.only.split(","):
+            print(BENCHES[name](args.reps), flush=True)
 
 
 if __name__ == "__main__":
