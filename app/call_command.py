@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from .client import ClientError, StreamCall, StreamClient
 from .forms import fields, parse_value
-from .progress import bar_fraction, chunk_count, done_of_total, joined_text, progress_of
+from .progress import bar_fraction, chunk_count, done_of_total, joined_text, latest_progress
 from .settings import ClientSettings
 from .state import StreamState
 from .steps import steps_line
@@ -178,7 +178,7 @@ async def _run_with_progress(call: StreamCall, out: Console) -> StreamState:
             if text is not None:
                 streamed_text = True
                 bar.console.print(text, end="")
-            progress = progress_of(state.chunk)
+            progress = latest_progress(state)
             counts = " · ".join(
                 part
                 for part in (done_of_total(progress), chunk_count(len(state.chunks)))

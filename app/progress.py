@@ -20,6 +20,7 @@ __all__ = [
     "done_of_total",
     "format_duration",
     "joined_text",
+    "latest_progress",
     "progress_of",
     "text_piece",
 ]
@@ -55,6 +56,16 @@ def progress_of(chunk: Any) -> Progress:
     return Progress(step=step)
 
 
+def latest_progress(state: StreamState) -> Progress:
+    """``progress_of(state.chunk)``, read once per chunk however many displays ask."""
+    memo = state.progress_memo
+    if memo is not None and memo[0] is state.chunk:
+        return memo[1]  # type: ignore[no-any-return]
+    progress = progress_of(state.chunk)
+    state.progress_memo = (state.chunk, progress)
+    return progress
+
+
 def text_piece(chunk: Any) -> str | None:
     """The text of an AI-style ``{"text": "..."}`` piece, or None for any other chunk."""
     text = chunk.get("text") if isinstance(chunk, dict) else None
@@ -76,7 +87,7 @@ def joined_text(chunks: Sequence[Any]) -> str | None:
 
 def bar_fraction(state: StreamState) -> float | None:
     """Where the bar stands: as the latest chunk says, full once the call succeeded, else None."""
-    fraction = progress_of(state.chunk).fraction
+    fraction = latest_progress(state).fraction
     if fraction is None and state.status == "succeeded":
         return 1.0
     return fraction

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .progress import Progress, RateMeter, bar_fraction, format_duration, progress_of
+from .progress import Progress, RateMeter, bar_fraction, format_duration, latest_progress
 from .state import StreamState
 
 __all__ = [
@@ -53,7 +53,7 @@ class LineParts:
 
 def line_parts(state: StreamState, now: float, meter: RateMeter) -> LineParts:
     """The line's parts for ``state`` at ``now``; ``meter`` is the run's own rate meter."""
-    progress = progress_of(state.chunk)
+    progress = latest_progress(state)
     fraction = bar_fraction(state)
     running = not state.finished
     return LineParts(

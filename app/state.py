@@ -68,6 +68,9 @@ class StreamState:
     version: int = 0
     #: The named steps the chunks have gone through (``step``, ``steps``), in order.
     steps: StepTracker = field(default_factory=StepTracker)
+    #: (chunk, what it says of progress), kept by ``progress.latest_progress``: the bar,
+    #: the line, the stats and the steps of one frame all ask, and the chunk is read once.
+    progress_memo: tuple[Any, Any] | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:

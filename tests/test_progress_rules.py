@@ -16,6 +16,7 @@ from streambind.app.progress import (
     done_of_total,
     format_duration,
     joined_text,
+    latest_progress,
     progress_of,
     text_piece,
 )
@@ -230,3 +231,14 @@ def test_a_skipped_step_is_shown_skipped_not_to_come() -> None:
     assert _line(tracker, 1 / 3) == "validate ✓  import –  index 33%"
     # The run's success says every step it announced is done.
     assert _line(tracker, None, succeeded=True) == "validate ✓  import ✓  index ✓"
+
+
+def test_latest_progress_reads_each_chunk_once() -> None:
+    """The bar, the line, the stats and the steps of one frame share one reading."""
+    state = StreamState("import")
+    state.chunk = {"done": 1, "total": 4}
+    first = latest_progress(state)
+    assert first.fraction == 0.25
+    assert latest_progress(state) is first  # the same chunk is not read again
+    state.chunk = {"done": 3, "total": 4}
+    assert latest_progress(state).fraction == 0.75

@@ -24,7 +24,7 @@ from ..progress import (
     done_of_total,
     format_duration,
     joined_text,
-    progress_of,
+    latest_progress,
 )
 from ..rates import MessageRate
 from ..run_line import line_parts, short_label
@@ -374,7 +374,7 @@ class RunCard(Vertical, can_focus=True):
             self.query_one(".card-rate", Sparkline).data = series
 
     def _apply_stats(self, state: StreamState, now: float, rate: str, eta: str) -> None:
-        progress = progress_of(state.chunk)
+        progress = latest_progress(state)
         parts = [done_of_total(progress), format_duration(state.elapsed(now))]
         if not state.finished:
             parts += [rate, eta]
