@@ -173,15 +173,15 @@ async def _run_with_progress(call: StreamCall, out: Console) -> StreamState:
 
         def show() -> None:
             nonlocal printed, streamed_text
-            text = joined_text(state.chunks[printed:])
-            printed = len(state.chunks)
+            text = joined_text(state.chunks.between(printed))
+            printed = state.chunks.received
             if text is not None:
                 streamed_text = True
                 bar.console.print(text, end="")
             progress = latest_progress(state)
             counts = " · ".join(
                 part
-                for part in (done_of_total(progress), chunk_count(len(state.chunks)))
+                for part in (done_of_total(progress), chunk_count(state.chunks.received))
                 if part is not None
             )
             description = progress.step or label
@@ -220,10 +220,10 @@ def _print_outcome(state: StreamState, out: Console, err: Console) -> None:
             )
         out.print_json(data=state.result)
     elif state.status == "cancelled":
-        err.print(f"[yellow]cancelled[/] after {chunk_count(len(state.chunks))}")
+        err.print(f"[yellow]cancelled[/] after {chunk_count(state.chunks.received)}")
     elif state.status == "stopped":
         err.print(
-            f"[yellow]stopped watching[/] after {chunk_count(len(state.chunks))}; "
+            f"[yellow]stopped watching[/] after {chunk_count(state.chunks.received)}; "
             "the stream's source was not asked to cancel anything"
         )
     else:
@@ -235,7 +235,7 @@ def _summary(state: StreamState) -> dict[str, Any]:
         "status": state.status,
         "result": state.result,
         "run_id": state.run_id,
-        "chunks": len(state.chunks),
+        "chunks": state.chunks.received,
     }
     if state.error:
         summary["error"] = state.error

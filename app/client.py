@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import httpx
 
+from . import shapes
 from .answers import is_json, not_a_stream, redirect_not_followed, same_origin
 from .connection import Answer, Kind, busy_reason, busy_wait, open_answer
 from .headers import headers_problem, last_event_id_header
@@ -119,18 +120,24 @@ class StreamClient:
         endpoints = body.get("endpoints", [])
         if not isinstance(endpoints, list):
             raise ClientError(f"{self.base_url}/api/endpoints did not list endpoints")
-        return [e for e in endpoints if isinstance(e, dict) and isinstance(e.get("name"), str)]
+        described = (shapes.endpoint_description(e) for e in endpoints)
+        return [e for e in described if e is not None]
 
     async def runs(self) -> list[dict[str, Any]]:
         """The runs the server keeps, newest first; raises ClientError."""
         runs = (await self.get_json("/api/runs")).get("runs", [])
         if not isinstance(runs, list):
             raise ClientError(f"{self.base_url}/api/runs did not list runs")
-        return [run for run in runs if isinstance(run, dict)]
+        records = (shapes.run_record(run) for run in runs)
+        return [run for run in records if run is not None]
 
     async def run_record(self, run_id: str, base: str | None = None) -> dict[str, Any]:
         """One run's record (``GET /api/runs/{id}``) with its status and result."""
-        return await self.get_json(f"{base or ''}/api/runs/{quote(run_id, safe='')}")
+        path = f"{base or ''}/api/runs/{quote(run_id, safe='')}"
+        record = shapes.run_record(await self.get_json(path))
+        if record is None:
+            raise ClientError(f"{self.base_url}{path} did not describe a run")
+        return record
 
     def call(
         self, name: str, params: dict[str, Any] | None = None, *, handle_stream: bool = True
@@ -329,6 +336,7 @@ class StreamCall:
         #: Where arriving events are applied: the state itself, or (Handle stream off) a
         #: state of its own whose content the state takes in at the end.
         self.held = state if state.handle_stream else StreamState(name=state.name)
+        state.chunks.limit = self.held.chunks.limit = client.settings.max_chunks
         self._task: asyncio.Task[Any] | None = None
         self._stop_requested = False
         self._retry_ms: int | None = None  # the server's ``retry:``, for reconnecting
@@ -431,7 +439,7 @@ class StreamCall:
         attempts = 0
         held = self.held
         while True:
-            before = len(held.chunks)
+            before = held.chunks.received
             lost: Exception | None = None
             try:
                 answer = await open_answer(
@@ -464,7 +472,7 @@ class StreamCall:
             except httpx.TransportError as exc:
                 lost = exc  # refused, reset or cut mid-stream: resume below
             # The stream ended without a terminal event: the connection was lost.
-            attempts = 1 if len(held.chunks) > before else attempts + 1
+            attempts = 1 if held.chunks.received > before else attempts + 1
             resumed = await self._resume_request(attempts, lost)
             if resumed is None:
                 return

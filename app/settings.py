@@ -26,6 +26,9 @@ class ClientSettings:
     #: The largest event (its ``data`` lines together), in the same unit; also the largest
     #: plain (not streamed) answer.
     max_event_size: int = 16 * MIB
+    #: The most messages ``stream.chunks`` keeps: the newest (``received`` counts them all),
+    #: so that an endless stream costs bounded memory. None keeps every one.
+    max_chunks: int | None = 100_000
     #: Reconnections in a row without a new message before the call fails.
     max_reconnects: int = 5
     #: Reconnections in all, however much each one delivered.
@@ -43,6 +46,8 @@ class ClientSettings:
         for name in ("max_line_size", "max_event_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_chunks is not None and self.max_chunks < 1:
+            raise ValueError("max_chunks must be at least 1, or None to keep every message")
         if self.busy_retry_for < 0:
             raise ValueError("busy_retry_for must not be negative")
         if self.max_reconnects < 0 or self.max_total_reconnects < 0 or self.min_retry_ms < 0:

@@ -44,7 +44,8 @@ class StreamState:
     status: str = "pending"
     #: The latest message (``stream.chunk``), JSON-decoded where it is JSON.
     chunk: Any = None
-    #: Every message so far, in order (``stream.chunks``), kept compactly.
+    #: The messages so far, in order (``stream.chunks``), kept compactly: the newest
+    #: ``ClientSettings.max_chunks`` of them (``chunks.received`` counts every one).
     chunks: Chunks = field(default_factory=Chunks)
     result: Any = None
     error: dict[str, Any] | None = None
@@ -131,7 +132,7 @@ class StreamState:
         self.first_chunk_at = held.first_chunk_at
         if held.result is not None:
             self.result = held.result
-        self.version += 1 + len(held.chunks)
+        self.version += 1 + held.chunks.received
         if self.finished:
             return
         if held.finished:

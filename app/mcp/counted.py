@@ -1,8 +1,8 @@
 """``CountedChunks``: ``stream.chunks`` that counts messages without keeping them.
 
 The bridge relays each message as it arrives and never reads it again, so a long run costs
-it no memory per message. The stream client reads only the length (to tell a reconnection
-that brought messages from one that did not); the messages themselves are not there.
+it no memory per message. The stream client reads only the count (``received``: to tell a
+reconnection that brought messages from one that did not); the messages are not there.
 """
 
 from __future__ import annotations
@@ -28,4 +28,8 @@ class CountedChunks(Chunks):
         self._count += len(data_texts)
 
     def __len__(self) -> int:
+        return self._count
+
+    @property
+    def received(self) -> int:
         return self._count

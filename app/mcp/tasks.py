@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -25,8 +24,11 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
+from .. import shapes
 from ..client import StreamCall, StreamClient, describe_transport_error, http_error
+from ..connection import Kind, open_answer
 from ..progress import done_of_total, progress_of, text_piece
+from ..sse import StreamTooLarge
 from ..state import StreamState
 from .counted import CountedChunks
 from .results import record_result, summary
@@ -198,20 +200,25 @@ async def _record(client: StreamClient, run_id: str) -> dict[str, Any]:
     if response.status_code != 200:
         _raise_for(response, run_id)
     try:
-        record = response.json()
-    except json.JSONDecodeError:
+        record = shapes.run_record(response.json())
+    except (ValueError, RecursionError):
         record = None
-    if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+    if record is None:
         raise MCPError(types.INTERNAL_ERROR, f"{client.base_url} did not answer with a run")
     return record
 
 
 async def _send(client: StreamClient, request: httpx.Request) -> httpx.Response:
+    """The answer, read whole within the client's size and time limits."""
     try:
-        return await client.http.send(request)
-    except httpx.HTTPError as exc:
+        answer = await open_answer(client.http, request, client.settings)
+    except (httpx.HTTPError, StreamTooLarge) as exc:
         message = describe_transport_error(exc, client.base_url)
         raise MCPError(types.INTERNAL_ERROR, message) from None
+    await answer.response.aclose()
+    if answer.kind is Kind.STREAM:  # not read: a stream is no run's record
+        raise MCPError(types.INTERNAL_ERROR, f"{client.base_url} answered with a stream")
+    return answer.response
 
 
 def _raise_for(response: httpx.Response, task_id: str) -> None:

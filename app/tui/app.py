@@ -35,7 +35,9 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from ..client import ClientError, RunTimeline, StreamCall, StreamClient
+from ..connection import read_whole
 from ..run_line import params_summary
+from ..sse import StreamTooLarge
 from .board import RunBoard
 from .dialogs import MessageScreen, SearchScreen
 from .endpoint_form import EndpointForm
@@ -58,6 +60,8 @@ ENDPOINTS_RETRY_MAX_S = 5.0
 CANCEL_ON_EXIT_S = 3.0
 #: How often the header's connection mark asks the server how it is.
 HEALTH_S = 2.0
+#: A health answer is a few dozen bytes; a server sending more is not read further.
+_HEALTH_BODY_LIMIT = 64 * 1024
 #: Below this width the sidebar goes above the board instead of beside it.
 STACK_BELOW = 100
 #: What ``c`` says when no run of this window is running.
@@ -545,9 +549,12 @@ class StreambindApp(App[None]):
         card = event.log
         while card is not None and not isinstance(card, RunCard):
             card = card.parent  # type: ignore[assignment]
-        if isinstance(card, RunCard) and 0 <= event.index < len(card.state.chunks):
-            title = f"{card.label} · message {event.index + 1:,} of {len(card.state.chunks):,}"
-            self.push_screen(MessageScreen(title, card.state.chunks[event.index]))
+        if not isinstance(card, RunCard):
+            return
+        chunks = card.state.chunks
+        if chunks.first_kept <= event.index < chunks.received:
+            title = f"{card.label} · message {event.index + 1:,} of {chunks.received:,}"
+            self.push_screen(MessageScreen(title, chunks[event.index - chunks.first_kept]))
 
     @on(MessageLog.SearchRequested)
     def _search_log(self, event: MessageLog.SearchRequested) -> None:
@@ -588,15 +595,16 @@ class StreambindApp(App[None]):
 
     async def _health_word(self) -> str:
         try:
-            answer = await self.client.http.get("/healthz", timeout=HEALTH_S)
-        except httpx.HTTPError:
+            async with asyncio.timeout(HEALTH_S):
+                async with self.client.http.stream("GET", "/healthz") as answer:
+                    if answer.status_code != 503:
+                        return CONNECTED
+                    await read_whole(answer, _HEALTH_BODY_LIMIT)
+                    body = answer.json()
+        except (httpx.HTTPError, TimeoutError, StreamTooLarge):
             return RECONNECTING
-        if answer.status_code == 503:
-            try:
-                body = answer.json()
-            except ValueError:
-                body = {}
-            if isinstance(body, dict) and body.get("status") == "draining":
-                return DRAINING
-            return RECONNECTING
-        return CONNECTED
+        except (ValueError, RecursionError):
+            return RECONNECTING  # a 503 that does not say why
+        if isinstance(body, dict) and body.get("status") == "draining":
+            return DRAINING
+        return RECONNECTING

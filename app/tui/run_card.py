@@ -282,12 +282,12 @@ class RunCard(Vertical, can_focus=True):
 
     def _apply_log(self, state: StreamState) -> None:
         """``stream.chunks`` into the log (or, for text pieces, the assembled text)."""
-        count = len(state.chunks)
+        count = state.chunks.received
         if count == self._applied_chunks:
             return
         first_new = self._applied_chunks
         self._applied_chunks = count
-        text = joined_text(state.chunks[first_new:])
+        text = joined_text(state.chunks.between(first_new))
         if text is not None and (self._text_mode or first_new == 0):
             self._show_text(text)
             return
@@ -299,7 +299,7 @@ class RunCard(Vertical, can_focus=True):
         log.display = True
         full = log.line_count >= LOG_LINES
         first = max(first_new, count - LOG_LINES)
-        self._write_log_lines(log, state.chunks[first:])
+        self._write_log_lines(log, state.chunks.between(first))
         log.kept(count - log.line_count)
         if full:
             # Textual's Log, once full, repaints the rows the new lines had before it
@@ -324,7 +324,7 @@ class RunCard(Vertical, can_focus=True):
                 return
             count = self._applied_chunks
             log.clear()
-            self._write_log_lines(log, self.state.chunks[max(0, count - LOG_LINES) : count])
+            self._write_log_lines(log, self.state.chunks.between(count - LOG_LINES, count))
 
     def _show_text(self, text: str) -> None:
         scroll = self.query_one(".card-text", VerticalScroll)
@@ -358,7 +358,7 @@ class RunCard(Vertical, can_focus=True):
         widget.update(Text(line), layout=False)
 
     def _count_arrivals(self, state: StreamState, now: float) -> None:
-        count = len(state.chunks)
+        count = state.chunks.received
         if count != self._counted_chunks:
             self._arrivals.add(now, count - self._counted_chunks)
             self._counted_chunks = count
@@ -378,7 +378,7 @@ class RunCard(Vertical, can_focus=True):
         parts = [done_of_total(progress), format_duration(state.elapsed(now))]
         if not state.finished:
             parts += [rate, eta]
-        parts.append(chunk_count(len(state.chunks)))
+        parts.append(chunk_count(state.chunks.received))
         if state.reconnects and not state.reconnecting:
             parts.append(f"{state.reconnects} reconnect{'' if state.reconnects == 1 else 's'}")
         stats = " · ".join(part for part in parts if part)
@@ -393,7 +393,7 @@ class RunCard(Vertical, can_focus=True):
         elif not state.handle_stream and not state.finished:
             hint = HINT_STREAM_OFF
         elif not state.handle_stream and state.streamed and state.finished:
-            hint = HINT_STREAM_WAS_OFF.format(n=f"{len(state.chunks):,}")
+            hint = HINT_STREAM_WAS_OFF.format(n=f"{state.chunks.received:,}")
         elif state.status == "succeeded" and not state.streamed:
             hint = HINT_NO_STREAM
         if hint == self._shown_hint:  # an update is a layout pass: only on a change
