@@ -64,9 +64,7 @@ def command_reference(parser: argparse.ArgumentParser) -> str:
     if parser.description:
         lines += [_cell(parser.description), ""]
     for group in parser._action_groups:
-        actions = [
-            a for a in group._group_actions if not isinstance(a, argparse._SubParsersAction)
-        ]
+        actions = [a for a in group._group_actions if not isinstance(a, argparse._SubParsersAction)]
         if not actions:
             continue
         if group.title not in ("positional arguments", "options"):

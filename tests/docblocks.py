@@ -52,11 +52,11 @@ def blocks_of(page: Path) -> list[Block]:
             i += 1
             continue
         indent = len(fence["indent"])
-        end = next(
-            (j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), len(lines)
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), len(lines))
+        body = "".join(
+            "\n" if not line.strip() else line[indent:] if line[:indent].isspace() else line
+            for line in lines[i + 1 : end]
         )
-        body = "".join(line[indent:] if line[:indent].isspace() else line
-                       for line in lines[i + 1 : end])  # fmt: skip
         mark = _MARK.match(lines[i - 1]) if i else None
         found.append(
             Block(

@@ -58,7 +58,7 @@ def test_the_quick_start_is_the_two_commands_ci_runs(name: str) -> None:
         ".venv/bin/python -m pytest",
     ]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'python3 -m venv .venv\n' in ci
+    assert "python3 -m venv .venv\n" in ci
     assert 'pip install --quiet -e ".[test]"' in ci
     assert "\n.venv/bin/python -m pytest\n" in ci
     assert (BIN / "streambind").exists()
@@ -165,7 +165,7 @@ def test_the_development_commands_name_what_exists() -> None:
     lines = commands(example("development"))
     ci = (ROOT / ".ci" / "run").read_text()
     assert lines[0] == ".venv/bin/ruff check . && .venv/bin/ruff format --check ."
-    for part in lines[0].split(" && ") + [lines[1]]:
+    for part in [*lines[0].split(" && "), lines[1]]:
         assert part in ci, part
     for line in lines:
         program, *rest = line.split(" && ")[0].split()
