@@ -64,7 +64,7 @@ def command_reference(parser: argparse.ArgumentParser) -> str:
     if parser.description:
         lines += [_cell(parser.description), ""]
     for group in parser._action_groups:
-        actions = [a for a in group._group_actions if not isinstance(a, argparse._SubParsersAction)]
+        actions = group._group_actions
         if not actions:
             continue
         if group.title not in ("positional arguments", "options"):
@@ -73,7 +73,15 @@ def command_reference(parser: argparse.ArgumentParser) -> str:
                 lines += [_cell(group.description), ""]
         lines += ["| Argument | Meaning |", "| --- | --- |"]
         for action in actions:
-            meaning = formatter._expand_help(action) if action.help else ""
+            if isinstance(action, argparse._SubParsersAction):
+                # The commands, each with its one-line help and a link to its section.
+                meaning = "; ".join(
+                    f"[`{choice.dest}`](#{parser.prog.replace(' ', '-')}-{choice.dest}): "
+                    f"{choice.help}"
+                    for choice in action._choices_actions
+                )
+            else:
+                meaning = formatter._expand_help(action) if action.help else ""
             lines.append(f"| {_option(action)} | {_cell(meaning)} |")
         lines.append("")
     return "\n".join(lines)
