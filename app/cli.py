@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the workflow server",
         description=(
-            "Serve the built-in workflows (and your own, with --workflows) over HTTP. "
+            "Serve the demo's workflows, or your own with --workflows, over HTTP. "
             "POST /api/endpoints/NAME starts a run and streams its progress as SSE."
         ),
     )

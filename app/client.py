@@ -1,6 +1,6 @@
 """The "call endpoint" action: run a workflow over HTTP, keeping ``chunk`` and ``chunks``.
 
-Usable without any UI (tests, scripts)::
+Usable without any UI (tests, scripts):
 
     async with StreamClient("http://127.0.0.1:8787") as client:
         state = await client.call("import", {"rows": 100}).run()

@@ -1,6 +1,6 @@
 """streambind's server: workflows as async functions, streamed to callers as Server-Sent Events.
 
-Write a workflow::
+Write a workflow:
 
     from streambind.server import RunContext, endpoint
 

@@ -4,20 +4,11 @@ headless Chromium against a server started with --cors-origin for it."""
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 
 from aiohttp import web
 from browser import Page
+from docblocks import DOCUMENTED_SERVER, example
 from foreign import serve
-
-ROOT = Path(__file__).parent.parent
-DOC = (ROOT / "docs" / "browser.md").read_text()
-DOCUMENTED_SERVER = "http://127.0.0.1:8787"
-
-
-def _blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", DOC, re.DOTALL)
 
 
 def _user_site(pages: dict[str, str]) -> web.Application:
@@ -32,11 +23,11 @@ def _user_site(pages: dict[str, str]) -> web.Application:
 
 
 async def test_the_documented_page_runs_an_import_from_another_origin(start, page: Page) -> None:  # type: ignore[no-untyped-def]
-    [example] = _blocks("html")
+    page_source = example("browser-page")
     pages: dict[str, str] = {}
     async with serve(_user_site(pages)) as site:
         server = await start(cors_origin=site)
-        pages["import.html"] = example.replace(DOCUMENTED_SERVER, server.url)
+        pages["import.html"] = page_source.replace(DOCUMENTED_SERVER, server.url)
         await page.call(page.driver.get, f"{site}/import.html")
         await page.until(
             lambda d: d.find_element("id", "status").text == "succeeded", "the import succeeds"
@@ -53,7 +44,7 @@ async def test_the_documented_page_runs_an_import_from_another_origin(start, pag
 
 
 async def test_the_documented_decoder_snippet_reads_a_runs_stream(start, page: Page) -> None:  # type: ignore[no-untyped-def]
-    [snippet] = _blocks("js")
+    snippet = example("browser-decoder")
     pages: dict[str, str] = {}
     async with serve(_user_site(pages)) as site:
         server = await start(cors_origin=site)

@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 
 from deployment import DEPLOY, nginx_arguments, nginx_binary
+from docblocks import commands, example, streambind_arguments
+
+from streambind.app.cli import build_parser
 
 ROOT = Path(__file__).parent.parent
 DOCUMENTED = "nginx -p \"$PWD/deploy\" -c nginx.conf -e stderr -g 'daemon off;'"
@@ -25,10 +28,29 @@ def _as_normal_user() -> dict[str, object]:
     return {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
 
 
-def test_the_documented_command_is_the_one_in_the_config_and_the_readme() -> None:
+def test_the_documented_command_is_the_one_in_the_config_and_the_deployment_page() -> None:
     assert DOCUMENTED in DEPLOY.read_text()
-    assert DOCUMENTED in (ROOT / "README.md").read_text()
+    lines = commands(example("deploy-redis-nginx"))
+    assert f"{DOCUMENTED} &" in lines
     assert nginx_arguments(Path("/p")) == ("-p", "/p", "-c", "nginx.conf", "-e", "stderr")
+
+
+def test_the_pages_nodes_are_the_configs_upstreams_on_one_redis() -> None:
+    lines = commands(example("deploy-redis-nginx"))
+    config = DEPLOY.read_text()
+    upstreams = re.findall(r"^\s*server 127\.0\.0\.1:(\d+)", config, re.MULTILINE)
+    serves = [streambind_arguments(line) for line in lines]
+    ports = []
+    for serve in filter(None, serves):
+        build_parser().parse_args(serve)
+        ports.append(serve[serve.index("--port") + 1])
+    assert ports == upstreams
+    [redis] = [line for line in lines if line.startswith("redis-server ")]
+    port = redis.split()[redis.split().index("--port") + 1]
+    assert f"export STREAMBIND_REDIS=redis://127.0.0.1:{port}" in lines
+    # The address clients use, said in the page's comment, is where nginx listens.
+    [listen] = re.findall(r"^\s*listen 127\.0\.0\.1:(\d+);", config, re.MULTILINE)
+    assert f"clients use :{listen}" in example("deploy-redis-nginx")
 
 
 def test_nginx_runs_the_config_as_a_normal_user_writing_only_under_its_prefix() -> None:

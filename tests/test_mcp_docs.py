@@ -13,37 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from conftest import StartServer
+from docblocks import commands, example, output
 from mcp import Client, StdioServerParameters
 from mcp_bridges import CLI
 
 from streambind.server import RunningServer
 
 ROOT = Path(__file__).parent.parent
-PAGE = (ROOT / "docs" / "mcp.md").read_text()
 #: The server the page's examples name, and the bridge it runs over HTTP.
 PAGE_SERVER = "http://127.0.0.1:8787"
 PAGE_BRIDGE = "127.0.0.1:8000"
 RUN_ID = re.compile(r"\b[0-9a-f]{16}\b")
-
-
-def _blocks(section: str, language: str) -> list[str]:
-    """Every fenced block of ``language`` ("" for none) in the page's section ``section``."""
-    start = PAGE.index(f"## {section}\n")
-    end = PAGE.find("\n## ", start + 1)
-    found: list[str] = []
-    fence: str | None = None  # the language of the block open, if one is
-    lines: list[str] = []
-    for line in PAGE[start : end if end != -1 else None].splitlines(keepends=True):
-        if fence is None:
-            if line.startswith("```"):
-                fence, lines = line.strip().removeprefix("```"), []
-        elif line.rstrip() == "```":
-            if fence == language:
-                found.append("".join(lines))
-            fence = None
-        else:
-            lines.append(line)
-    return found
 
 
 def _streambind() -> str:
@@ -60,7 +40,7 @@ async def _serves(client: Client) -> None:
 async def test_each_agent_host_configuration_launches_a_bridge_that_serves(
     start: StartServer,
 ) -> None:
-    plain, with_token = _blocks("Adding it to an agent host", "json")
+    plain, with_token = example("mcp-host-config"), example("mcp-host-config-token")
     servers = [await start(), await start(token="s3cret")]
     for block, server in zip((plain, with_token), servers, strict=True):
         [(name, entry)] = json.loads(block)["mcpServers"].items()
@@ -75,7 +55,7 @@ async def test_each_agent_host_configuration_launches_a_bridge_that_serves(
 async def test_the_http_command_serves_where_it_says_for_the_configuration_and_example(
     server: RunningServer, tmp_path: Path
 ) -> None:
-    [console] = _blocks("Connecting over HTTP", "console")
+    console = example("mcp-http")
     command, said = console.strip().splitlines()
     assert command == f"$ streambind mcp --url {PAGE_SERVER} --http {PAGE_BRIDGE}"
     args = command.split()[2:]
@@ -90,20 +70,20 @@ async def test_the_http_command_serves_where_it_says_for_the_configuration_and_e
         port = re.fullmatch(r"streambind mcp serving on http://127\.0\.0\.1:(\d+)/mcp", line)
         assert port and said == line.replace(port.group(1), PAGE_BRIDGE.split(":")[1])
         url = line.split()[-1]
-        [config] = _blocks("Connecting over HTTP", "json")
+        config = example("mcp-http-config")
         entry = json.loads(config)["mcpServers"]["streambind"]
         assert entry == {"type": "http", "url": f"http://{PAGE_BRIDGE}/mcp"}
         async with Client(url) as client:
             await _serves(client)
-        [example] = _blocks("Connecting over HTTP", "python")
+        script_text = example("mcp-python")
         script = tmp_path / "example.py"
-        script.write_text(example.replace(f"http://{PAGE_BRIDGE}/mcp", url))
+        script.write_text(script_text.replace(f"http://{PAGE_BRIDGE}/mcp", url))
         run = await asyncio.create_subprocess_exec(
             sys.executable, str(script), stdout=asyncio.subprocess.PIPE
         )
         out, _ = await asyncio.wait_for(run.communicate(), 60)
         assert run.returncode == 0
-        [shown] = _blocks("Connecting over HTTP", "")
+        shown = output("mcp-python")
         assert RUN_ID.sub("…", out.decode()) == shown
     finally:
         process.terminate()
@@ -146,7 +126,7 @@ async def transcript(url: str) -> list[tuple[float, str, str]]:
 
 
 async def test_the_transcript_is_what_the_bridge_says(server: RunningServer) -> None:
-    [shown] = _blocks("A transcript of progress arriving", "")
+    shown = output("mcp-transcript")
     said = await transcript(server.url)
     page = [line.split(" ", 2) for line in shown.strip().splitlines()]
     assert [(arrow, RUN_ID.sub("ID", text)) for _, arrow, text in page] == [
@@ -154,3 +134,10 @@ async def test_the_transcript_is_what_the_bridge_says(server: RunningServer) -> 
     ]
     # Progress arrives while the run works: the batches are 100 ms apart.
     assert said[-2][0] - said[2][0] > 0.25
+
+
+def test_the_install_command_names_the_mcp_extra() -> None:
+    [command] = commands(example("mcp-install"))
+    assert command == "pip install 'streambind[mcp]'"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '\nmcp = ["mcp>=' in pyproject
