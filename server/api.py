@@ -194,7 +194,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     with following(manager, request, run, 0) as caller:
         try:
             # Wait for the workflow's first send or for its end, whichever comes first.
-            await run.log.wait(0)
+            await run.delivery.wait_for_more(caller)
             if run.node is not None:
                 await manager.store.announced(run)
             if run.messages == 0:

@@ -16,7 +16,7 @@ import json
 import logging
 import resource
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError
@@ -103,8 +103,8 @@ class GuardedServer(web.Server):
             "refused a connection: %d are open, as many as max_connections allows",
             self.open_connections,
         )
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(self._refusal)
+        # A TCP transport writes; uvloop's are not asyncio.WriteTransport subclasses.
+        cast(asyncio.WriteTransport, transport).write(self._refusal)
         transport.close()
 
 

@@ -6,22 +6,13 @@ shared store (for several server processes) can replace ``MemoryEventLog``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
 from dataclasses import dataclass
 from typing import Protocol
 
 from .framing import MESSAGE_FRAME, encode_event
 
-__all__ = [
-    "EventLog",
-    "EventsGone",
-    "LogSlice",
-    "MemoryEventLog",
-    "wait_to_be_woken",
-    "wake_waiters",
-]
+__all__ = ["EventLog", "EventsGone", "LogSlice", "MemoryEventLog"]
 
 
 # What keeping one event costs beyond its bytes: the bytes object's header and the
@@ -98,9 +89,6 @@ class EventLog(Protocol):
     def release(self) -> None:
         """Drop every event kept (a finished run's log, to free memory); ids stay as they are."""
 
-    async def wait(self, after: int) -> None:
-        """Wait until an event with id > ``after`` exists."""
-
 
 class MemoryEventLog:
     """An in-process log bounded in bytes; the oldest events go first.
@@ -114,9 +102,6 @@ class MemoryEventLog:
         self._bytes = 0
         self._max_bytes = max_bytes
         self._closed = False
-        # Followers that caught up and wait for the next event, each on a future of
-        # its own, woken directly by append: one loop hop from send to write.
-        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def last_seq(self) -> int:
@@ -162,18 +147,14 @@ class MemoryEventLog:
         self._bytes += len(frame) + _FRAME_OVERHEAD
         if self._bytes > self._max_bytes:
             self._trim()
-        if self._waiters:
-            wake_waiters(self._waiters)
         return seq
 
     def _keep(self, frame: bytes) -> None:
-        """Keep the next event's frame, within the bound, and wake whoever waits for it."""
+        """Keep the next event's frame, within the bound."""
         self._frames.append(frame)
         self._bytes += len(frame) + _FRAME_OVERHEAD
         if self._bytes > self._max_bytes:
             self._trim()
-        if self._waiters:
-            wake_waiters(self._waiters)
 
     def release(self) -> None:
         self._first = self.last_seq + 1
@@ -209,35 +190,6 @@ class MemoryEventLog:
         if pending <= 0 or not self._frames:
             return 0
         return pending * self._bytes // len(self._frames)
-
-    async def wait(self, after: int) -> None:
-        if self.last_seq > after:
-            return
-        await wait_to_be_woken(self._waiters)
-
-
-def wake_waiters(waiters: list[asyncio.Future[None]]) -> None:
-    """Wake every follower waiting on a log (``wait_to_be_woken``), and forget them."""
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_result(None)
-    waiters.clear()
-
-
-async def wait_to_be_woken(waiters: list[asyncio.Future[None]]) -> None:
-    """Wait on a future of one's own among ``waiters`` until ``wake_waiters`` is called.
-
-    A future each, woken directly by the log: one loop hop from an append to the write.
-    """
-    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    waiters.append(waiter)
-    try:
-        await waiter
-    finally:
-        if not waiter.done() or waiter.cancelled():
-            # Cancelled: the waking never saw it done, so drop it here.
-            with contextlib.suppress(ValueError):
-                waiters.remove(waiter)
 
 
 def _up_to(frames: list[bytes], max_bytes: int) -> list[bytes]:

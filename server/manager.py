@@ -14,6 +14,7 @@ from typing import Any
 from .clock import StallClock
 from .config import ServerConfig
 from .context import RunContext
+from .follower import Follower
 from .framing import (
     CANCELLED,
     END,
@@ -27,7 +28,7 @@ from .framing import (
 from .params import ParamsInvalid
 from .registry import Endpoint
 from .resources import OpenResources
-from .run import Follower, Run
+from .run import Run
 from .store import MemoryRunStore, RunStore
 
 __all__ = ["RunManager", "ServerClosing", "TooManyRuns"]
@@ -210,7 +211,7 @@ class RunManager:
     # -- followers ------------------------------------------------------------
 
     def attach(self, run: Run, follower: Follower) -> None:
-        run.followers.add(follower)
+        run.delivery.attach(follower)
         self._followers.add(follower)
         count = next(self._pushed)
         heapq.heappush(
@@ -227,10 +228,8 @@ class RunManager:
             run.grace = None
 
     def detach(self, run: Run, follower: Follower) -> None:
-        run.followers.discard(follower)
+        run.delivery.detach(follower)
         self._followers.discard(follower)
-        run.caught_up.discard(follower)
-        run.note_progress()  # a workflow waiting for this follower need not any more
         if run.elsewhere:
             self.store.followed(run, -1)
             return
@@ -238,7 +237,7 @@ class RunManager:
 
     def unfollowed(self, run: Run) -> None:
         """Start the detach grace period of this node's ``run`` if nobody here follows it."""
-        if run.followers or not run.running or run.grace is not None:
+        if run.delivery.followers or not run.running or run.grace is not None:
             return
         grace = self.config.detach_grace if run.grace_period is None else run.grace_period
         logger.info(
@@ -248,7 +247,7 @@ class RunManager:
 
     def _abandon(self, run: Run) -> None:
         run.grace = None
-        if run.followers or not run.running:
+        if run.delivery.followers or not run.running:
             return
         if self.store.node is not None:
             # Followers on other nodes count too: ask the store before cancelling.
@@ -265,7 +264,7 @@ class RunManager:
         except Exception:
             logger.warning("run %s: the store cannot say who follows it; keeping it", run.id)
             return
-        if elsewhere or run.followers or not run.running:
+        if elsewhere or run.delivery.followers or not run.running:
             return  # the last follower elsewhere that leaves starts the grace again
         logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
         self.cancel(run, _abandoned(run))
@@ -332,7 +331,6 @@ class RunManager:
             run.status = "succeeded"
             run.end(END, end_data(result_json))
         finally:
-            run.wake_followers()  # each writes the terminal event and ends
             run.finished = time.time()
             if run.grace is not None:
                 run.grace.cancel()
@@ -396,7 +394,7 @@ class RunManager:
             run = self._runs[run_id]
             # Never under a follower still writing it out: that one is let go first
             # if it makes no progress, and a later look releases the log then.
-            if not run.followers:
+            if not run.delivery.followers:
                 releasable.append(run)
                 total -= size
         for run in releasable:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from .eventlog import EventsGone, LogSlice, MemoryEventLog, wait_to_be_woken, wake_waiters
+from .eventlog import EventsGone, LogSlice, MemoryEventLog
 from .framing import frame_start
 
 __all__ = [
@@ -218,7 +218,6 @@ class FollowedEventLog:
         self._stored_first = min(first_kept, self._first)
         self._closed = closed
         self._gone = False
-        self._waiters: list[asyncio.Future[None]] = []
 
     @property
     def last_seq(self) -> int:
@@ -289,7 +288,6 @@ class FollowedEventLog:
         if self._bytes > self._max_bytes:
             self._trim()
         self._stored_first = min(self._stored_first, self._first)
-        self._wake()
 
     def _trim(self) -> None:
         # The oldest quarter of the entries at once; the newest entry always stays.
@@ -310,19 +308,9 @@ class FollowedEventLog:
             self._closed = self._closed or closed
 
     def end_unseen(self) -> None:
-        """The run's keys are gone from Redis: nothing more will come (its followers are
-        told ``fell_behind``); wake the waiters."""
+        """The run's keys are gone from Redis: nothing more will come, and its followers
+        are told ``fell_behind``."""
         self._gone = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiters:
-            wake_waiters(self._waiters)
-
-    async def wait(self, after: int) -> None:
-        if self.last_seq > after or self._gone:
-            return
-        await wait_to_be_woken(self._waiters)
 
     async def read(self, after: int, max_events: int, max_bytes: int = 1 << 62) -> LogSlice:
         if self._gone:

@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError, ResponseError, WatchError
 
 from .config import ServerConfig
-from .eventlog import EventLog
+from .eventlog import EventLog, MemoryEventLog
 from .framing import ERROR, encode_event, failed_data
 from .node import NODE_ID
 from .redis_log import (
@@ -253,9 +253,9 @@ class RedisRunStore:
         self._leaving = True
         gone = []
         for run in self._followed.values():
-            if run.followers:
-                gone.append(self._count_follower(run.id, -len(run.followers)))
-            for follower in list(run.followers):
+            if run.delivery.followers:
+                gone.append(self._count_follower(run.id, -len(run.delivery.followers)))
+            for follower in list(run.delivery.followers):
                 follower.leave()
         # They are counted gone here, all at once: they detach one by one later, when
         # nothing can reach Redis any more, and a count left too high would keep the
@@ -595,7 +595,7 @@ class RedisRunStore:
             self._readers[run.id] = asyncio.get_running_loop().create_task(
                 self._feed(run), name=f"run {run.id} from Redis"
             )
-        if change < 0 and not run.followers:
+        if change < 0 and not run.delivery.followers:
             reader = self._readers.pop(run.id, None)
             if reader is not None:
                 reader.cancel()
@@ -660,7 +660,7 @@ class RedisRunStore:
                     if not reply:
                         if not await self._redis.exists(self._run_key(run.id)):
                             log.end_unseen()
-                            run.wake_followers()
+                            run.delivery.ended()
                             return
                         continue
                 except (RedisError, OSError) as exc:
@@ -674,13 +674,13 @@ class RedisRunStore:
                 backoff = 0.05
                 newest = log.last_seq
                 log.ingest(read_entries(reply))
-                if log.last_seq == newest + 1 and run.caught_up and not log.closed:
-                    # One new message (a sparse stream): written to the caught-up followers
-                    # here, as ctx.send does where the run executes, one task hop sooner.
-                    # (The terminal event goes through their tasks, which end with it.)
-                    await run.write_to_caught_up(log.last_seq)
-                else:
-                    run.wake_followers()
+                if log.closed:
+                    run.delivery.ended()  # each follower's task writes the terminal event
+                elif run.delivery.caught_up:
+                    # One new message (a sparse stream) is written here to the followers
+                    # that can take it, as where the run executes; several, by each
+                    # follower's task in one write.
+                    await run.delivery.hand_over(log.last_seq, together=log.last_seq != newest + 1)
         finally:
             if connection is not None:
                 # Cancelled in the middle of a read, redis-py has dropped the connection.
@@ -777,7 +777,7 @@ class RedisRunStore:
 
     def _drop_idle_followed(self) -> None:
         for run_id, run in list(self._followed.items()):
-            if not run.followers and run_id not in self._readers:
+            if not run.delivery.followers and run_id not in self._readers:
                 del self._followed[run_id]
 
     async def _end_runs_of_dead_nodes(self) -> None:
@@ -884,7 +884,7 @@ def _summary(run_id: str, fields: dict[str, str]) -> dict[str, Any]:
         id=run_id,
         endpoint=_stand_in(fields["endpoint"]),
         params=json.loads(fields["params"] or "{}"),
-        log=None,  # type: ignore[arg-type]  # a summary never reads the log
+        log=MemoryEventLog(0),  # a summary never reads the log
         created=float(fields["created"] or 0),
         elsewhere=True,  # known here by its record only, last message included
     )

@@ -54,6 +54,10 @@ class RunningServer:
             await self.runner.cleanup()
 
 
+#: Capped by the system's ``net.core.somaxconn`` (4,096 on current Linux).
+_LISTEN_BACKLOG = 4096
+
+
 async def start_server(
     config: ServerConfig,
     host: str = "127.0.0.1",
@@ -89,7 +93,10 @@ async def start_server(
         access_log=None,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    # The kernel's queue of connections not yet accepted. aiohttp's 128 overflows when
+    # hundreds of clients connect at once (uvloop's accept loop drains it in smaller
+    # steps), and a connection dropped from it fails on the client's side, unseen here.
+    site = web.TCPSite(runner, host, port, backlog=_LISTEN_BACKLOG)
     try:
         await site.start()
     except BaseException:

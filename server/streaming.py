@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -61,14 +60,13 @@ def following(
 
 
 class ResponseFollower:
-    """A follower (``run.Follower``) that is one HTTP response.
+    """A follower (``follower.Follower``) that is one HTTP response.
 
     When the workflow is ahead, the follower's task writes all pending events in
-    one write. When it has caught up it waits in ``run.caught_up``; in a sparse
-    stream ``ctx.send`` then writes each new event itself (``idle_for``,
+    one write. When it has caught up it waits (``Delivery.wait_for_more``); in a
+    sparse stream the run's delivery then writes each new event itself (``idle_for``,
     ``write_now``), so it goes out at once and this task is not even woken;
-    otherwise ``ctx.send`` wakes it (``wake``) and it writes the events that
-    gathered in one go.
+    otherwise the delivery wakes it and it writes the events that gathered in one go.
     """
 
     def __init__(self, request: web.Request, run: Run, after: int) -> None:
@@ -78,11 +76,10 @@ class ResponseFollower:
         #: The id of the last event written out completely.
         self.position = after
         #: On the run's stall clock (``clock.StallClock``), not the wall clock.
-        self.progressed_at = run.clock.now()
+        self.progressed_at = run.delivery.clock.now()
         self.dropped = False
         #: When this follower last wrote anything (for pings; monotonic seconds).
         self.wrote_at = time.monotonic()
-        self._waiting: asyncio.Future[None] | None = None
 
     async def follow(self, response: web.StreamResponse) -> None:
         """Write every event after ``position``, live, until the terminal event.
@@ -90,7 +87,8 @@ class ResponseFollower:
         Pings while it waits come from the run manager's pinger (``ping_if_quiet``).
         """
         self.response = response
-        run, log = self.run, self.run.log
+        delivery = self.run.delivery
+        log = delivery.log
         while True:
             try:
                 piece = await log.read(self.position, _MAX_BATCH, _MAX_BATCH_BYTES)
@@ -104,30 +102,15 @@ class ResponseFollower:
                 )
                 # Written out (below the socket's high-water mark): that is progress.
                 self.position = piece.last_seq
-                self.progressed_at = run.clock.now()
+                self.progressed_at = delivery.clock.now()
                 self.wrote_at = time.monotonic()
-                run.note_progress()
+                delivery.progressed()
                 if piece.ends:
                     return
                 continue
             # Caught up: wait until the workflow sends. Nothing can arrive between the
             # read above and here (no await), so no event is missed.
-            self._waiting = asyncio.get_running_loop().create_future()
-            run.caught_up.add(self)
-            try:
-                await self._waiting
-            finally:
-                self._waiting = None
-                run.caught_up.discard(self)
-
-    def wake(self) -> None:
-        """Let this follower's task write what arrived; it is no longer caught up."""
-        self.run.caught_up.discard(self)
-        if self._waiting is not None and not self._waiting.done():
-            self._waiting.set_result(None)
-            # A follower that was caught up had nothing to write: its time without
-            # progress starts now, not at its last write.
-            self.progressed_at = self.run.clock.now()
+            await delivery.wait_for_more(self)
 
     def _socket_idle(self) -> bool:
         # An empty buffer: a write goes straight to the socket, and nothing waits.
@@ -147,7 +130,7 @@ class ResponseFollower:
         # to the socket (or below the high-water mark) and never waits for the client.
         assert self.response is not None
         self.position = seq
-        self.progressed_at = self.run.clock.now()
+        self.progressed_at = self.run.delivery.clock.now()
         self.wrote_at = time.monotonic()
         # ConnectionError: the client left, and aiohttp cancels this follower's handler.
         with contextlib.suppress(ConnectionError):
@@ -157,7 +140,7 @@ class ResponseFollower:
         # Waiting for the workflow's next event is not being stuck; having something
         # to write (or a write under way) and no progress for the stall time is.
         return (
-            self._waiting is None
+            not self.run.delivery.is_waiting(self)
             and self.response is not None
             and (now - self.progressed_at >= stall)
         )
@@ -176,7 +159,7 @@ class ResponseFollower:
         logger.warning(
             "run %s: a follower made no progress for %gs at event %d; closing its connection",
             self.run.id,
-            self.run.stall,
+            self.run.delivery.stall,
             self.position,
         )
         if self.transport is not None and not self.transport.is_closing():
@@ -192,7 +175,7 @@ class ResponseFollower:
         response = self.response
         if (
             response is not None
-            and self._waiting is not None
+            and self.run.delivery.is_waiting(self)
             and now - self.wrote_at >= interval
             and self._socket_idle()
         ):

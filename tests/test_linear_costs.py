@@ -15,6 +15,7 @@ import pytest
 
 from streambind.server import ServerConfig
 from streambind.server.api import MANAGER
+from streambind.server.delivery import Delivery
 from streambind.server.eventlog import MemoryEventLog
 from streambind.server.manager import RunManager
 
@@ -78,11 +79,11 @@ async def test_the_sweeps_look_only_at_the_followers_that_are_due() -> None:
 
     @dataclass(eq=False)
     class AnyRun:
-        followers: set[QuietFollower] = field(default_factory=set)
+        delivery: Delivery
         elsewhere: bool = False
         grace: object = None
 
-    run = AnyRun()
+    run = AnyRun(Delivery(MemoryEventLog(), manager.clock, config.follower_stall))
     for follower in followers:
         manager.attach(run, follower)  # type: ignore[arg-type]
     # Before anyone is due, a sweep looks at nobody, however many streams are open.

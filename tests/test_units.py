@@ -165,19 +165,39 @@ async def test_the_terminal_event_is_always_kept() -> None:
         log.append("message", "2")
 
 
-async def test_waiting_wakes_on_append_and_a_cancelled_wait_leaves_nothing_behind() -> None:
-    log = MemoryEventLog()
-    waiter = asyncio.create_task(log.wait(0))
-    gone = asyncio.create_task(log.wait(0))
+class _Waiting:
+    """A follower as the delivery sees one, at a position, writing nothing."""
+
+    def __init__(self, position: int = 0) -> None:
+        self.position = position
+        self.progressed_at = 0.0
+        self.dropped = False
+        self.wrote_at = 0.0
+
+    def idle_for(self, seq: int, size: int) -> bool:
+        return False  # never written to directly: always woken
+
+
+async def test_a_caught_up_follower_is_woken_and_a_cancelled_wait_leaves_nothing() -> None:
+    from streambind.server.clock import StallClock
+    from streambind.server.delivery import Delivery
+
+    delivery = Delivery(MemoryEventLog(), StallClock(), 2.0)
+    first, second = _Waiting(), _Waiting()
+    waiter = asyncio.create_task(delivery.wait_for_more(first))  # type: ignore[arg-type]
+    gone = asyncio.create_task(delivery.wait_for_more(second))  # type: ignore[arg-type]
     await asyncio.sleep(0)
-    assert not waiter.done()
+    assert not waiter.done() and len(delivery.caught_up) == 2
     gone.cancel()
     await asyncio.sleep(0)
-    assert len(log._waiters) == 1
-    log.append("message", "1")
+    assert list(delivery.caught_up) == [first]
+    seq = delivery.append_message(b"1")
+    await delivery.hand_over(seq, together=False)
     await waiter
-    await log.wait(0)  # an event is already there: returns at once
-    assert log._waiters == []
+    assert delivery.caught_up == {}
+    await delivery.wait_for_more(first)  # type: ignore[arg-type]  # an event is there: at once
+    delivery.end("end", "{}")
+    await delivery.wait_for_more(_Waiting(position=2))  # type: ignore[arg-type]  # ended
 
 
 def test_framing_is_compact_and_one_line() -> None:
