@@ -51,8 +51,9 @@ def progress_label(run: dict[str, Any]) -> str:
     if progress.fraction is not None:
         percent = f"{progress.fraction * 100:.0f}%"
         return f"{progress.step} {percent}" if progress.step else percent
-    events = run.get("events") or 0
-    return f"{events:,} chunk{'' if events == 1 else 's'}" if events else ""
+    # "messages" from servers since 0.2, "events" (the same count) from older ones.
+    count = run.get("messages", run.get("events")) or 0
+    return f"{count:,} chunk{'' if count == 1 else 's'}" if count else ""
 
 
 def run_row(run: dict[str, Any], now: datetime, tz: tzinfo | None = None) -> dict[str, str]:

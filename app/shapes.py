@@ -25,6 +25,7 @@ _RUN_FIELDS: dict[str, type | tuple[type, ...]] = {
     "node": str,
     "params": dict,
     "events": int,
+    "messages": int,
     "followers": int,
     "last_event_id": int,
     "error": dict,

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .config import MAX_BODY_BYTES, ServerConfig
+from .config import MAX_BODY_BYTES, MAX_BODY_WORDS, ServerConfig
 from .cors import enable_cors
 from .errors import ApiError, Handler, error_middleware, error_response
 from .framing import utf8
@@ -25,7 +25,7 @@ from .registry import Endpoint, Registry
 from .resources import OpenResources
 from .run import Run
 from .store import StoreUnavailable
-from .store_choice import open_store
+from .store_choice import run_store_for
 from .streaming import following, open_stream
 
 __all__ = ["CONFIG", "MANAGER", "REGISTRY", "build_registry", "create_app"]
@@ -65,7 +65,7 @@ def create_app(config: ServerConfig, registry: Registry) -> web.Application:
         enable_cors(app, config.cors_origin)
     app[CONFIG] = config
     app[REGISTRY] = registry
-    app[MANAGER] = RunManager(config, open_store(config))
+    app[MANAGER] = RunManager(config, run_store_for(config))
     app[MOUNT] = Mount()
     app.on_startup.append(_open)
     app.on_shutdown.append(_finish_runs)
@@ -186,7 +186,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
     try:
         run = manager.start(endpoint, params)
     except TooManyRuns as exc:
-        raise ApiError(429, "too_many_runs", str(exc), headers={"Retry-After": "1"}) from None
+        raise ApiError(429, "too_many_runs", str(exc), headers=_RETRY) from None
     except ServerClosing as exc:
         raise ApiError(503, "shutting_down", str(exc), headers=_RETRY) from None
     config = request.app[CONFIG]
@@ -444,7 +444,9 @@ _JSON_TYPES = ("application/json",)
 
 async def _read_params_body(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", "the request body is larger than 1 MiB")
+        raise ApiError(
+            413, "payload_too_large", f"the request body is larger than {MAX_BODY_WORDS}"
+        )
     content_type = request.headers.get("Content-Type")
     if request.body_exists and content_type is not None:
         mime = content_type.split(";", 1)[0].strip().lower()

@@ -11,6 +11,8 @@ from pathlib import Path
 __all__ = ["ServerConfig", "default_data_dir"]
 
 MAX_BODY_BYTES = 1024 * 1024
+#: ``MAX_BODY_BYTES`` in words, for the messages that refuse a larger body.
+MAX_BODY_WORDS = "1 MiB"
 
 
 def default_data_dir() -> Path:

@@ -153,14 +153,16 @@ class Delivery:
         while True:
             now = self.clock.now()
             lagging = [
-                f for f in self.followers if not f.dropped and log.backlog(f.position) > high_water
+                f
+                for f in self.followers
+                if not f.was_let_go and log.backlog(f.position) > high_water
             ]
             if not lagging:
                 return
             for follower in lagging:
                 if now - follower.progressed_at >= self.stall:
                     follower.let_go()
-            waiting = [f for f in lagging if not f.dropped]
+            waiting = [f for f in lagging if not f.was_let_go]
             if not waiting:
                 return
             # A lagging follower may still wait for a wake-up that ``hand_over`` gives

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .config import MAX_BODY_WORDS
+
 __all__ = ["ApiError", "error_middleware", "error_response"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -89,7 +91,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         elif exc.status == 405:
             message = f"{request.method} is not allowed here; use {headers.get('Allow', '')}"
         elif exc.status == 413:
-            message = "the request body is larger than 1 MiB"
+            message = f"the request body is larger than {MAX_BODY_WORDS}"
         return error_response(
             exc.status, _HTTP_ERROR_TYPES.get(exc.status, "http_error"), message, headers=headers
         )

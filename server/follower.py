@@ -18,10 +18,10 @@ class Follower(Protocol):
 
     #: The id of the last event written out completely.
     position: int
-    #: When it last finished a write, or stopped waiting for one (``Run.clock`` seconds).
+    #: When it last finished a write, or stopped waiting for one (seconds of ``Delivery.clock``).
     progressed_at: float
     #: Let go for making no progress for the stall time: no longer waited for.
-    dropped: bool
+    was_let_go: bool
     #: When it last wrote anything, a ping included (monotonic seconds).
     wrote_at: float
 

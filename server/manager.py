@@ -88,13 +88,13 @@ class RunManager:
         self.resources = OpenResources()
 
     def start_background(self) -> None:
-        """Start the tasks that look after every stream: the clock, pings, stuck followers."""
+        """Start the tasks that look after every stream: the clock, pings, stalled followers."""
         if not self._background:
             loop = asyncio.get_running_loop()
             self._background = [
                 loop.create_task(self.clock.tick()),
                 loop.create_task(self._ping_quiet_streams()),
-                loop.create_task(self._let_go_of_stuck_followers()),
+                loop.create_task(self._let_go_of_stalled_followers()),
             ]
 
     async def _ping_quiet_streams(self) -> None:
@@ -123,9 +123,9 @@ class RunManager:
             heapq.heappush(due, (when, next(self._pushed), follower))
         return looked
 
-    async def _let_go_of_stuck_followers(self) -> None:
+    async def _let_go_of_stalled_followers(self) -> None:
         # Backpressure lets go of a follower that holds a running workflow back; this
-        # sweep catches the rest: one stuck on a write after the run has ended, or on
+        # sweep catches the rest: one stalled on a write after the run has ended, or on
         # a run whose workflow has no reason to wait. Either way it would hold its
         # connection, and the run's log through it, for as long as the client likes.
         stall = self.config.follower_stall
@@ -135,20 +135,20 @@ class RunManager:
             self._bound_kept_logs()
 
     def check_stalls(self, now: float) -> int:
-        """Let go of the followers stuck for the stall time; how many were looked at."""
+        """Let go of the followers stalled for the stall time; how many were looked at."""
         stall = self.config.follower_stall
         due = self._stall_due
         looked = 0
         while due and due[0][0] <= now:
             _, _, follower = heapq.heappop(due)
-            if follower not in self._followers or follower.dropped:
+            if follower not in self._followers or follower.was_let_go:
                 continue
             looked += 1
             if follower.stalled(now, stall):
                 follower.let_go()
                 continue
-            # Not stuck: due again a stall time after its latest progress (or from now,
-            # while it waits for the workflow, which is not being stuck).
+            # Not stalled: due again a stall time after its latest progress (or from now,
+            # while it waits for the workflow, which is not stalling).
             when = max(follower.progressed_at + stall, now + stall / 4)
             heapq.heappush(due, (when, next(self._pushed), follower))
         return looked
@@ -159,7 +159,7 @@ class RunManager:
         """Start a run; its caller attaches as its first follower before anything runs."""
         if self._closing:
             raise ServerClosing("the server is shutting down")
-        self._prune()
+        self._forget_old_runs()
         if self._running >= self.config.max_runs:
             raise TooManyRuns(self.config.max_runs)
         run_id = secrets.token_hex(8)
@@ -193,7 +193,7 @@ class RunManager:
 
     def kept_runs(self) -> list[Run]:
         """This node's runs the index keeps, newest first."""
-        self._prune()
+        self._forget_old_runs()
         return list(reversed(self._runs.values()))
 
     async def summaries(self) -> list[dict[str, Any]]:
@@ -315,17 +315,17 @@ class RunManager:
                 return
             except ParamsInvalid as exc:
                 logger.info("run %s refused its parameters: %s", run.id, exc.fields)
-                await self._fail(run, exc)
+                self._fail(run, exc)
                 return
             except Exception as exc:
                 logger.exception("run %s (%s) failed", run.id, run.endpoint.name)
-                await self._fail(run, exc)
+                self._fail(run, exc)
                 return
             try:
                 result_json = to_json(result)
             except NotJSONSerialisable as exc:
                 logger.error("run %s (%s): result is not JSON: %s", run.id, run.endpoint.name, exc)
-                await self._fail(run, TypeError(f"the workflow's return value: {exc}"))
+                self._fail(run, TypeError(f"the workflow's return value: {exc}"))
                 return
             run.result_json = result_json
             run.status = "succeeded"
@@ -344,7 +344,7 @@ class RunManager:
             self.store.finished(run)
             self._bound_kept_logs()
 
-    async def _fail(self, run: Run, exc: BaseException) -> None:
+    def _fail(self, run: Run, exc: BaseException) -> None:
         error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or "(no message)"}
         if isinstance(exc, ParamsInvalid):
             error = {"type": "invalid_params", "message": str(exc), "fields": exc.fields}
@@ -352,10 +352,10 @@ class RunManager:
         run.status = "failed"
         run.end(ERROR, failed_data(error))
 
-    def _prune(self) -> None:
+    def _forget_old_runs(self) -> None:
         """Forget the finished runs beyond the newest ``keep_runs`` or older than
         ``keep_seconds``: the longest finished first, so each call looks only at those."""
-        # Followers do not keep a run in the index: a follower stuck for the stall time
+        # Followers do not keep a run in the index: a follower stalled for the stall time
         # is let go anyway, and the limits must hold whatever clients do.
         finished = self._finished
         cutoff = time.time() - self.config.keep_seconds

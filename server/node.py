@@ -1,4 +1,4 @@
-"""This server process's name among the nodes that share a database or a run store."""
+"""This process's name among the nodes that share a database or a run store."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import secrets
 import socket
 from collections.abc import Callable
 
-__all__ = ["NODE_ID", "NodeAlive"]
+__all__ = ["PROCESS_ID", "NodeAlive"]
 
 #: Host, pid, and a random part, so that a later process that gets the same pid is
-#: another node. Staging tables and the Redis run store name their owner by it.
-NODE_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+#: another process. Staging tables and the Redis run store name their owner by it.
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
-#: Asked at start-up about the server node that owns a leftover staging table:
+#: Asked at start-up about the process that owns a leftover staging table:
 #: True (it runs: keep the table), False (it is surely gone: drop it) or None (cannot
 #: tell: drop the table only if it is older than the longest allowed import). The run
 #: store's heartbeats plug in here; without one every answer is None.

@@ -123,6 +123,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "created",
             "finished",
             "events",
+            "messages",
             "last_message",
         ],
         "properties": {
@@ -132,7 +133,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "status": RUN_STATUS,
             "created": {"type": "string", "format": "date-time"},
             "finished": NULLABLE_STRING,
-            "events": {"description": "Messages sent so far", "type": "integer", "minimum": 0},
+            "events": {
+                "description": "Messages sent so far (the same as messages, kept for clients "
+                "that read this name)",
+                "type": "integer",
+                "minimum": 0,
+            },
+            "messages": {
+                "description": "Messages sent so far; the terminal event is not counted",
+                "type": "integer",
+                "minimum": 0,
+            },
             "last_message": ANY,
         },
     },

@@ -32,7 +32,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError, WatchErro
 from .config import ServerConfig
 from .eventlog import EventLog, MemoryEventLog
 from .framing import ERROR, encode_event, failed_data
-from .node import NODE_ID
+from .node import PROCESS_ID
 from .redis_log import (
     FRAMES,
     TERMINAL,
@@ -151,7 +151,7 @@ class RedisRunStore:
         assert config.redis_url is not None
         self._config = config
         self._prefix = config.redis_prefix
-        self.node: str | None = f"{NODE_ID}#{secrets.token_hex(2)}"
+        self.node: str | None = f"{PROCESS_ID}#{secrets.token_hex(2)}"
         self._redis: Any = None
         self._problem: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -733,7 +733,7 @@ class RedisRunStore:
 
     def _beat_into(self, pipe: Any) -> None:
         pipe.set(self._node_key(self.node or ""), "1", ex=HEARTBEAT_TTL_S)
-        pipe.set(self._process_key(NODE_ID), "1", ex=HEARTBEAT_TTL_S)
+        pipe.set(self._process_key(PROCESS_ID), "1", ex=HEARTBEAT_TTL_S)
         pipe.sadd(self._nodes_key, self.node or "")
 
     async def _beat(self) -> None:

@@ -82,7 +82,10 @@ class Run:
             "status": self.status,
             "created": _iso(self.created),
             "finished": _iso(self.finished) if self.finished is not None else None,
+            # "events" came first and stays for the clients that read it; "messages"
+            # says what it counts (the terminal event is not among them).
             "events": self.messages,
+            "messages": self.messages,
             "last_message": _loads(self.last_message_json),
         }
         if self.node is not None:

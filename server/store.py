@@ -46,7 +46,7 @@ class RunStore(Protocol):
         """The manager whose runs it shares, and which it asks to cancel them."""
 
     def node_alive(self, node: str) -> bool | None:
-        """Whether the server process ``node`` (``node.NODE_ID``) still runs: True, False,
+        """Whether the server process ``node`` (``node.PROCESS_ID``) still runs: True, False,
         or None when the store cannot tell (always, for a store that shares nothing)."""
 
     async def open(self) -> None:

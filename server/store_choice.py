@@ -5,10 +5,10 @@ from __future__ import annotations
 from .config import ServerConfig
 from .store import MemoryRunStore, RunStore
 
-__all__ = ["open_store"]
+__all__ = ["run_store_for"]
 
 
-def open_store(config: ServerConfig) -> RunStore:
+def run_store_for(config: ServerConfig) -> RunStore:
     """The store for ``config`` (not yet connected: the app's start-up opens it)."""
     if config.redis_url is None:
         return MemoryRunStore(config)

@@ -77,7 +77,7 @@ class ResponseFollower:
         self.position = after
         #: On the run's stall clock (``clock.StallClock``), not the wall clock.
         self.progressed_at = run.delivery.clock.now()
-        self.dropped = False
+        self.was_let_go = False
         #: When this follower last wrote anything (for pings; monotonic seconds).
         self.wrote_at = time.monotonic()
 
@@ -153,9 +153,9 @@ class ResponseFollower:
         (``Last-Event-ID``) gets what is still kept, or ``410 events_gone``. Closing it
         frees the run it holds and its buffers at once.
         """
-        if self.dropped:
+        if self.was_let_go:
             return
-        self.dropped = True
+        self.was_let_go = True
         logger.warning(
             "run %s: a follower made no progress for %gs at event %d; closing its connection",
             self.run.id,

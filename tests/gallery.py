@@ -5,6 +5,7 @@ The snapshot tests (``test_snapshots.py``) and the README's screenshots draw the
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,8 @@ REPORT = (
 
 def _state(**fields: Any) -> StreamState:
     state = StreamState(name=fields.pop("name"))
+    for chunk in fields.pop("chunks", []):
+        state.chunks.add(json.dumps(chunk), is_json=True)
     for key, value in fields.items():
         setattr(state, key, value)
     for chunk in state.chunks:

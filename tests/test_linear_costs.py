@@ -54,7 +54,7 @@ class QuietFollower:
     wrote_at: float
     progressed_at: float
     position: int = 0
-    dropped: bool = False
+    was_let_go: bool = False
     pings: list[float] = field(default_factory=list)
 
     async def ping_if_quiet(self, now: float, interval: float) -> None:
@@ -66,7 +66,7 @@ class QuietFollower:
         return False
 
     def let_go(self) -> None:
-        self.dropped = True
+        self.was_let_go = True
 
 
 async def test_the_sweeps_look_only_at_the_followers_that_are_due() -> None:

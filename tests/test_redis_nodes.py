@@ -269,12 +269,12 @@ async def test_heartbeats_tell_the_database_which_staging_owners_are_gone(
 ) -> None:
     import redis.asyncio as aioredis
 
-    from streambind.server.node import NODE_ID
+    from streambind.server.node import PROCESS_ID
 
     a, _ = nodes
     # The store answers what the demo's database asks at start-up (handed to resources).
     store = a.app[MANAGER].store
-    assert store.node_alive(NODE_ID) is True  # this process heartbeats
+    assert store.node_alive(PROCESS_ID) is True  # this process heartbeats
     assert store.node_alive("elsewhere:1:00000000") is None  # never seen: age decides
     # A node that joined once and whose heartbeat lapsed is gone, for a node starting now.
     prefix = redis_settings["redis_prefix"]
@@ -286,7 +286,7 @@ async def test_heartbeats_tell_the_database_which_staging_owners_are_gone(
     )
     try:
         assert later.app[MANAGER].store.node_alive("gone-host:42:deadbeef") is False
-        assert later.app[MANAGER].store.node_alive(NODE_ID) is True
+        assert later.app[MANAGER].store.node_alive(PROCESS_ID) is True
     finally:
         await later.close()
 

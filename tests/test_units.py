@@ -171,7 +171,7 @@ class _Waiting:
     def __init__(self, position: int = 0) -> None:
         self.position = position
         self.progressed_at = 0.0
-        self.dropped = False
+        self.was_let_go = False
         self.wrote_at = 0.0
 
     def idle_for(self, seq: int, size: int) -> bool:

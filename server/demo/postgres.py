@@ -34,13 +34,13 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from streambind.server.node import NODE_ID
+from streambind.server.node import PROCESS_ID
 
 from .backend import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
 from .copy_text import copy_text
 from .threads import whole, whole_to_the_end
 
-__all__ = ["NODE_ID", "STAGING_PREFIX", "ImportTooLong", "PostgresDatabase", "staging_owner"]
+__all__ = ["PROCESS_ID", "STAGING_PREFIX", "ImportTooLong", "PostgresDatabase", "staging_owner"]
 
 log = logging.getLogger("streambind.server.database")
 
@@ -291,7 +291,7 @@ class _PostgresStaging:
         self._encoded = 0  # rows numbered by encode, which runs ahead of add
 
     async def create(self) -> None:
-        owner = json.dumps({"node": NODE_ID, "created": self.created})
+        owner = json.dumps({"node": PROCESS_ID, "created": self.created})
         async with self._db.pool.connection() as conn, conn.transaction():
             # Table and comment in one transaction: no staging table exists without
             # the owner and age that start-up clean-up needs. ``seq`` is the row's

@@ -15,7 +15,7 @@ from streambind.server.resources import ResourceContext
 from .backend import Database, DatabaseUnavailable
 from .export_files import prune_exports
 from .settings import DemoSettings
-from .store import SqliteDatabase, exports_dir, prepare_layout, tidy_up
+from .sqlite import SqliteDatabase, exports_dir, prepare_layout, tidy_up
 
 __all__ = ["Exports", "database", "db", "exports"]
 

@@ -11,7 +11,7 @@ from typing import TextIO
 from streambind.server import InvalidParam
 
 from .backend import Row
-from .store import COLUMNS, imports_dir
+from .sqlite import COLUMNS, imports_dir
 
 __all__ = ["CsvSource", "GeneratedSource", "RowSource", "open_source"]
 

@@ -174,8 +174,8 @@ function progressLabel(run) {
     const percent = `${Math.round(progress.fraction * 100)}%`;
     return progress.step ? `${progress.step} ${percent}` : percent;
   }
-  const events = run.events || 0;
-  return events ? `${events.toLocaleString("en-US")} chunk${events === 1 ? "" : "s"}` : "";
+  const count = run.messages ?? run.events ?? 0;
+  return count ? `${count.toLocaleString("en-US")} chunk${count === 1 ? "" : "s"}` : "";
 }
 
 function runCells(run) {
