@@ -23,7 +23,8 @@ from .page import PAGE, file_response, prefers_html
 from .params import ParamsInvalid, validate_params
 from .registry import Endpoint, Registry
 from .resources import OpenResources
-from .run import Run
+from .run import ExecutedRun, Run
+from .run_shapes import run_detail, run_summary
 from .store import StoreUnavailable
 from .store_choice import run_store_for
 from .streaming import following, open_stream
@@ -195,8 +196,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
         try:
             # Wait for the workflow's first send or for its end, whichever comes first.
             await run.delivery.wait_for_more(caller)
-            if run.node is not None:
-                await manager.store.announced(run)
+            await manager.announced(run)
             if run.messages == 0:
                 return _plain_outcome(run)
             response = await open_stream(request, run, config.retry_ms)
@@ -210,7 +210,7 @@ async def start_run(request: web.Request) -> web.StreamResponse:
         return response
 
 
-def _plain_outcome(run: Run) -> web.Response:
+def _plain_outcome(run: ExecutedRun) -> web.Response:
     """The response of a run that ended without sending any message: no stream at all."""
     headers = {"X-Run-Id": run.id}
     if run.status == "succeeded":
@@ -239,14 +239,14 @@ def _plain_outcome(run: Run) -> web.Response:
 
 async def list_runs(request: web.Request) -> web.Response:
     try:
-        summaries = await request.app[MANAGER].summaries()
+        records = await request.app[MANAGER].records()
     except StoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", str(exc), headers=_RETRY) from None
-    return web.json_response({"runs": summaries})
+    return web.json_response({"runs": [run_summary(record) for record in records]})
 
 
 async def get_run(request: web.Request) -> web.Response:
-    return web.json_response((await _run(request)).detail())
+    return web.json_response(run_detail(await _run(request)))
 
 
 async def cancel_run(request: web.Request) -> web.Response:
@@ -255,15 +255,15 @@ async def cancel_run(request: web.Request) -> web.Response:
         raise ApiError(
             409, "not_running", f"run {run.id} already ended as {run.status}: nothing to cancel"
         )
-    return web.json_response(run.detail(), status=202)
+    return web.json_response(run_detail(run), status=202)
 
 
 async def run_events(request: web.Request) -> web.StreamResponse:
     run = await _run(request)
     after = _last_event_id(request)
     log = run.log
-    if run.elsewhere and after > log.last_seq:
-        await request.app[MANAGER].store.reach(run, after)
+    if after > log.last_seq:
+        await request.app[MANAGER].reach(run, after)
     last = log.last_seq
     if log.closed and after >= last:
         # Nothing is left to send, ever: 204 tells EventSource to stop reconnecting.

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from .config import ServerConfig
 from .framing import json_bytes
 from .resources import OpenResources, Resource
-from .run import Run
+from .run import ExecutedRun
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ class RunContext:
     """What a workflow gets as its first argument."""
 
     def __init__(
-        self, run: Run, config: ServerConfig, resources: OpenResources | None = None
+        self, run: ExecutedRun, config: ServerConfig, resources: OpenResources | None = None
     ) -> None:
         self._run = run
         self._config = config
@@ -48,7 +48,7 @@ class RunContext:
         self.data_dir = config.data_dir
         self.config = config
         self._resources = resources if resources is not None else OpenResources()
-        self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint.name}")
+        self.logger = logging.getLogger(f"streambind.workflow.{run.endpoint_name}")
 
     def resource(self, declared: Resource[T]) -> T:
         """The opened value of a resource a workflows module declared (``@resource``).

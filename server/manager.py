@@ -28,15 +28,15 @@ from .framing import (
 from .params import ParamsInvalid
 from .registry import Endpoint
 from .resources import OpenResources
-from .run import Run
-from .store import MemoryRunStore, RunStore
+from .run import ExecutedRun, FollowedRun, Run, RunRecord
+from .store import MemoryRunStore, RunStore, SharedRuns
 
 __all__ = ["RunManager", "ServerClosing", "TooManyRuns"]
 
 logger = logging.getLogger("streambind.server")
 
 
-def _abandoned(run: Run) -> str:
+def _abandoned(run: ExecutedRun) -> str:
     # A run whose caller left before learning its id has no grace period (api.start_run).
     return "caller_left" if run.grace_period == 0 else "abandoned"
 
@@ -59,11 +59,14 @@ class RunManager:
         self.config = config
         #: What other nodes see of this node's runs, and how this one sees theirs.
         self.store: RunStore = store if store is not None else MemoryRunStore(config)
-        self.store.bind(self)
-        self._runs: dict[str, Run] = {}
+        #: The store's part shared with other nodes (None: this node shares nothing).
+        self.shared: SharedRuns | None = self.store.shared
+        if self.shared is not None:
+            self.shared.bind(self)
+        self._runs: dict[str, ExecutedRun] = {}
         self._running = 0
         #: The finished runs the index keeps, the longest finished first (to forget).
-        self._finished: dict[str, Run] = {}
+        self._finished: dict[str, ExecutedRun] = {}
         #: The finished runs whose logs are held, the longest finished first (to release),
         #: each with its log's size: a finished run's log no longer grows.
         self._held: dict[str, int] = {}
@@ -155,7 +158,7 @@ class RunManager:
 
     # -- starting and finding -------------------------------------------------
 
-    def start(self, endpoint: Endpoint, params: dict[str, Any]) -> Run:
+    def start(self, endpoint: Endpoint, params: dict[str, Any]) -> ExecutedRun:
         """Start a run; its caller attaches as its first follower before anything runs."""
         if self._closing:
             raise ServerClosing("the server is shutting down")
@@ -163,42 +166,60 @@ class RunManager:
         if self._running >= self.config.max_runs:
             raise TooManyRuns(self.config.max_runs)
         run_id = secrets.token_hex(8)
-        run = Run(
+        run = ExecutedRun(
             id=run_id,
+            endpoint_name=endpoint.name,
             endpoint=endpoint,
             params=params,
             log=self.store.new_log(run_id),
             clock=self.clock,
             stall=self.config.follower_stall,
-            node=self.store.node,
+            node=self.shared.node if self.shared is not None else None,
         )
         self._runs[run.id] = run
         self._running += 1
-        self.store.started(run)
+        if self.shared is not None:
+            self.shared.started(run)
         run.task = asyncio.get_running_loop().create_task(
             self._execute(run), name=f"run {run.id} ({endpoint.name})"
         )
         logger.info("run %s started: %s %s", run.id, endpoint.name, json.dumps(params))
         return run
 
-    def get(self, run_id: str) -> Run | None:
+    def get(self, run_id: str) -> ExecutedRun | None:
         return self._runs.get(run_id)
 
     async def find(self, run_id: str) -> Run | None:
         """The run, whichever node executes it (this one's answer first)."""
         run = self._runs.get(run_id)
-        if run is not None:
+        if run is not None or self.shared is None:
             return run
-        return await self.store.find(run_id)
+        return await self.shared.find(run_id)
 
-    def kept_runs(self) -> list[Run]:
+    async def reach(self, run: Run, seq: int) -> None:
+        """Wait, briefly, until event ``seq`` of ``run`` is here to read: at once for a run
+        executed here; for another node's, until the shared store has it."""
+        if isinstance(run, FollowedRun) and self.shared is not None:
+            await self.shared.reach(run, seq)
+
+    async def announced(self, run: ExecutedRun) -> None:
+        """Wait until other nodes can find ``run`` (at once when nothing is shared)."""
+        if self.shared is not None:
+            await self.shared.announced(run)
+
+    def kept_runs(self) -> list[ExecutedRun]:
         """This node's runs the index keeps, newest first."""
         self._forget_old_runs()
         return list(reversed(self._runs.values()))
 
-    async def summaries(self) -> list[dict[str, Any]]:
-        """Every run's summary, newest first, this node's and (with a shared store) the others'."""
-        return await self.store.summaries(self.kept_runs())
+    async def records(self) -> list[RunRecord]:
+        """Every run's record, newest first, this node's and (with a shared store) the others'."""
+        records = [run.record() for run in self.kept_runs()]
+        if self.shared is None:
+            return records
+        records += await self.shared.others(exclude=set(self._runs))
+        records.sort(key=lambda record: record.created, reverse=True)
+        return records
 
     @property
     def closing(self) -> bool:
@@ -220,36 +241,39 @@ class RunManager:
         heapq.heappush(
             self._stall_due, (follower.progressed_at + self.config.follower_stall, count, follower)
         )
-        if run.elsewhere:
-            self.store.followed(run, +1)
-            return
-        if run.grace is not None:
-            run.grace.cancel()
-            run.grace = None
+        if isinstance(run, ExecutedRun):
+            if run.grace is not None:
+                run.grace.cancel()
+                run.grace = None
+        elif isinstance(run, FollowedRun) and self.shared is not None:
+            self.shared.followed(run, +1)
 
     def detach(self, run: Run, follower: Follower) -> None:
         run.delivery.detach(follower)
         self._followers.discard(follower)
-        if run.elsewhere:
-            self.store.followed(run, -1)
-            return
-        self.unfollowed(run)
+        if isinstance(run, ExecutedRun):
+            self.unfollowed(run)
+        elif isinstance(run, FollowedRun) and self.shared is not None:
+            self.shared.followed(run, -1)
 
-    def unfollowed(self, run: Run) -> None:
+    def unfollowed(self, run: ExecutedRun) -> None:
         """Start the detach grace period of this node's ``run`` if nobody here follows it."""
         if run.delivery.followers or not run.running or run.grace is not None:
             return
-        grace = self.config.detach_grace if run.grace_period is None else run.grace_period
+        grace = self._grace_of(run)
         logger.info(
             "run %s has no follower; cancelling it in %gs unless one returns", run.id, grace
         )
         run.grace = asyncio.get_running_loop().call_later(grace, self._abandon, run)
 
-    def _abandon(self, run: Run) -> None:
+    def _grace_of(self, run: ExecutedRun) -> float:
+        return self.config.detach_grace if run.grace_period is None else run.grace_period
+
+    def _abandon(self, run: ExecutedRun) -> None:
         run.grace = None
         if run.delivery.followers or not run.running:
             return
-        if self.store.node is not None:
+        if self.shared is not None:
             # Followers on other nodes count too: ask the store before cancelling.
             task = asyncio.get_running_loop().create_task(self._abandon_if_unfollowed(run))
             self._checks.add(task)
@@ -258,14 +282,22 @@ class RunManager:
         logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
         self.cancel(run, _abandoned(run))
 
-    async def _abandon_if_unfollowed(self, run: Run) -> None:
+    async def _abandon_if_unfollowed(self, run: ExecutedRun) -> None:
+        assert self.shared is not None
         try:
-            elsewhere = await self.store.followers_elsewhere(run)
+            elsewhere = await self.shared.followers_elsewhere(run)
         except Exception:
             logger.warning("run %s: the store cannot say who follows it; keeping it", run.id)
             return
-        if elsewhere or run.delivery.followers or not run.running:
-            return  # the last follower elsewhere that leaves starts the grace again
+        if run.delivery.followers or not run.running:
+            return
+        if elsewhere:
+            # Followed on another node: its last follower there that leaves starts the
+            # grace again; a node that dies cannot say so, so look again a grace later.
+            if run.grace is None:
+                loop = asyncio.get_running_loop()
+                run.grace = loop.call_later(self._grace_of(run), self._abandon, run)
+            return
         logger.info("run %s: nobody followed it within the grace period; cancelling", run.id)
         self.cancel(run, _abandoned(run))
 
@@ -274,9 +306,12 @@ class RunManager:
     def cancel(self, run: Run, reason: str = "requested") -> bool:
         """Ask a running run to stop, saying why (``framing.CANCEL_REASONS``); False if it
         had already finished."""
-        if run.elsewhere and run.running:
-            self.store.cancel_elsewhere(run)
-            return True
+        if isinstance(run, FollowedRun):
+            if run.running and self.shared is not None:
+                self.shared.cancel_elsewhere(run)
+                return True
+            return False
+        assert isinstance(run, ExecutedRun)
         if not run.running or run.task is None:
             return False
         run.cancel_reason = run.cancel_reason or reason
@@ -304,7 +339,7 @@ class RunManager:
             await asyncio.wait(tasks, timeout=timeout)
         await self.store.close()
 
-    async def _execute(self, run: Run) -> None:
+    async def _execute(self, run: ExecutedRun) -> None:
         ctx = RunContext(run, self.config, self.resources)
         try:
             try:
@@ -341,10 +376,11 @@ class RunManager:
             size = run.log.size_bytes
             self._held[run.id] = size
             self._held_bytes += size
-            self.store.finished(run)
+            if self.shared is not None:
+                self.shared.finished(run)
             self._bound_kept_logs()
 
-    def _fail(self, run: Run, exc: BaseException) -> None:
+    def _fail(self, run: ExecutedRun, exc: BaseException) -> None:
         error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or "(no message)"}
         if isinstance(exc, ParamsInvalid):
             error = {"type": "invalid_params", "message": str(exc), "fields": exc.fields}
@@ -367,9 +403,10 @@ class RunManager:
             del finished[run.id]
             del self._runs[run.id]
             self._release(run)
-            self.store.forgotten(run)
+            if self.shared is not None:
+                self.shared.forgotten(run)
 
-    def _release(self, run: Run) -> None:
+    def _release(self, run: ExecutedRun) -> None:
         self._held_bytes -= self._held.pop(run.id, 0)
         run.log.release()
 

@@ -1,12 +1,15 @@
-"""A run as the server keeps it: its record, and the delivery of its events (log, followers)."""
+"""A run as a node knows it: its record and the delivery of its events.
+
+Two kinds: an ``ExecutedRun`` executes here (its workflow's task, its detach grace); a
+``FollowedRun`` executes on another node, and this one follows it, fed from the shared
+run store. Both deliver their events to followers here the same way.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import InitVar, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from .clock import StallClock
@@ -15,13 +18,30 @@ from .eventlog import EventLog
 from .framing import message_data
 from .registry import Endpoint
 
-__all__ = ["Run"]
+__all__ = ["ExecutedRun", "FollowedRun", "Run", "RunRecord"]
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What a list of runs shows of one, whichever node executes it."""
+
+    id: str
+    endpoint: str
+    params: dict[str, Any]
+    status: str
+    created: float
+    finished: float | None
+    messages: int
+    #: The newest message's data, as the UTF-8 JSON its frame holds (None before any).
+    last_message_json: bytes | None
+    node: str | None
+
+
+@dataclass(eq=False, kw_only=True)
 class Run:
     id: str
-    endpoint: Endpoint
+    #: Its endpoint's name.
+    endpoint_name: str
     params: dict[str, Any]
     log: EventLog
     created: float = field(default_factory=time.time)
@@ -33,21 +53,12 @@ class Run:
     #: The newest message's data once this node's log may not hold it: kept as the run
     #: ends, or read from the shared store for a run executed elsewhere.
     last_message_kept: bytes | None = None
-    task: asyncio.Task[None] | None = None
-    grace: asyncio.TimerHandle | None = None
-    #: Seconds it is kept without a follower before it is cancelled; None: the server's
-    #: ``detach_grace``. Zero once its caller left before learning its id.
-    grace_period: float | None = None
-    #: Why it is being cancelled (``framing.CANCEL_REASONS``), once something asked.
-    cancel_reason: str | None = None
     #: Handed to its delivery: the clock its followers' progress is measured on, and how
     #: long one may make none.
     clock: InitVar[StallClock | None] = None
     stall: InitVar[float] = 2.0
     #: The node that executes it, when runs are shared between nodes (else None).
     node: str | None = None
-    #: Executed by another node: this one only follows it, fed from the shared store.
-    elsewhere: bool = False
     #: How its events reach its followers (set from ``log``, ``clock`` and ``stall``).
     delivery: Delivery = field(init=False, repr=False)
 
@@ -57,7 +68,42 @@ class Run:
     @property
     def last_message_json(self) -> bytes | None:
         """The newest message's data, as the UTF-8 JSON its frame holds (None before any)."""
-        if self.elsewhere or self.log.closed or not self.messages:
+        return self.last_message_kept
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def record(self) -> RunRecord:
+        return RunRecord(
+            id=self.id,
+            endpoint=self.endpoint_name,
+            params=self.params,
+            status=self.status,
+            created=self.created,
+            finished=self.finished,
+            messages=self.messages,
+            last_message_json=self.last_message_json,
+            node=self.node,
+        )
+
+
+@dataclass(eq=False, kw_only=True)
+class ExecutedRun(Run):
+    """A run this node executes."""
+
+    endpoint: Endpoint
+    task: asyncio.Task[None] | None = None
+    grace: asyncio.TimerHandle | None = None
+    #: Seconds it is kept without a follower before it is cancelled; None: the server's
+    #: ``detach_grace``. Zero once its caller left before learning its id.
+    grace_period: float | None = None
+    #: Why it is being cancelled (``framing.CANCEL_REASONS``), once something asked.
+    cancel_reason: str | None = None
+
+    @property
+    def last_message_json(self) -> bytes | None:
+        if self.log.closed or not self.messages:
             return self.last_message_kept
         # Running here: the log always keeps its newest event, this message, so nothing is
         # kept per message. (Holding orjson's output instead, one small block a run outside
@@ -70,42 +116,7 @@ class Run:
         self.last_message_kept = self.last_message_json
         self.delivery.end(event, data_json)
 
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
 
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "endpoint": self.endpoint.name,
-            "params": self.params,
-            "status": self.status,
-            "created": _iso(self.created),
-            "finished": _iso(self.finished) if self.finished is not None else None,
-            # "events" came first and stays for the clients that read it; "messages"
-            # says what it counts (the terminal event is not among them).
-            "events": self.messages,
-            "messages": self.messages,
-            "last_message": _loads(self.last_message_json),
-        }
-        if self.node is not None:
-            out["node"] = self.node
-        return out
-
-    def detail(self) -> dict[str, Any]:
-        out = self.summary()
-        out["followers"] = len(self.delivery.followers)
-        out["last_event_id"] = self.log.last_seq
-        if self.status == "succeeded":
-            out["result"] = _loads(self.result_json)
-        if self.error is not None:
-            out["error"] = self.error
-        return out
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _loads(text: str | bytes | None) -> Any:
-    return None if text is None else json.loads(text)
+@dataclass(eq=False, kw_only=True)
+class FollowedRun(Run):
+    """A run another node executes, as this node follows it (its record from the store)."""

@@ -1,53 +1,34 @@
-"""The run store: where runs' records, event logs, remote followers and cancel requests live.
+"""The run store: where runs' event logs live, and, when it is shared, how nodes see
+each other's runs.
 
-``RunManager`` keeps the runs this node executes as ``Run`` objects whatever the store;
-the store decides what other nodes can see of them. ``MemoryRunStore`` (the default)
-shares nothing: every method is a no-op or a lookup that finds nothing, so one process
-is exactly what it was. ``redis_store.RedisRunStore`` shares everything through Redis.
+Every store has the first role (``RunStore``): it makes a run's event log, opens and
+closes, and says whether it can serve. A store shared between nodes has the second
+(``SharedRuns``, its ``shared``): it publishes this node's runs, finds and follows the
+other nodes' runs, and carries cancel requests. ``MemoryRunStore`` (the default) shares
+nothing, so one process is exactly what it would be without any store;
+``redis_store.RedisRunStore`` shares everything through Redis.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from .clock import StallClock
 from .config import ServerConfig
 from .eventlog import EventLog, MemoryEventLog
-from .run import Run
+from .run import ExecutedRun, FollowedRun, Run, RunRecord
 
-__all__ = ["MemoryRunStore", "RunHost", "RunStore", "StoreUnavailable"]
+__all__ = ["MemoryRunStore", "RunHost", "RunStore", "SharedRuns", "StoreUnavailable"]
 
 
 class StoreUnavailable(Exception):
     """The shared run store cannot be reached (at start-up, or while serving)."""
 
 
-class RunHost(Protocol):
-    """What a run store asks of the node's ``RunManager``, whose runs it shares."""
-
-    #: The clock the node's followers' progress is measured on.
-    clock: StallClock
-
-    def get(self, run_id: str) -> Run | None:
-        """One of this node's runs."""
-
-    def cancel(self, run: Run, reason: str = "requested") -> bool:
-        """Cancel one of this node's runs (asked by another node)."""
-
-    def unfollowed(self, run: Run) -> None:
-        """The last follower elsewhere of this node's ``run`` left."""
-
-
 class RunStore(Protocol):
-    #: This node's name in the store (None: the store is not shared).
-    node: str | None
-
-    def bind(self, host: RunHost) -> None:
-        """The manager whose runs it shares, and which it asks to cancel them."""
-
-    def node_alive(self, node: str) -> bool | None:
-        """Whether the server process ``node`` (``node.PROCESS_ID``) still runs: True, False,
-        or None when the store cannot tell (always, for a store that shares nothing)."""
+    @property
+    def shared(self) -> SharedRuns | None:
+        """The part that shares runs between nodes; None for a store that shares nothing."""
 
     async def open(self) -> None:
         """Connect and start the store's background tasks. Raises StoreUnavailable."""
@@ -61,35 +42,67 @@ class RunStore(Protocol):
     def new_log(self, run_id: str) -> EventLog:
         """The event log of a run about to execute on this node."""
 
-    def started(self, run: Run) -> None:
+    def node_alive(self, process: str) -> bool | None:
+        """Whether the server process ``process`` (``node.PROCESS_ID``) still runs: True,
+        False, or None when the store cannot tell (always, for one that shares nothing)."""
+
+
+class RunHost(Protocol):
+    """What a shared store asks of the node's ``RunManager``, whose runs it shares."""
+
+    #: The clock the node's followers' progress is measured on.
+    clock: StallClock
+
+    def get(self, run_id: str) -> Run | None:
+        """One of this node's runs."""
+
+    def cancel(self, run: Run, reason: str = "requested") -> bool:
+        """Cancel one of this node's runs (asked by another node)."""
+
+    def unfollowed(self, run: ExecutedRun) -> None:
+        """The last follower elsewhere of this node's ``run`` left."""
+
+
+class SharedRuns(Protocol):
+    #: This node's name in the store.
+    node: str
+
+    def bind(self, host: RunHost) -> None:
+        """The manager whose runs it shares, and which it asks to cancel them."""
+
+    # -- this node's runs, published ------------------------------------------------
+
+    def started(self, run: ExecutedRun) -> None:
         """A run began executing here: publish its record."""
 
-    async def announced(self, run: Run) -> None:
+    async def announced(self, run: ExecutedRun) -> None:
         """Wait until other nodes can find this node's ``run`` (before its caller's response
         starts, so a resume on another node never comes before the record)."""
 
-    def finished(self, run: Run) -> None:
+    def finished(self, run: ExecutedRun) -> None:
         """A run executing here has ended (its terminal event is in its log)."""
 
-    def forgotten(self, run: Run) -> None:
+    def forgotten(self, run: ExecutedRun) -> None:
         """A finished run of this node left the index (count or age bound)."""
 
-    async def find(self, run_id: str) -> Run | None:
-        """A run executing on another node, as this node can follow it; None if unknown."""
-
-    async def summaries(self, local: list[Run]) -> list[dict[str, Any]]:
-        """Every run's summary, newest first: ``local`` (this node's) and the others'."""
-
-    def followed(self, run: Run, change: int) -> None:
-        """A follower here of another node's run came (+1) or went (-1)."""
-
-    async def followers_elsewhere(self, run: Run) -> int:
+    async def followers_elsewhere(self, run: ExecutedRun) -> int:
         """How many followers other nodes have on this node's ``run``."""
 
-    def cancel_elsewhere(self, run: Run) -> None:
-        """Ask the node executing ``run`` (another one) to cancel it."""
+    # -- other nodes' runs, followed ------------------------------------------------
 
-    async def reach(self, run: Run, seq: int) -> None:
+    async def find(self, run_id: str) -> FollowedRun | None:
+        """A run executing on another node, as this node can follow it; None if unknown."""
+
+    async def others(self, exclude: set[str]) -> list[RunRecord]:
+        """The records of the runs other nodes keep (those in ``exclude`` left out)."""
+
+    def followed(self, run: FollowedRun, change: int) -> None:
+        """A follower here of another node's run came (+1) or went (-1)."""
+
+    def cancel_elsewhere(self, run: FollowedRun) -> None:
+        """Ask the node executing ``run`` to cancel it."""
+
+    async def reach(self, run: FollowedRun, seq: int) -> None:
         """Wait, briefly, until the store has event ``seq`` of another node's ``run``: its
         node wrote it to a follower there a moment before shipping it here."""
 
@@ -97,19 +110,13 @@ class RunStore(Protocol):
 class MemoryRunStore:
     """Nothing is shared: the runs are the manager's objects and nothing else."""
 
-    node: str | None = None
+    shared: SharedRuns | None = None
 
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
 
-    def bind(self, host: RunHost) -> None:
-        pass
-
-    def node_alive(self, node: str) -> bool | None:
-        return None
-
     async def open(self) -> None:
-        pass
+        pass  # nothing to connect to
 
     async def close(self) -> None:
         pass
@@ -120,32 +127,5 @@ class MemoryRunStore:
     def new_log(self, run_id: str) -> EventLog:
         return MemoryEventLog(self._config.log_max_bytes)
 
-    def started(self, run: Run) -> None:
-        pass
-
-    async def announced(self, run: Run) -> None:
-        pass
-
-    def finished(self, run: Run) -> None:
-        pass
-
-    def forgotten(self, run: Run) -> None:
-        pass
-
-    async def find(self, run_id: str) -> Run | None:
+    def node_alive(self, process: str) -> bool | None:
         return None
-
-    async def summaries(self, local: list[Run]) -> list[dict[str, Any]]:
-        return [run.summary() for run in local]
-
-    def followed(self, run: Run, change: int) -> None:
-        pass
-
-    async def followers_elsewhere(self, run: Run) -> int:
-        return 0
-
-    def cancel_elsewhere(self, run: Run) -> None:
-        pass
-
-    async def reach(self, run: Run, seq: int) -> None:
-        pass

@@ -9,8 +9,8 @@ import pytest
 import redisdb
 
 from streambind.server.framing import MESSAGE, encode_event
-from streambind.server.redis_log import Batch, Entry, FollowedEventLog
-from streambind.server.redis_store import _APPEND_LUA
+from streambind.server.redis_store.logs import Batch, Entry, FollowedEventLog
+from streambind.server.redis_store.shipping import APPEND_LUA
 
 
 def _frames(first: int, last: int) -> list[bytes]:
@@ -38,7 +38,7 @@ async def _append(
 ) -> int:
     args = [b"1" if terminal else b"0", 0]
     args += [arg for entry in batch.entries(most_bytes) for arg in entry]
-    return await client.eval(_APPEND_LUA, 1, key, *args)
+    return await client.eval(APPEND_LUA, 1, key, *args)
 
 
 async def _read_all(client: Any, key: str, after: int, last: int) -> bytes:

@@ -126,9 +126,9 @@ def _open_fds() -> int:
 
 #: The tasks a node runs for its whole life (and this test's own).
 _BACKGROUND = (
-    "RedisRunStore._listen",
+    "ControlChannel.listen",
     "RedisRunStore._sweep",
-    "RunManager._let_go_of_stuck_followers",
+    "RunManager._let_go_of_stalled_followers",
     "RunManager._ping_quiet_streams",
     "StallClock.tick",
     "test_redis_killed_and_paused_again_and_again_leaves_no_task_or_descriptor",
@@ -216,7 +216,7 @@ async def test_redis_killed_and_paused_again_and_again_leaves_no_task_or_descrip
             # need at once (it varies): those are closed first, on both sides of the
             # comparison, so only descriptors that something still holds are counted.
             for server in servers:
-                pool = server.app[MANAGER].store._redis.connection_pool
+                pool = server.app[MANAGER].store.connection.redis.connection_pool
                 await pool.disconnect(inuse_connections=False)
             return _tasks(), _open_fds()
 

@@ -53,9 +53,9 @@ def _client(server: RunningServer) -> httpx.AsyncClient:
 def _node(server: RunningServer) -> str:
     from streambind.server.api import MANAGER
 
-    node = server.app[MANAGER].store.node
-    assert node is not None
-    return node
+    shared = server.app[MANAGER].shared
+    assert shared is not None
+    return shared.node
 
 
 async def test_a_run_on_one_node_is_listed_followed_and_resumed_on_the_other(
@@ -153,8 +153,8 @@ class RedisFollowers:
 
         manager = server.app[MANAGER]
         run = manager.get(run_id)
-        assert run is not None
-        return await manager.store.followers_elsewhere(run)
+        assert run is not None and manager.shared is not None
+        return await manager.shared.followers_elsewhere(run)
 
 
 async def test_events_trimmed_from_redis_are_410_on_the_other_node(
@@ -214,14 +214,14 @@ async def test_a_dead_nodes_run_ends_with_node_lost_exactly_once(
             # Two stores notice at once: exactly one of them ends the run.
             stores = [RedisRunStore(ServerConfig(**redis_settings)) for _ in range(2)]  # type: ignore[arg-type]
             for store in stores:
-                store._redis = aioredis.Redis.from_url(url)
+                store.connection.redis = aioredis.Redis.from_url(url)
             try:
                 ended = await asyncio.gather(
-                    *(s.end_lost("deadbeef00000000", "ghost#0000") for s in stores)
+                    *(s.liveness.end_lost("deadbeef00000000", "ghost#0000") for s in stores)
                 )
             finally:
                 for store in stores:
-                    await store._redis.aclose()
+                    await store.connection.redis.aclose()
             assert sorted(ended) == [False, True]
             assert await r.xlen(f"{prefix}run:deadbeef00000000:events") == 2
         body = (await on_b.get("/api/runs/deadbeef00000000/events")).text
@@ -254,10 +254,8 @@ async def test_a_live_follower_of_a_node_that_dies_gets_node_lost(
 
             store = a.app[MANAGER].store
             assert isinstance(store, RedisRunStore)
-            store._stopping.set()  # its heartbeat thread stops
-            assert store._beater is not None
-            await asyncio.to_thread(store._beater.join)
-            await store._redis.delete(store._node_key(_node(a)))
+            await asyncio.to_thread(store.liveness.stop_heartbeat)
+            await store.connection.redis.delete(store.keys.node(_node(a)))
             got = await collect(follower)
     assert got[-1].event == "error"
     assert got[-1].id == "3"

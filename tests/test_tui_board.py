@@ -15,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Static
 
 from streambind.app.tui.app import CONNECTED, RECONNECTING, StreambindApp
-from streambind.app.tui.dialogs import MessageScreen
+from streambind.app.tui.dialogs import MessageScreen, SearchScreen
 from streambind.app.tui.message_log import MessageLog
 from streambind.app.tui.run_card import RunCard
 from streambind.app.tui.run_line import RunLine
@@ -275,8 +275,14 @@ async def test_the_log_opens_one_message_and_searches(server) -> None:  # type: 
         await until(pilot, lambda: bool(app.screen.query("#search-text")), "the search")
         app.screen.query_one("#search-text", Input).value = '"done": 30'
         await pilot.press("enter")
-        await until(pilot, lambda: app.screen.query(MessageLog) != [], "back")
-        assert '"done": 30' in log.lines[log.cursor - log.first_index]
+        await until(pilot, lambda: not isinstance(app.screen, SearchScreen), "back")
+
+        def on_the_match() -> bool:
+            cursor = log.cursor
+            return cursor is not None and '"done": 30' in log.lines[cursor - log.first_index]
+
+        await until(pilot, on_the_match, "the cursor on the line that holds it")
+        assert log.has_focus
         await pilot.press("escape")
         assert log.cursor is None  # following the newest again
 

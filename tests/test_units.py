@@ -420,17 +420,20 @@ async def _no_workflow(ctx: object) -> None:
 
 def test_a_runs_last_message_is_its_logs_newest_and_is_kept_when_the_log_lets_it_go() -> None:
     from streambind.server.registry import Endpoint
-    from streambind.server.run import Run
+    from streambind.server.run import ExecutedRun
+    from streambind.server.run_shapes import run_summary
 
     endpoint = Endpoint(name="demo", title="demo", description="", fn=_no_workflow)
     # A log that holds one frame: the terminal event pushes the last message out.
-    run = Run(id="r", endpoint=endpoint, params={}, log=MemoryEventLog(max_bytes=150))
-    assert run.summary()["last_message"] is None
+    run = ExecutedRun(
+        id="r", endpoint_name="demo", endpoint=endpoint, params={}, log=MemoryEventLog(150)
+    )
+    assert run_summary(run.record())["last_message"] is None
     for done in (1, 2, 3):
         run.messages = run.log.append_message(json_bytes({"done": done, "s": "é"}))
-        assert run.summary()["last_message"] == {"done": done, "s": "é"}
+        assert run_summary(run.record())["last_message"] == {"done": done, "s": "é"}
     run.end("end", to_json({"status": "succeeded", "result": "x" * 100}))
     assert run.log.first_kept == run.log.last_seq  # the last message's frame is gone
     run.log.release()
-    assert run.summary()["last_message"] == {"done": 3, "s": "é"}
+    assert run_summary(run.record())["last_message"] == {"done": 3, "s": "é"}
     assert run.last_message_json == json_bytes({"done": 3, "s": "é"})

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from .eventlog import EventsGone, LogSlice, MemoryEventLog
-from .framing import frame_start
+from ..eventlog import EventsGone, LogSlice, MemoryEventLog
+from ..framing import frame_start
 
 __all__ = [
     "FIRST",

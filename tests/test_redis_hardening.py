@@ -1,0 +1,183 @@
+"""The Redis store under hostile requests and unlucky operations: an id that names a key
+that is not a run's, a prefix with glob characters, a Redis restarted empty, and a
+follower's node that dies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import flows
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import redisdb
+from polling import run_record, wait_for
+from served import demo_and_flows
+from wire import events
+
+from streambind.server import RunningServer, ServerConfig, start_server
+from streambind.server.api import MANAGER
+from streambind.server.redis_store import RedisRunStore
+from streambind.server.redis_store.connection import Connection
+from streambind.server.redis_store.keys import Keys, is_run_id
+
+
+@pytest.fixture
+async def redis_settings() -> AsyncIterator[dict[str, object]]:
+    url = redisdb.require_redis()
+    with redisdb.fresh_prefix(url) as prefix:
+        yield {"redis_url": url, "redis_prefix": prefix}
+
+
+async def _node(tmp_path: Path, name: str, **settings: object) -> RunningServer:
+    config = ServerConfig(data_dir=tmp_path / name, **settings)  # type: ignore[arg-type]
+    return await start_server(config, registry=demo_and_flows())
+
+
+def _store(server: RunningServer) -> RedisRunStore:
+    store = server.app[MANAGER].store
+    assert isinstance(store, RedisRunStore)
+    return store
+
+
+async def test_an_id_naming_a_runs_event_stream_is_404_and_no_outage(
+    tmp_path: Path, redis_settings: dict[str, object]
+) -> None:
+    a = await _node(tmp_path, "a", **redis_settings)
+    b = await _node(tmp_path, "b", **redis_settings)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.url) as on_a,
+            httpx.AsyncClient(base_url=b.url) as on_b,
+        ):
+            finished = await on_a.post("/api/endpoints/echo", json={"text": "x", "times": 2})
+            run_id = finished.headers["x-run-id"]
+            prefix = str(redis_settings["redis_prefix"])
+            # Each names a key of the store that is not a run's record: the run's stream
+            # (a WRONGTYPE for HGETALL), the index, another deployment's run.
+            for hostile in (f"{run_id}:events", "x:events", "runs", f"{run_id}0", prefix):
+                for client in (on_a, on_b):
+                    for method in ("GET", "DELETE"):
+                        answer = await client.request(method, f"/api/runs/{hostile}")
+                        assert answer.status_code == 404, (hostile, answer.text)
+                        assert prefix not in answer.text.replace(hostile, "")  # echoed
+                        assert "WRONGTYPE" not in answer.text
+            for client in (on_a, on_b):
+                assert (await client.get("/healthz")).status_code == 200
+                again = await client.post("/api/endpoints/echo", json={"text": "y"})
+                assert again.status_code == 200
+            assert _store(a).problem() is None and _store(b).problem() is None
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_only_the_generated_form_of_a_run_id_is_looked_up() -> None:
+    assert is_run_id("0123456789abcdef")
+    for text in ("0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", "", "a:events"):
+        assert not is_run_id(text)
+
+
+def test_a_refusal_is_no_outage_and_an_unreachable_redis_says_nothing_of_where() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+
+    connection = Connection("redis://:secret@10.1.2.3:6380/0", max_runs=1)
+    refused = connection.unavailable(ResponseError("WRONGTYPE Operation against a key"))
+    assert connection.problem() is None
+    assert "WRONGTYPE" not in str(refused)
+    down = connection.unavailable(RedisConnectionError("Error 111 connecting to 10.1.2.3:6380"))
+    assert connection.problem() == "Redis is unreachable"
+    assert "10.1.2.3" not in str(down) and "secret" not in connection.redacted_url
+
+
+async def test_glob_characters_in_the_prefix_are_taken_literally(
+    redis_settings: dict[str, object],
+) -> None:
+    url = str(redis_settings["redis_url"])
+    base = str(redis_settings["redis_prefix"])
+    # "rt2[g]:" as a pattern matches "rt2g:": a live process of that other deployment.
+    keys = Keys(f"{base}rt2[g]:")
+    async with aioredis.Redis.from_url(url) as r:
+        await r.set(f"{base}rt2g:process:someone-else", "1", ex=30)
+        await r.set(keys.process("one-of-ours"), "1", ex=30)
+        found = [k.decode() async for k in r.scan_iter(match=keys.every_process, count=500)]
+    assert found == [keys.process("one-of-ours")]
+
+
+async def test_a_redis_restarted_empty_gets_the_running_runs_back(tmp_path: Path) -> None:
+    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
+    settings: dict[str, object] = {"redis_url": redis.url, "redis_prefix": "sb:"}
+    a = await _node(tmp_path, "a", **settings)
+    b = await _node(tmp_path, "b", **settings)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+            on_a.stream("POST", "/api/endpoints/hold", json={"key": "x-empty"}) as caller,
+        ):
+            await anext(events(caller))
+            run_id = caller.headers["x-run-id"]
+            redis.stop()
+            redis = redisdb.PrivateRedis(tmp_path / "redis", port=redis.port).start()
+
+            async def listed_on_b() -> list[str]:
+                try:
+                    answer = await on_b.get("/api/runs")
+                except httpx.HTTPError:
+                    return []
+                if answer.status_code != 200:
+                    return []
+                return [run["id"] for run in answer.json()["runs"]]
+
+            await wait_for(listed_on_b, lambda ids: run_id in ids, "B to list the run again")
+            async with aioredis.Redis.from_url(redis.url) as r:
+                assert await r.sismember("sb:running", run_id)
+            flows.gate("x-empty").set()
+            await run_record(on_b, run_id, lambda r: r["status"] == "succeeded", "its end")
+    finally:
+        await a.close()
+        await b.close()
+        redis.stop()
+
+
+async def test_a_follower_whose_node_died_keeps_no_abandoned_run_alive(
+    tmp_path: Path, redis_settings: dict[str, object]
+) -> None:
+    a = await _node(tmp_path, "a", detach_grace=0.3, **redis_settings)
+    b = await _node(tmp_path, "b", **redis_settings)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+            on_a.stream("POST", "/api/endpoints/hold", json={"key": "x-dead-follower"}) as caller,
+        ):
+            await anext(events(caller))
+            run_id = caller.headers["x-run-id"]
+            await run_record(on_b, run_id, lambda r: r["events"] == 1, "B to see the run")
+            async with on_b.stream(
+                "GET", f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "1"}
+            ):
+                shared = a.app[MANAGER].shared
+                executed = a.app[MANAGER].get(run_id)
+                assert shared is not None and executed is not None
+                await wait_for(
+                    lambda: shared.followers_elsewhere(executed),
+                    lambda n: n == 1,
+                    "B's follower counted",
+                )
+                # The caller leaves A; then B dies as a killed process would: its
+                # heartbeat stops and lapses, its follower never says it left.
+                await caller.aclose()
+                store = _store(b)
+                await asyncio.to_thread(store.liveness.stop_heartbeat)
+                await store.connection.redis.delete(store.keys.node(store.node))
+                await run_record(
+                    on_a, run_id, lambda r: r["status"] == "cancelled", "A to cancel it"
+                )
+    finally:
+        flows.gate("x-dead-follower").set()
+        await a.close()
+        await b.close()
