@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import json
 import logging
 import secrets
@@ -14,22 +12,14 @@ from typing import Any
 from .clock import StallClock
 from .config import ServerConfig
 from .context import RunContext
+from .execution import execute
 from .follower import Follower
-from .framing import (
-    CANCELLED,
-    END,
-    ERROR,
-    NotJSONSerialisable,
-    cancelled_data,
-    end_data,
-    failed_data,
-    to_json,
-)
-from .params import ParamsInvalid
+from .kept_logs import KeptLogs
 from .registry import Endpoint
 from .resources import OpenResources
 from .run import ExecutedRun, FollowedRun, Run, RunRecord
 from .store import MemoryRunStore, RunStore, SharedRuns
+from .sweeps import FollowerSweeps
 
 __all__ = ["RunManager", "ServerClosing", "TooManyRuns"]
 
@@ -67,19 +57,10 @@ class RunManager:
         self._running = 0
         #: The finished runs the index keeps, the longest finished first (to forget).
         self._finished: dict[str, ExecutedRun] = {}
-        #: The finished runs whose logs are held, the longest finished first (to release),
-        #: each with its log's size: a finished run's log no longer grows.
-        self._held: dict[str, int] = {}
-        self._held_bytes = 0
-        #: Every follower of every run, kept or already forgotten by the index.
-        self._followers: set[Follower] = set()
-        #: When each follower is next due a look: a ping (its last write plus the ping
-        #: interval) and a stall check (its last progress plus the stall time). Entries go
-        #: stale as followers write; a stale one is pushed again when it comes up, so each
-        #: sweep looks only at what is due, not at every follower.
-        self._ping_due: list[tuple[float, int, Follower]] = []
-        self._stall_due: list[tuple[float, int, Follower]] = []
-        self._pushed = itertools.count()
+        #: The logs of finished runs, held within ``max_log_memory``.
+        self.kept_logs = KeptLogs(config.max_log_memory)
+        #: The pings and stall checks over every open stream.
+        self.sweeps = FollowerSweeps(config.ping_interval, config.follower_stall)
         self._closing = False
         self._background: list[asyncio.Task[None]] = []
         #: Grace periods that ended, asking the shared store about followers elsewhere.
@@ -107,24 +88,7 @@ class RunManager:
         tick = min(1.0, interval / 4)
         while True:
             await asyncio.sleep(tick)
-            await self.ping_due(time.monotonic())
-
-    async def ping_due(self, now: float) -> int:
-        """Ping the followers silent for the ping interval; how many were looked at."""
-        interval = self.config.ping_interval
-        due = self._ping_due
-        looked = 0
-        while due and due[0][0] <= now:
-            _, _, follower = heapq.heappop(due)
-            if follower not in self._followers:
-                continue  # it left
-            looked += 1
-            if follower.wrote_at + interval <= now:
-                await follower.ping_if_quiet(now, interval)
-            # Due again an interval after its last write (the ping, or what it wrote since).
-            when = max(follower.wrote_at + interval, now + interval / 4)
-            heapq.heappush(due, (when, next(self._pushed), follower))
-        return looked
+            await self.sweeps.ping_due(time.monotonic())
 
     async def _let_go_of_stalled_followers(self) -> None:
         # Backpressure lets go of a follower that holds a running workflow back; this
@@ -134,27 +98,8 @@ class RunManager:
         stall = self.config.follower_stall
         while True:
             await asyncio.sleep(max(0.05, min(0.5, stall / 4)))
-            self.check_stalls(self.clock.now())
-            self._bound_kept_logs()
-
-    def check_stalls(self, now: float) -> int:
-        """Let go of the followers stalled for the stall time; how many were looked at."""
-        stall = self.config.follower_stall
-        due = self._stall_due
-        looked = 0
-        while due and due[0][0] <= now:
-            _, _, follower = heapq.heappop(due)
-            if follower not in self._followers or follower.was_let_go:
-                continue
-            looked += 1
-            if follower.stalled(now, stall):
-                follower.let_go()
-                continue
-            # Not stalled: due again a stall time after its latest progress (or from now,
-            # while it waits for the workflow, which is not stalling).
-            when = max(follower.progressed_at + stall, now + stall / 4)
-            heapq.heappush(due, (when, next(self._pushed), follower))
-        return looked
+            self.sweeps.check_stalls(self.clock.now())
+            self.kept_logs.bound()
 
     # -- starting and finding -------------------------------------------------
 
@@ -233,14 +178,7 @@ class RunManager:
 
     def attach(self, run: Run, follower: Follower) -> None:
         run.delivery.attach(follower)
-        self._followers.add(follower)
-        count = next(self._pushed)
-        heapq.heappush(
-            self._ping_due, (follower.wrote_at + self.config.ping_interval, count, follower)
-        )
-        heapq.heappush(
-            self._stall_due, (follower.progressed_at + self.config.follower_stall, count, follower)
-        )
+        self.sweeps.add(follower)
         if isinstance(run, ExecutedRun):
             if run.grace is not None:
                 run.grace.cancel()
@@ -250,7 +188,7 @@ class RunManager:
 
     def detach(self, run: Run, follower: Follower) -> None:
         run.delivery.detach(follower)
-        self._followers.discard(follower)
+        self.sweeps.discard(follower)
         if isinstance(run, ExecutedRun):
             self.unfollowed(run)
         elif isinstance(run, FollowedRun) and self.shared is not None:
@@ -340,31 +278,8 @@ class RunManager:
         await self.store.close()
 
     async def _execute(self, run: ExecutedRun) -> None:
-        ctx = RunContext(run, self.config, self.resources)
         try:
-            try:
-                result = await run.endpoint.fn(ctx, **run.params)
-            except asyncio.CancelledError:
-                run.status = "cancelled"
-                run.end(CANCELLED, cancelled_data(run.cancel_reason or "requested"))
-                return
-            except ParamsInvalid as exc:
-                logger.info("run %s refused its parameters: %s", run.id, exc.fields)
-                self._fail(run, exc)
-                return
-            except Exception as exc:
-                logger.exception("run %s (%s) failed", run.id, run.endpoint.name)
-                self._fail(run, exc)
-                return
-            try:
-                result_json = to_json(result)
-            except NotJSONSerialisable as exc:
-                logger.error("run %s (%s): result is not JSON: %s", run.id, run.endpoint.name, exc)
-                self._fail(run, TypeError(f"the workflow's return value: {exc}"))
-                return
-            run.result_json = result_json
-            run.status = "succeeded"
-            run.end(END, end_data(result_json))
+            await execute(run, RunContext(run, self.config, self.resources))
         finally:
             run.finished = time.time()
             if run.grace is not None:
@@ -373,20 +288,9 @@ class RunManager:
             logger.info("run %s %s after %d messages", run.id, run.status, run.messages)
             self._running -= 1
             self._finished[run.id] = run
-            size = run.log.size_bytes
-            self._held[run.id] = size
-            self._held_bytes += size
             if self.shared is not None:
                 self.shared.finished(run)
-            self._bound_kept_logs()
-
-    def _fail(self, run: ExecutedRun, exc: BaseException) -> None:
-        error: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc) or "(no message)"}
-        if isinstance(exc, ParamsInvalid):
-            error = {"type": "invalid_params", "message": str(exc), "fields": exc.fields}
-        run.error = error
-        run.status = "failed"
-        run.end(ERROR, failed_data(error))
+            self.kept_logs.hold(run)
 
     def _forget_old_runs(self) -> None:
         """Forget the finished runs beyond the newest ``keep_runs`` or older than
@@ -402,37 +306,6 @@ class RunManager:
                 return
             del finished[run.id]
             del self._runs[run.id]
-            self._release(run)
+            self.kept_logs.release(run)
             if self.shared is not None:
                 self.shared.forgotten(run)
-
-    def _release(self, run: ExecutedRun) -> None:
-        self._held_bytes -= self._held.pop(run.id, 0)
-        run.log.release()
-
-    def kept_log_bytes(self) -> int:
-        """The memory the logs of finished runs hold, as their logs counted it at the end."""
-        return self._held_bytes
-
-    def _bound_kept_logs(self) -> None:
-        """Keep the logs of finished runs within ``max_log_memory``, releasing the oldest.
-
-        A released run keeps its record and result (``GET /api/runs/{id}``); a request
-        for its events is answered ``410 events_gone``.
-        """
-        limit = self.config.max_log_memory
-        if self._held_bytes <= limit:
-            return
-        releasable = []
-        total = self._held_bytes
-        for run_id, size in self._held.items():  # the longest finished first
-            if total <= limit:
-                break
-            run = self._runs[run_id]
-            # Never under a follower still writing it out: that one is let go first
-            # if it makes no progress, and a later look releases the log then.
-            if not run.delivery.followers:
-                releasable.append(run)
-                total -= size
-        for run in releasable:
-            self._release(run)

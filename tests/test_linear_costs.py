@@ -7,7 +7,6 @@ the index's pruning each do work in proportion to what they act on.
 from __future__ import annotations
 
 import asyncio
-import heapq
 from dataclasses import dataclass, field
 
 import httpx
@@ -87,19 +86,20 @@ async def test_the_sweeps_look_only_at_the_followers_that_are_due() -> None:
     for follower in followers:
         manager.attach(run, follower)  # type: ignore[arg-type]
     # Before anyone is due, a sweep looks at nobody, however many streams are open.
-    assert await manager.ping_due(100.0) == 0
+    assert await manager.sweeps.ping_due(100.0) == 0
     # 14 s later, still nobody; at 115 s the first thousand (written 100.0 to 101.0) are due.
-    assert await manager.ping_due(114.0) == 0
-    looked = await manager.ping_due(101.0 + 15.0)
+    assert await manager.sweeps.ping_due(114.0) == 0
+    looked = await manager.sweeps.ping_due(101.0 + 15.0)
     assert 999 <= looked <= 1001
     assert sum(len(f.pings) for f in followers) == looked
     # A second later, only the next thousand are due; the first are due again at 131 s.
-    second = await manager.ping_due(117.0)
+    second = await manager.sweeps.ping_due(117.0)
     assert 999 <= second <= 1001
     assert all(len(f.pings) <= 1 for f in followers)
     # Stall checks: due a stall time after their last progress; again only those.
-    assert manager.check_stalls(1.0) == 0
-    assert manager.check_stalls(2.0) == streams  # all made their progress at 0
-    assert manager.check_stalls(2.1) == 0  # and each is due again later, not every sweep
-    assert len(manager._stall_due) == streams
-    assert heapq.nsmallest(1, manager._stall_due)[0][0] >= 2.1
+    assert manager.sweeps.check_stalls(1.0) == 0
+    assert manager.sweeps.check_stalls(2.0) == streams  # all made their progress at 0
+    assert manager.sweeps.check_stalls(2.1) == 0  # and each is due again later, not every sweep
+    assert manager.sweeps.stall_checks_due() == streams
+    next_check = manager.sweeps.next_stall_check()
+    assert next_check is not None and next_check >= 2.1

@@ -115,7 +115,7 @@ async def test_the_logs_of_finished_runs_stay_within_max_log_memory(start) -> No
             ) as response:
                 async for _ in response.aiter_raw():
                     pass
-            assert manager.kept_log_bytes() <= kept
+            assert manager.kept_logs.size_bytes <= kept
         grown = _rss() - baseline
         runs = (await client.get("/api/runs")).json()["runs"]
         assert len(runs) == 30, "records and results are kept, only the logs go"
