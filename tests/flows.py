@@ -27,10 +27,15 @@ def release(key: str) -> None:
     "hold",
     title="Hold",
     description="Sends `before` messages, waits for the test, then sends `after` more, "
-    "each padded with `pad` characters.",
+    "each padded with `pad` characters; with `then`, waits for the test again before it ends.",
 )
 async def hold(
-    ctx: RunContext, key: str = "k", before: int = 1, after: int = 0, pad: int = 0
+    ctx: RunContext,
+    key: str = "k",
+    before: int = 1,
+    after: int = 0,
+    pad: int = 0,
+    then: str = "",
 ) -> dict[str, Any]:
     padding = {"pad": "x" * pad} if pad else {}
     for i in range(1, before + 1):
@@ -38,6 +43,8 @@ async def hold(
     await gate(key).wait()
     for i in range(before + 1, before + after + 1):
         await ctx.send({"n": i, **padding})
+    if then:
+        await gate(then).wait()
     return {"released": key}
 
 

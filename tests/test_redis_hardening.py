@@ -5,6 +5,7 @@ follower's node that dies."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -181,3 +182,66 @@ async def test_a_follower_whose_node_died_keeps_no_abandoned_run_alive(
         flows.gate("x-dead-follower").set()
         await a.close()
         await b.close()
+
+
+async def test_writes_a_full_redis_refused_go_in_once_it_takes_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="streambind.server.redis")
+    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
+    settings: dict[str, object] = {"redis_url": redis.url, "redis_prefix": "sb:"}
+    a = await _node(tmp_path, "a", **settings)
+    b = await _node(tmp_path, "b", **settings)
+    try:
+        async with (
+            aioredis.Redis.from_url(redis.url) as r,
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+            on_a.stream(
+                "POST",
+                "/api/endpoints/hold",
+                json={"key": "x-full", "before": 1, "after": 40, "then": "x-full-end"},
+            ) as caller,
+        ):
+            await anext(events(caller))
+            run_id = caller.headers["x-run-id"]
+            # Redis is full (noeviction): every write is refused with OOM.
+            await r.config_set("maxmemory", 1)
+            flows.gate("x-full").set()
+
+            async def refusals() -> int:
+                return caplog.text.count("Redis refused a write")
+
+            # 40 messages while Redis refuses what A's writer sends; then the end, once
+            # Redis takes writes again.
+            await wait_for(refusals, lambda n: n > 0, "the refusal")
+            await r.config_set("maxmemory", 0)
+            flows.gate("x-full-end").set()
+            replay = await on_b.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
+            ids = [int(line[4:]) for line in replay.text.splitlines() if line.startswith("id: ")]
+            assert ids == list(range(1, 43))  # 41 messages and the end, every one
+            assert "event: end" in replay.text
+            record = await run_record(on_b, run_id, lambda r: r["status"] != "running", "end")
+            assert record["status"] == "succeeded" and record["last_event_id"] == 42
+    finally:
+        await a.close()
+        await b.close()
+        redis.stop()
+
+
+async def test_a_redis_that_evicts_keys_is_refused_at_start(tmp_path: Path) -> None:
+    from deployment import spawn_node
+
+    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
+    try:
+        async with aioredis.Redis.from_url(redis.url) as r:
+            await r.config_set("maxmemory-policy", "allkeys-lru")
+        process = await spawn_node("--redis", redis.url, data_dir=tmp_path / "node")
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 2
+        lines = stderr.decode().strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "maxmemory-policy allkeys-lru" in lines[0]
+        assert "noeviction" in lines[0]
+    finally:
+        redis.stop()

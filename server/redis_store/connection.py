@@ -110,6 +110,16 @@ class Connection:
             ) from None
         self._loop = asyncio.get_running_loop()
 
+    async def eviction_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy``; None where ``CONFIG`` is not allowed (some managed
+        services rename or forbid it)."""
+        try:
+            reply = await self.redis.config_get("maxmemory-policy")
+        except ResponseError:
+            return None
+        policy = reply.get("maxmemory-policy")
+        return policy.decode() if isinstance(policy, bytes) else policy
+
     async def disconnect(self) -> None:
         if self.redis is not None:
             redis, self.redis = self.redis, None

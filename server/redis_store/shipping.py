@@ -8,11 +8,11 @@ import contextlib
 import logging
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ..config import ServerConfig
 from ..run import ExecutedRun
-from .connection import Backoff, Connection
+from .connection import Backoff, Connection, reason
 from .keys import Keys
 from .logs import ShippedEventLog
 from .records import pairs, record_of
@@ -168,6 +168,7 @@ class Shipping:
         entry_bytes = max(1, min(_ENTRY_BYTES, log.capacity // 16))
         announced = False
         released = False
+        refused = False
         backoff = Backoff()
         try:
             while True:
@@ -211,29 +212,45 @@ class Shipping:
                         *("last_seq", last_seq),
                     )
                 )
+                refusal: BaseException | None = None
                 try:
                     results = await self._connection.send(commands)
+                    refusal = next((r for r in results if isinstance(r, Exception)), None)
                     appended = results[appended_at] if appended_at >= 0 else 0
-                    if isinstance(appended, NoScriptError):
+                    if isinstance(refusal, NoScriptError):
                         # Redis restarted, its script cache empty: load it, write again.
                         await self.load_script()
-                        assert batch is not None
-                        log.put_back(batch)
-                        log.ready.set()
-                        continue
-                    if done and (appended == 0 or await self._still_running(run)):
+                    elif (refusal is None and done) and (
+                        appended == 0 or await self._still_running(run)
+                    ):
                         await self._finish_record(run)
                 except (RedisError, OSError) as exc:
                     self._connection.lost(exc)
+                    refusal = exc
+                if refusal is not None:
+                    if isinstance(refusal, ResponseError) and not isinstance(
+                        refusal, NoScriptError
+                    ):
+                        # Redis is full (OOM under noeviction), or refused otherwise: the
+                        # same write goes again, after a wait, until it is taken.
+                        if not refused:
+                            logger.warning(
+                                "run %s: Redis refused a write (%s); writing it again",
+                                *(run.id, reason(refusal)),
+                            )
+                        refused = True
+                    if not isinstance(refusal, NoScriptError):
+                        await backoff.wait()
+                    # Meanwhile the memory bound holds: put_back drops what the log no
+                    # longer keeps (a reader elsewhere then sees it has fallen behind).
                     if batch is not None:
                         log.put_back(batch)
-                    await backoff.wait()
                     log.ready.set()
                     continue
+                if refused:
+                    logger.info("run %s: Redis took its writes again", run.id)
+                    refused = False
                 backoff.reset()
-                for result in results:
-                    if isinstance(result, Exception):
-                        logger.warning("run %s: Redis refused a write: %s", run.id, result)
                 if not announced:
                     announced = True
                     self._announced.pop(run.id).set()

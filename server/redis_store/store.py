@@ -54,6 +54,17 @@ class RedisRunStore:
         connection = self.connection
         await connection.open()
         try:
+            policy = await connection.eviction_policy()
+            if policy not in (None, "noeviction"):
+                await connection.disconnect()
+                # An evicting Redis drops what has no other copy: the runs index (every
+                # run vanishes from the other nodes' lists), or, with volatile-*, the
+                # heartbeats (live nodes taken for dead) and finished runs before their time.
+                raise StoreUnavailable(
+                    f"Redis at {connection.redacted_url} evicts keys when it is full "
+                    f"(maxmemory-policy {policy}); streambind needs maxmemory-policy "
+                    "noeviction, with maxmemory sized as the deployment docs say"
+                )
             await self.shipping.load_script()
             await self.liveness.join()
         except (RedisError, OSError) as exc:
