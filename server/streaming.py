@@ -150,8 +150,8 @@ class ResponseFollower:
 
         Whatever the client has not read yet cannot be replaced, so nothing more is
         sent: it sees the stream cut before its terminal event, and its reconnection
-        (``Last-Event-ID``) gets what is still kept, or ``410 events_gone``. Closing it
-        frees the run it holds and its buffers at once.
+        (``Last-Event-ID``) gets what is still kept, or ``410 events_gone``. Aborting it
+        frees the run it holds, its buffers and its descriptor at once.
         """
         if self.was_let_go:
             return
@@ -162,7 +162,10 @@ class ResponseFollower:
             self.run.delivery.stall,
             self.position,
         )
-        if self.transport is not None and not self.transport.is_closing():
+        # Even when it is closing already (the client half-closed its side): a graceful
+        # close waits for the buffer to drain, which a client that reads nothing never lets
+        # happen, so the descriptor would stay until the kernel gave up on the connection.
+        if self.transport is not None:
             self.transport.abort()
 
     def leave(self) -> None:
