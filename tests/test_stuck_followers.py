@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import struct
 from pathlib import Path
 
 import flows
@@ -223,3 +224,40 @@ async def test_followers_that_are_let_go_give_their_descriptors_back_at_once(
         process.terminate()
         _, stderr = await process.communicate()
     assert stderr.decode().count("made no progress") == 10
+
+
+async def test_clients_that_vanish_mid_stream_are_never_an_error_in_the_log(tmp_path: Path) -> None:
+    # Followers of a running run that go away every way a client can: half-closing before
+    # the response begins or after its first bytes, or resetting the connection mid-stream.
+    process, url = await _serve("--workflows", "flows", data_dir=tmp_path)
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    assert port is not None
+    try:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=60) as client,
+            client.stream(
+                "POST", "/api/endpoints/document", json={"pieces": 30, "every_ms": 50}
+            ) as caller,
+        ):
+            path = f"/api/runs/{caller.headers['x-run-id']}/events"
+            for how in ("half-close at once", "half-close after the headers", "reset") * 10:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect((host, port))
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                if how != "half-close at once":
+                    assert sock.recv(16).startswith(b"HTTP/1.1 200")
+                if how == "reset":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()
+                else:
+                    sock.shutdown(socket.SHUT_WR)
+                    sock.close()
+            got = await asyncio.wait_for(collect(caller), 60)
+        assert [e.event for e in got][-1] == "end"
+        assert len(got) == 31
+    finally:
+        process.terminate()
+        _, stderr = await process.communicate()
+    log = stderr.decode()
+    assert "ERROR" not in log and "Traceback" not in log, log
