@@ -28,8 +28,10 @@ from test_cli_serve import _serve, open_slow_imports
 from wire import Event, events, split_events
 
 from streambind.server import ServerConfig
+from streambind.server.database_url import passwords_in, redact_url
 from streambind.server.demo import DemoSettings
 from streambind.server.demo import database as demo_database
+from streambind.server.demo.backend import scrub
 from streambind.server.resources import ResourceContext
 
 TESTS = Path(__file__).parent
@@ -315,9 +317,17 @@ async def test_a_bad_database_url_or_an_unreachable_database_exits_2_with_one_li
 ) -> None:
     with socket_closed() as port:
         unreachable = f"postgresql://someone:hunter2-secret@127.0.0.1:{port}/test"
+        refused = "--database must be a postgresql:// URL"
         for url, says in [
-            ("mysql://someone:hunter2-secret@db/x", "--database must be a postgresql:// URL"),
+            ("mysql://someone:hunter2-secret@db/x", refused),
+            ("mysql://db/x?user=someone&password=hunter2-secret", refused),
+            ("host=db user=someone password=hunter2-secret", refused),
+            ("host=db password='hunter2-secret and more' user=someone", refused),
             (unreachable, "cannot connect to the database"),
+            (
+                f"postgresql://127.0.0.1:{port}/test?user=someone&password=hunter2-secret",
+                "cannot connect to the database",
+            ),
         ]:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "streambind.app.cli", "serve", "--port", "0",
@@ -330,6 +340,54 @@ async def test_a_bad_database_url_or_an_unreachable_database_exits_2_with_one_li
             assert len(lines) == 1, lines
             assert says in lines[0]
             assert "hunter2-secret" not in stdout.decode() + stderr.decode()
+
+
+def test_every_form_of_password_is_hidden_from_what_is_shown() -> None:
+    secret = "hunter2-secret"
+    for text in [
+        f"postgresql://someone:{secret}@db:5432/x",
+        f"postgresql://db/x?user=someone&password={secret}&sslmode=require",
+        f"mysql://someone:{secret}@db/x?password={secret}",
+        f"host=db user=someone password={secret} dbname=x",
+        f"host=db password='{secret} with spaces' dbname=x",
+        f"redis://:{secret}@127.0.0.1:6379/0",
+        f"rediss://someone:{secret}@redis.example:6380?db=1",
+        f"redis://127.0.0.1:6379/0?password={secret}",
+        f"unix:///run/redis.sock?password={secret}&db=2",
+        f"redis://someone:{secret}/with?raw@chars@127.0.0.1",
+        f"cannot connect to redis://:{secret}@h:6379: password={secret} refused",
+    ]:
+        shown = redact_url(text)
+        assert secret not in shown, shown
+        assert "***" in shown
+        assert any(secret in password for password in passwords_in(text))
+    # What holds no password is shown as it is.
+    for text in ["postgresql://db:5432/x?sslmode=require", "redis://127.0.0.1:6379/0", "db"]:
+        assert redact_url(text) == text
+    # A message that quotes the password some other way loses it too.
+    assert scrub(f"FATAL: password {secret} rejected", f"host=db password={secret}") == (
+        "FATAL: password *** rejected"
+    )
+
+
+async def test_a_password_given_as_a_query_parameter_is_never_printed(
+    pg_schema: str, tmp_path: Path
+) -> None:
+    # The shared server trusts loopback, so the password is carried but never checked.
+    url = PG_URL + ("&" if "?" in PG_URL else "?") + "password=hunter2-secret"
+    process, served = await _serve(
+        "--database", url, "--database-schema", pg_schema, data_dir=tmp_path
+    )
+    try:
+        async with httpx.AsyncClient(base_url=served) as client:
+            health = (await client.get("/healthz")).json()
+        assert health["database"] == {"backend": "postgresql", "ok": True}
+    finally:
+        process.terminate()
+        stdout, stderr = await process.communicate()
+    shown = stdout.decode() + stderr.decode()
+    assert "password=***" in shown
+    assert "hunter2-secret" not in shown
 
 
 @contextlib.contextmanager
