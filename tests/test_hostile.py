@@ -41,6 +41,10 @@ def source(name: str, value: str) -> Case:
     return params(name, json.dumps({"source": value}))
 
 
+def export(name: str, body: str) -> Case:
+    return Case(name, "POST", "/api/endpoints/export", 400, "invalid_params", body.encode())
+
+
 def csv(name: str, content: bytes) -> Case:
     return post(name, b'{"source": "case.csv"}', 400, "invalid_params", csv=content)
 
@@ -111,6 +115,9 @@ CASES = [
     source("newlines", "x\n\ndata: evil"),
     source("missing file", "missing.csv"),
     source("symlink out of imports", "link.csv"),
+    # What an export is asked for.
+    export("NUL byte in an export's run_id", json.dumps({"run_id": "a\x00b"})),
+    export("unknown run_id to export", json.dumps({"run_id": "0123456789abcdef"})),
     # CSV files that cannot be imported at all.
     csv("empty CSV", b""),
     csv("wrong header", b"title,year\nx,1\n"),
@@ -171,7 +178,12 @@ async def test_hostile_input_is_refused_cleanly(start, tmp_path: Path, case: Cas
 
 
 CSV_CASES = [
-    c for c in CASES if c.csv is not None or "source" in c.name.lower() or "path" in c.name
+    c
+    for c in CASES
+    if c.csv is not None
+    or "source" in c.name.lower()
+    or "path" in c.name
+    or c.path.endswith("/export")
 ]
 
 

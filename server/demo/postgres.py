@@ -143,7 +143,11 @@ class PostgresDatabase:
     async def export_rows(self, run_id: str) -> AsyncIterator[_PostgresExport]:
         people = self._table("people")
         where: sql.Composable = sql.SQL("")
-        if run_id:
+        if "\0" in run_id:
+            # No text value holds NUL (PostgreSQL refuses one even to compare): no import
+            # has that id, as SQLite answers.
+            where = sql.SQL("WHERE false")
+        elif run_id:
             where = sql.SQL("WHERE run_id = {}").format(sql.Literal(run_id))
         with self._errors():
             async with self.pool.connection() as conn, conn.transaction():
