@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,9 @@ CASES = [
     source("NUL byte", "a\x00.csv"),
     source("newlines", "x\n\ndata: evil"),
     source("missing file", "missing.csv"),
+    source("name too long for the file system", "0" * 252),
+    source("name of 200 two-byte letters", "é" * 200),
+    source("name of 70 emoji", "🙂" * 70),
     source("symlink out of imports", "link.csv"),
     # What an export is asked for.
     export("NUL byte in an export's run_id", json.dumps({"run_id": "a\x00b"})),
@@ -175,6 +179,26 @@ async def test_hostile_input_is_refused_cleanly(start, tmp_path: Path, case: Cas
     await _refused_cleanly(server, tmp_path, case)
     with contextlib.closing(sqlite3.connect(server.config.data_dir / "streambind.db")) as db:
         assert db.execute("SELECT COUNT(*) FROM people").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("name", ["0" * 252, "é" * 200, "🙂" * 70])
+async def test_a_source_name_too_long_for_the_file_system_is_a_400_naming_the_field(
+    start,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    # Within the 255 characters the schema allows, beyond the 255 bytes a name may take.
+    server = await start()
+    caplog.set_level(logging.INFO)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        response = await client.post("/api/endpoints/import", json={"source": name})
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["type"] == "invalid_params"
+    assert list(error["fields"]) == ["source"]
+    assert "File name too long" in error["fields"]["source"]
+    assert str(server.config.data_dir) not in response.text
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
 
 CSV_CASES = [
