@@ -11,6 +11,7 @@ import secrets
 import time
 from typing import Any
 
+from .client_log import RateLimitedLog
 from .clock import StallClock
 from .config import ServerConfig
 from .context import RunContext
@@ -27,7 +28,7 @@ from .framing import (
 )
 from .params import ParamsInvalid
 from .registry import Endpoint
-from .resources import OpenResources
+from .resources import OpenResources, ResourceUnavailable
 from .run import Run
 from .store import MemoryRunStore, RunStore
 
@@ -86,6 +87,10 @@ class RunManager:
         #: The served modules' resources, open while serving (the app opens and closes
         #: them); each run's context hands them to its workflow (``ctx.resource``).
         self.resources = OpenResources()
+        #: Runs that failed: any client can start any number, so their log lines are
+        #: bounded like the clients' mistakes (tracebacks beyond the burst, one line each).
+        self._failures = RateLimitedLog(logger, kind="failed runs' tracebacks")
+        self._unavailable = RateLimitedLog(logger, kind="runs failed for a resource")
 
     def start_background(self) -> None:
         """Start the tasks that look after every stream: the clock, pings, stalled followers."""
@@ -314,11 +319,17 @@ class RunManager:
                 run.end(CANCELLED, cancelled_data(run.cancel_reason or "requested"))
                 return
             except ParamsInvalid as exc:
+                # Refusals the workflow expects: the client's to fix, one line each.
                 logger.info("run %s refused its parameters: %s", run.id, exc.fields)
                 self._fail(run, exc)
                 return
+            except ResourceUnavailable as exc:
+                # A database that is down is not a bug: its message says all there is.
+                self._unavailable.warning("run %s (%s) failed: %s", run.id, run.endpoint.name, exc)
+                self._fail(run, exc)
+                return
             except Exception as exc:
-                logger.exception("run %s (%s) failed", run.id, run.endpoint.name)
+                self._failures.exception("run %s (%s) failed", run.id, run.endpoint.name)
                 self._fail(run, exc)
                 return
             try:
