@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -566,3 +567,33 @@ async def test_a_role_with_rights_on_the_tables_only_imports_in_row_order(
         finally:
             for statement in ("DROP OWNED BY {}", "DROP ROLE {}"):
                 admin.execute(sql.SQL(statement).format(sql.Identifier(role)))
+
+
+async def test_after_a_postgresql_restart_runs_succeed_and_healthz_tells_the_truth(
+    start,  # type: ignore[no-untyped-def]
+    private_postgres,  # type: ignore[no-untyped-def]
+) -> None:
+    server = await start(database_url=private_postgres.url)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+        async def database() -> dict[str, Any]:
+            return (await client.get("/healthz")).json()["database"]  # type: ignore[no-any-return]
+
+        # Runs at once, so the pool holds several connections when the server restarts.
+        body = {"rows": 2_000, "batch_size": 100, "delay_ms": 20}
+        warm = await asyncio.gather(
+            *(client.post("/api/endpoints/import", json=body) for _ in range(8))
+        )
+        assert all(split_events(r.text)[-1].event == "end" for r in warm)
+        private_postgres.restart()  # every pooled connection is cut
+
+        # The next runs, more than the pool holds, each get a working connection.
+        assert await database() == {"backend": "postgresql", "ok": True}
+        after = [await client.post("/api/endpoints/silent") for _ in range(10)]
+        assert [r.status_code for r in after] == [200] * 10, after[-1].text
+        assert after[-1].json() == {"people": 16_000, "imports": 8, "streamed": False}
+
+        # Down is said as down.
+        private_postgres.stop()
+        down = await database()
+        assert down["ok"] is False and "error" in down

@@ -21,6 +21,7 @@ So one server's start-up never drops another live server's import in progress.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -110,9 +111,11 @@ class PostgresDatabase:
             min_size=1,
             max_size=_POOL_MAX,
             kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
+            check=(check := _PoolCheck()),
             open=False,
             name="streambind",
         )
+        check.pool = pool
         await pool.open()
         return cls(pool, url, schema, import_time_limit, id_sequence)
 
@@ -273,6 +276,36 @@ class PostgresDatabase:
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+class _PoolCheck:
+    """Each connection is checked (an empty query) before the pool hands it out.
+
+    After PostgreSQL restarts every pooled connection is dead: without the check the
+    next runs, as many as the pool holds, would each fail on one. The pool tries its
+    connections one by one, waiting longer after each dead one (a second, then two, …),
+    so once one is found dead the others idle beside it are checked at once
+    (``pool.check()``), and the next try finds a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self.pool: psycopg_pool.AsyncConnectionPool | None = None
+        self._sweep: asyncio.Task[None] | None = None
+
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            if self.pool is not None and (self._sweep is None or self._sweep.done()):
+                self._sweep = asyncio.get_running_loop().create_task(self._check_all(self.pool))
+            raise
+
+    @staticmethod
+    async def _check_all(pool: psycopg_pool.AsyncConnectionPool) -> None:
+        # The pool may close meanwhile (shutdown); a failure here only leaves the pool
+        # to find its dead connections one by one, as it would anyway.
+        with contextlib.suppress(psycopg.Error, psycopg_pool.PoolClosed):
+            await pool.check()
 
 
 @dataclass(frozen=True)
