@@ -11,9 +11,11 @@ import hashlib
 import io
 import json
 import logging
+import os
 import random
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -33,6 +35,7 @@ from streambind.server.database_url import passwords_in, redact_url
 from streambind.server.demo import DemoSettings
 from streambind.server.demo import database as demo_database
 from streambind.server.demo.backend import scrub
+from streambind.server.node import PID_SPACE
 from streambind.server.resources import ResourceContext
 
 TESTS = Path(__file__).parent
@@ -172,6 +175,18 @@ async def test_start_up_drops_a_staging_table_only_when_its_owner_is_surely_gone
     }
     for name, (node, created) in tables.items():
         _make_staging(pg_schema, name, json.dumps({"node": node, "created": created}))
+    # Owners of this host, told apart by their pid in this pid space: young tables all.
+    here = socket.gethostname()
+    child = await asyncio.create_subprocess_exec("true")  # once it exited, its pid is free
+    await child.wait()
+    local = {
+        "streambind_staging_crashed": (f"{here}:{child.pid}:c", PID_SPACE),  # its pid is gone
+        "streambind_staging_running": (f"{here}:{os.getppid()}:r", PID_SPACE),  # runs: kept
+        "streambind_staging_elsewhere": (f"{here}:{child.pid}:e", "another/pid-space"),  # kept
+    }
+    for name, (node, pids) in local.items():
+        owner = {"node": node, "created": time.time(), "pids": pids}
+        _make_staging(pg_schema, name, json.dumps(owner))
     _make_staging(pg_schema, "streambind_staging_nameless", None)  # not ours to judge: kept
     answers = {"node-alive:3:z": True, "node-gone:4:w": False}
     asked: list[str] = []
@@ -189,10 +204,15 @@ async def test_start_up_drops_a_staging_table_only_when_its_owner_is_surely_gone
     )
     async with contextlib.asynccontextmanager(demo_database.opener)(context):
         pass
-    assert sorted(asked) == sorted(node for node, _ in tables.values())
+    assert sorted(asked) == sorted(
+        [node for node, _ in tables.values()]
+        + [local[n][0] for n in ("streambind_staging_running", "streambind_staging_elsewhere")]
+    )
     assert sorted(_pg(pg_schema).staging_leftovers()) == [
         "streambind_staging_alive",
+        "streambind_staging_elsewhere",
         "streambind_staging_nameless",
+        "streambind_staging_running",
         "streambind_staging_young",
     ]
 
@@ -228,14 +248,15 @@ async def test_after_kill_9_mid_import_a_restart_finds_no_partial_import_on_post
     (leftover,) = db.staging_leftovers()
     assert db.snapshot_counts() == (0, 0)
 
-    # A restart cannot ask whether the owner runs (no heartbeat here), and the table is
-    # younger than the longest allowed import: it might be another live server's. Kept.
+    assert leftover.startswith("streambind_staging_")
+    # The restart runs where the crashed process ran (this host, these pids): it can tell
+    # that process is gone, though the table is young and no heartbeat says so. Dropped.
     process, url = await _serve(*database, data_dir=tmp_path)
     try:
         async with httpx.AsyncClient(base_url=url) as client:
             counts = (await client.post("/api/endpoints/silent")).json()
         assert counts == {"people": 0, "imports": 0, "streamed": False}
-        assert db.staging_leftovers() == [leftover]
+        assert db.staging_leftovers() == []
     finally:
         await _stop(process)
 

@@ -35,7 +35,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from streambind.server.node import PROCESS_ID
+from streambind.server.node import PID_SPACE, PROCESS_ID, ended_here
 
 from .backend import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
 from .copy_text import copy_text
@@ -328,7 +328,7 @@ class _PostgresStaging:
         self._encoded = 0  # rows numbered by encode, which runs ahead of add
 
     async def create(self) -> None:
-        owner = json.dumps({"node": PROCESS_ID, "created": self.created})
+        owner = json.dumps({"node": PROCESS_ID, "created": self.created, "pids": PID_SPACE})
         async with self._db.pool.connection() as conn, conn.transaction():
             # Table and comment in one transaction: no staging table exists without
             # the owner and age that start-up clean-up needs. ``seq`` is the row's
@@ -522,12 +522,14 @@ async def _id_sequence(conn: psycopg.AsyncConnection[Any], schema: str) -> str |
     return str(found[0])
 
 
-def staging_owner(comment: str | None) -> tuple[str, float] | None:
-    """The owning node and creation time a staging table's comment names, if it names them."""
+def staging_owner(comment: str | None) -> tuple[str, float, str | None] | None:
+    """The owning process, creation time and pid space (``node.PID_SPACE``, when recorded)
+    a staging table's comment names, if it names them."""
     try:
         owner = json.loads(comment or "")
-        return str(owner["node"]), float(owner["created"])
-    except (ValueError, TypeError, KeyError):
+        pids = owner.get("pids")
+        return str(owner["node"]), float(owner["created"]), pids if isinstance(pids, str) else None
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
@@ -545,12 +547,16 @@ async def _drop_dead_staging(
         if owner is None:
             log.warning("staging table %s.%s names no owner; left alone", schema, name)
             continue
-        node, created = owner
-        alive = node_alive(node) if node_alive is not None else None
+        node, created, pids = owner
+        if ended_here(node, pids):
+            # An earlier process of this host (a crash, a restart): its pid is gone.
+            alive: bool | None = False
+        else:
+            alive = node_alive(node) if node_alive is not None else None
         age = time.time() - created
         if alive is True or (alive is None and age <= limit):
             continue
-        why = "its node is gone" if alive is False else f"older than {limit:g} s"
+        why = "its process is gone" if alive is False else f"older than {limit:g} s"
         await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
         log.info("dropped staging table %s.%s of %s (%s)", schema, name, node, why)
 
