@@ -35,9 +35,13 @@ def enable_cors(app: web.Application, origin: str) -> None:
         return await handler(request)
 
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        # Every answer depends on Origin now, those without the CORS headers too: a cache
+        # must not hand one origin's answer to another. What it varies by already stays.
+        vary = [v.strip() for v in response.headers.get("Vary", "").split(",") if v.strip()]
+        if not any(v.lower() in ("origin", "*") for v in vary):
+            response.headers["Vary"] = ", ".join([*vary, "Origin"])
         if request.headers.get("Origin") == origin:
             response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
             if request.method != "OPTIONS":
                 response.headers["Access-Control-Expose-Headers"] = _EXPOSE_HEADERS
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
+from .client_log import RateLimitedLog
 from .context import RunContext
 from .framing import (
     CANCELLED,
@@ -19,14 +20,25 @@ from .framing import (
     to_json,
 )
 from .params import ParamsInvalid
+from .resources import ResourceUnavailable
 from .run import ExecutedRun
 
-__all__ = ["execute"]
+__all__ = ["FailureLog", "execute"]
 
 logger = logging.getLogger("streambind.server")
 
 
-async def execute(run: ExecutedRun, ctx: RunContext) -> None:
+class FailureLog:
+    """A node's log of its runs' failures. A thousand runs failing alike would log a
+    thousand tracebacks no one reads: the first of a minute keep theirs, the rest are
+    one line each."""
+
+    def __init__(self) -> None:
+        self.failures = RateLimitedLog(logger, kind="failed runs' tracebacks")
+        self.unavailable = RateLimitedLog(logger, kind="runs failed for a resource")
+
+
+async def execute(run: ExecutedRun, ctx: RunContext, failure_log: FailureLog) -> None:
     """Call the run's workflow and end the run with its outcome."""
     try:
         result = await run.endpoint.fn(ctx, **run.params)
@@ -35,11 +47,17 @@ async def execute(run: ExecutedRun, ctx: RunContext) -> None:
         run.end(CANCELLED, cancelled_data(run.cancel_reason or "requested"))
         return
     except ParamsInvalid as exc:
+        # Refusals the workflow expects: the client's to fix, one line each.
         logger.info("run %s refused its parameters: %s", run.id, exc.fields)
         _fail(run, exc)
         return
+    except ResourceUnavailable as exc:
+        # A database that is down is not a bug: its message says all there is.
+        failure_log.unavailable.warning("run %s (%s) failed: %s", run.id, run.endpoint_name, exc)
+        _fail(run, exc)
+        return
     except Exception as exc:
-        logger.exception("run %s (%s) failed", run.id, run.endpoint_name)
+        failure_log.failures.exception("run %s (%s) failed", run.id, run.endpoint_name)
         _fail(run, exc)
         return
     try:

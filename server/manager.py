@@ -12,7 +12,7 @@ from typing import Any
 from .clock import StallClock
 from .config import ServerConfig
 from .context import RunContext
-from .execution import execute
+from .execution import FailureLog, execute
 from .follower import Follower
 from .kept_logs import KeptLogs
 from .registry import Endpoint
@@ -59,6 +59,7 @@ class RunManager:
         self._finished: dict[str, ExecutedRun] = {}
         #: The logs of finished runs, held within ``max_log_memory``.
         self.kept_logs = KeptLogs(config.max_log_memory)
+        self._failure_log = FailureLog()
         #: The pings and stall checks over every open stream.
         self.sweeps = FollowerSweeps(config.ping_interval, config.follower_stall)
         self._closing = False
@@ -70,6 +71,8 @@ class RunManager:
         #: The served modules' resources, open while serving (the app opens and closes
         #: them); each run's context hands them to its workflow (``ctx.resource``).
         self.resources = OpenResources()
+        #: Runs that failed: any client can start any number, so their log lines are
+        #: bounded like the clients' mistakes (tracebacks beyond the burst, one line each).
 
     def start_background(self) -> None:
         """Start the tasks that look after every stream: the clock, pings, stalled followers."""
@@ -279,7 +282,7 @@ class RunManager:
 
     async def _execute(self, run: ExecutedRun) -> None:
         try:
-            await execute(run, RunContext(run, self.config, self.resources))
+            await execute(run, RunContext(run, self.config, self.resources), self._failure_log)
         finally:
             run.finished = time.time()
             if run.grace is not None:

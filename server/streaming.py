@@ -36,9 +36,12 @@ _INLINE_MAX_BYTES = 16 * 1024
 
 
 async def open_stream(request: web.Request, run: Run, retry_ms: int) -> web.StreamResponse:
+    """The run's stream response, begun. A client already gone is no error: the
+    follower's first write finds it gone too, and its handler returns quietly."""
     response = web.StreamResponse(status=200, headers={**SSE_HEADERS, "X-Run-Id": run.id})
-    await response.prepare(request)
-    await response.write(retry_field(retry_ms))
+    with contextlib.suppress(ConnectionError):
+        await response.prepare(request)
+        await response.write(retry_field(retry_ms))
     return response
 
 
@@ -85,8 +88,18 @@ class ResponseFollower:
         """Write every event after ``position``, live, until the terminal event.
 
         Pings while it waits come from the run manager's pinger (``ping_if_quiet``).
+        A client that vanished (its connection reset or closing) ends it quietly: that is
+        the client's doing, never an error of the server's.
         """
         self.response = response
+        try:
+            await self._write_until_the_end(response)
+        except ConnectionError:
+            # A closing transport would wait to drain a buffer nobody reads.
+            if self.transport is not None:
+                self.transport.abort()
+
+    async def _write_until_the_end(self, response: web.StreamResponse) -> None:
         delivery = self.run.delivery
         log = delivery.log
         while True:
@@ -150,8 +163,8 @@ class ResponseFollower:
 
         Whatever the client has not read yet cannot be replaced, so nothing more is
         sent: it sees the stream cut before its terminal event, and its reconnection
-        (``Last-Event-ID``) gets what is still kept, or ``410 events_gone``. Closing it
-        frees the run it holds and its buffers at once.
+        (``Last-Event-ID``) gets what is still kept, or ``410 events_gone``. Aborting it
+        frees the run it holds, its buffers and its descriptor at once.
         """
         if self.was_let_go:
             return
@@ -162,7 +175,10 @@ class ResponseFollower:
             self.run.delivery.stall,
             self.position,
         )
-        if self.transport is not None and not self.transport.is_closing():
+        # Even when it is closing already (the client half-closed its side): a graceful
+        # close waits for the buffer to drain, which a client that reads nothing never lets
+        # happen, so the descriptor would stay until the kernel gave up on the connection.
+        if self.transport is not None:
             self.transport.abort()
 
     def leave(self) -> None:

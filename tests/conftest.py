@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import flows
 import redisdb
 from browser import chromium_driver, page  # noqa: F401  (headless Chromium, for the page)
-from databases import backend, pg_schema  # noqa: F401  (fixtures for every test module)
+from databases import backend, pg_schema, private_postgres  # noqa: F401  (fixtures for every test module)
 from deployment import deployment  # noqa: F401  (nginx before three Redis nodes)
 from served import demo_and_flows, split
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import os
 import secrets
+import shutil
+import socket
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,3 +129,102 @@ def pg_schema() -> Iterator[str]:
     require_postgres()
     with fresh_schema() as schema:
         yield schema
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of a test's own (trust auth, loopback, a free port), which the
+    test may stop, restart or kill without touching the shared server."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.data = workdir / "cluster"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._bin = {name: _postgres_bin(name) for name in ("initdb", "pg_ctl")}
+        # PostgreSQL refuses to run as root: then it runs as the system's postgres user.
+        self._user: tuple[int, int] | None = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                entry = pwd.getpwnam("postgres")
+            except KeyError:
+                entry = None
+            self._user = None if entry is None else (entry.pw_uid, entry.pw_gid)
+
+    def unavailable(self) -> str | None:
+        missing = [name for name, path in self._bin.items() if path is None]
+        if missing:
+            return f"no private PostgreSQL: {', '.join(missing)} not found"
+        if os.geteuid() == 0 and self._user is None:
+            return "no private PostgreSQL: running as root and no postgres user to run it as"
+        return None
+
+    def _run(self, *args: str) -> None:
+        user = self._user
+
+        def demote() -> None:
+            if user is not None:
+                os.setgid(user[1])
+                os.setuid(user[0])
+
+        subprocess.run(
+            args, check=True, capture_output=True, preexec_fn=demote, cwd=self.workdir, timeout=120
+        )
+
+    def start(self) -> PrivatePostgres:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._user is not None:
+            os.chown(self.workdir, *self._user)
+        if not self.data.exists():
+            self._run(str(self._bin["initdb"]), "-D", str(self.data), "-U", "postgres",
+                      "--auth=trust", "--no-sync", "-E", "UTF8")  # fmt: skip
+        self._pg_ctl("start", "-w", "-l", str(self.workdir / "log"))
+        return self
+
+    def _pg_ctl(self, *args: str) -> None:
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(str(self._bin["pg_ctl"]), "-D", str(self.data), "-o", options, *args)
+
+    def restart(self) -> None:
+        """A fast restart: every connection is cut, as by a crash or an upgrade."""
+        self._pg_ctl("restart", "-w", "-m", "fast", "-l", str(self.workdir / "log"))
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._pg_ctl("stop", "-w", "-m", "immediate")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of the test's own; the test skips, saying why, without one."""
+    import tempfile
+
+    # Not under pytest's tmp_path: the postgres user must be able to reach it.
+    workdir = Path(tempfile.mkdtemp(prefix="sb-postgres-"))
+    os.chmod(workdir, 0o755)
+    cluster = PrivatePostgres(workdir / "pg")
+    if (reason := cluster.unavailable()) is not None:
+        print(reason)
+        pytest.skip(reason)
+    try:
+        cluster.start()
+    except (OSError, subprocess.SubprocessError) as exc:
+        reason = f"no private PostgreSQL: it did not start: {exc}"
+        print(reason)
+        pytest.skip(reason)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

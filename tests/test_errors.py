@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import flows
 import httpx
@@ -156,3 +157,37 @@ async def test_the_server_keeps_serving_after_bad_requests(client: httpx.AsyncCl
         )
     assert (await client.get("/healthz")).status_code == 200
     assert (await client.post("/api/endpoints/silent")).status_code == 200
+
+
+async def test_refused_runs_log_one_line_and_failed_runs_tracebacks_are_bounded(
+    start,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await start()
+    caplog.set_level(logging.INFO, logger="streambind.server")
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        refused = [
+            await client.post("/api/endpoints/import", json={"source": "missing.csv"})
+            for _ in range(60)
+        ]
+        failed = [await client.post("/api/endpoints/flaky", json={"fail_at": 0}) for _ in range(60)]
+    assert {r.status_code for r in refused} == {400}
+    assert {r.status_code for r in failed} == {500}
+    records = [r for r in caplog.records if r.name == "streambind.server"]
+
+    def about(response: httpx.Response) -> list[logging.LogRecord]:
+        run_id = response.headers["x-run-id"]
+        return [r for r in records if run_id in r.getMessage() and r.levelno > logging.INFO]
+
+    # A workflow's InvalidParam is the client's mistake: one INFO line, no traceback.
+    for response in refused:
+        assert about(response) == []
+        run_id = response.headers["x-run-id"]
+        lines = [r for r in records if run_id in r.getMessage() and "refused" in r.getMessage()]
+        assert len(lines) == 1 and lines[0].exc_info is None
+    # A real failure is one ERROR line each; only the first 20 carry their traceback.
+    for response in failed:
+        (line,) = about(response)
+        assert line.levelno == logging.ERROR
+        assert "FlakyFailure" in line.getMessage() or line.exc_info is not None
+    assert sum(1 for r in records if r.exc_info) == 20

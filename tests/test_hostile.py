@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,10 @@ def params(name: str, body: str) -> Case:
 
 def source(name: str, value: str) -> Case:
     return params(name, json.dumps({"source": value}))
+
+
+def export(name: str, body: str) -> Case:
+    return Case(name, "POST", "/api/endpoints/export", 400, "invalid_params", body.encode())
 
 
 def csv(name: str, content: bytes) -> Case:
@@ -110,7 +115,13 @@ CASES = [
     source("NUL byte", "a\x00.csv"),
     source("newlines", "x\n\ndata: evil"),
     source("missing file", "missing.csv"),
+    source("name too long for the file system", "0" * 252),
+    source("name of 200 two-byte letters", "é" * 200),
+    source("name of 70 emoji", "🙂" * 70),
     source("symlink out of imports", "link.csv"),
+    # What an export is asked for.
+    export("NUL byte in an export's run_id", json.dumps({"run_id": "a\x00b"})),
+    export("unknown run_id to export", json.dumps({"run_id": "0123456789abcdef"})),
     # CSV files that cannot be imported at all.
     csv("empty CSV", b""),
     csv("wrong header", b"title,year\nx,1\n"),
@@ -170,8 +181,33 @@ async def test_hostile_input_is_refused_cleanly(start, tmp_path: Path, case: Cas
         assert db.execute("SELECT COUNT(*) FROM people").fetchone() == (0,)
 
 
+@pytest.mark.parametrize("name", ["0" * 252, "é" * 200, "🙂" * 70])
+async def test_a_source_name_too_long_for_the_file_system_is_a_400_naming_the_field(
+    start,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    # Within the 255 characters the schema allows, beyond the 255 bytes a name may take.
+    server = await start()
+    caplog.set_level(logging.INFO)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        response = await client.post("/api/endpoints/import", json={"source": name})
+    assert response.status_code == 400, response.text[:300]
+    error = response.json()["error"]
+    assert error["type"] == "invalid_params"
+    assert list(error["fields"]) == ["source"]
+    assert "File name too long" in error["fields"]["source"]
+    assert str(server.config.data_dir) not in response.text
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
 CSV_CASES = [
-    c for c in CASES if c.csv is not None or "source" in c.name.lower() or "path" in c.name
+    c
+    for c in CASES
+    if c.csv is not None
+    or "source" in c.name.lower()
+    or "path" in c.name
+    or c.path.endswith("/export")
 ]
 
 

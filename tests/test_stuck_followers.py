@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import struct
 from pathlib import Path
 
 import flows
 import httpx
+import pytest
 from polling import run_record, wait_for
 from test_cli_serve import _serve
 from test_faults import _rss
@@ -171,3 +174,90 @@ async def test_a_paused_server_drops_no_healthy_follower(tmp_path: Path) -> None
     finally:
         process.terminate()
         await process.wait()
+
+
+def _open_sockets(pid: int) -> int:
+    """How many sockets the process ``pid`` holds open (its descriptors that are sockets)."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to count descriptors")
+async def test_followers_that_are_let_go_give_their_descriptors_back_at_once(
+    tmp_path: Path,
+) -> None:
+    # Ten followers of a finished run of 200 KB messages take the response's first bytes,
+    # then half-close their side and read nothing more. The server's graceful close of
+    # such a connection would wait for a buffer nobody drains; letting go must abort it.
+    process, url = await _serve("--workflows", "flows", data_dir=tmp_path)
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    assert port is not None
+    held = []
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            done = await client.post("/api/endpoints/document", json={"every_ms": 0})
+            run_id = done.headers["x-run-id"]
+            before = _open_sockets(process.pid)
+            for _ in range(10):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect((host, port))
+                sock.sendall(f"GET /api/runs/{run_id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                assert sock.recv(16).startswith(b"HTTP/1.1 200")
+                sock.shutdown(socket.SHUT_WR)
+                held.append(sock)
+            await run_record(client, run_id, lambda r: r["followers"] == 10, "ten followers")
+
+            async def sockets() -> int:
+                return _open_sockets(process.pid)
+
+            # Let go after the stall time (2 s), and their descriptors are back with it.
+            await wait_for(sockets, lambda n: n <= before, "the let-go followers' descriptors")
+            record = await run_record(client, run_id, lambda r: r["followers"] == 0, "let go")
+            assert record["status"] == "succeeded"
+    finally:
+        for sock in held:
+            sock.close()
+        process.terminate()
+        _, stderr = await process.communicate()
+    assert stderr.decode().count("made no progress") == 10
+
+
+async def test_clients_that_vanish_mid_stream_are_never_an_error_in_the_log(tmp_path: Path) -> None:
+    # Followers of a running run that go away every way a client can: half-closing before
+    # the response begins or after its first bytes, or resetting the connection mid-stream.
+    process, url = await _serve("--workflows", "flows", data_dir=tmp_path)
+    host, port = httpx.URL(url).host, httpx.URL(url).port
+    assert port is not None
+    try:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=60) as client,
+            client.stream(
+                "POST", "/api/endpoints/document", json={"pieces": 30, "every_ms": 50}
+            ) as caller,
+        ):
+            path = f"/api/runs/{caller.headers['x-run-id']}/events"
+            for how in ("half-close at once", "half-close after the headers", "reset") * 10:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                sock.connect((host, port))
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                if how != "half-close at once":
+                    assert sock.recv(16).startswith(b"HTTP/1.1 200")
+                if how == "reset":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()
+                else:
+                    sock.shutdown(socket.SHUT_WR)
+                    sock.close()
+            got = await asyncio.wait_for(collect(caller), 60)
+        assert [e.event for e in got][-1] == "end"
+        assert len(got) == 31
+    finally:
+        process.terminate()
+        _, stderr = await process.communicate()
+    log = stderr.decode()
+    assert "ERROR" not in log and "Traceback" not in log, log

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-from streambind.server.database_url import redact_url
+from streambind.server.database_url import passwords_in, redact_url
 from streambind.server.node import NodeAlive
 from streambind.server.resources import ResourceUnavailable
 
@@ -118,14 +117,8 @@ class Database(Protocol):
 
 
 def scrub(message: str, url: str | None) -> str:
-    """``message`` with the password of ``url`` (and the URL itself) never in it."""
-    if not url:
-        return message
-    message = message.replace(url, redact_url(url))
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
+    """``message`` with the password of ``url`` (and any other it quotes) never in it."""
+    message = redact_url(message)
+    for password in passwords_in(url or ""):
         message = message.replace(password, "***")
     return message

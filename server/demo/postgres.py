@@ -21,6 +21,7 @@ So one server's start-up never drops another live server's import in progress.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -34,7 +35,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 
-from streambind.server.node import PROCESS_ID
+from streambind.server.node import PID_SPACE, PROCESS_ID, ended_here
 
 from .backend import INDEXES, DatabaseUnavailable, ExportRow, NodeAlive, ReportFacts, Row, scrub
 from .copy_text import copy_text
@@ -110,9 +111,11 @@ class PostgresDatabase:
             min_size=1,
             max_size=_POOL_MAX,
             kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
+            check=(check := _PoolCheck()),
             open=False,
             name="streambind",
         )
+        check.pool = pool
         await pool.open()
         return cls(pool, url, schema, import_time_limit, id_sequence)
 
@@ -143,7 +146,11 @@ class PostgresDatabase:
     async def export_rows(self, run_id: str) -> AsyncIterator[_PostgresExport]:
         people = self._table("people")
         where: sql.Composable = sql.SQL("")
-        if run_id:
+        if "\0" in run_id:
+            # No text value holds NUL (PostgreSQL refuses one even to compare): no import
+            # has that id, as SQLite answers.
+            where = sql.SQL("WHERE false")
+        elif run_id:
             where = sql.SQL("WHERE run_id = {}").format(sql.Literal(run_id))
         with self._errors():
             async with self.pool.connection() as conn, conn.transaction():
@@ -271,6 +278,36 @@ class PostgresDatabase:
         await self.pool.close()
 
 
+class _PoolCheck:
+    """Each connection is checked (an empty query) before the pool hands it out.
+
+    After PostgreSQL restarts every pooled connection is dead: without the check the
+    next runs, as many as the pool holds, would each fail on one. The pool tries its
+    connections one by one, waiting longer after each dead one (a second, then two, …),
+    so once one is found dead the others idle beside it are checked at once
+    (``pool.check()``), and the next try finds a fresh one.
+    """
+
+    def __init__(self) -> None:
+        self.pool: psycopg_pool.AsyncConnectionPool | None = None
+        self._sweep: asyncio.Task[None] | None = None
+
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        try:
+            await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            if self.pool is not None and (self._sweep is None or self._sweep.done()):
+                self._sweep = asyncio.get_running_loop().create_task(self._check_all(self.pool))
+            raise
+
+    @staticmethod
+    async def _check_all(pool: psycopg_pool.AsyncConnectionPool) -> None:
+        # The pool may close meanwhile (shutdown); a failure here only leaves the pool
+        # to find its dead connections one by one, as it would anyway.
+        with contextlib.suppress(psycopg.Error, psycopg_pool.PoolClosed):
+            await pool.check()
+
+
 @dataclass(frozen=True)
 class _CopyBatch:
     """A batch as ``COPY`` text: its rows, numbered in the import (``seq``)."""
@@ -291,7 +328,7 @@ class _PostgresStaging:
         self._encoded = 0  # rows numbered by encode, which runs ahead of add
 
     async def create(self) -> None:
-        owner = json.dumps({"node": PROCESS_ID, "created": self.created})
+        owner = json.dumps({"node": PROCESS_ID, "created": self.created, "pids": PID_SPACE})
         async with self._db.pool.connection() as conn, conn.transaction():
             # Table and comment in one transaction: no staging table exists without
             # the owner and age that start-up clean-up needs. ``seq`` is the row's
@@ -485,12 +522,14 @@ async def _id_sequence(conn: psycopg.AsyncConnection[Any], schema: str) -> str |
     return str(found[0])
 
 
-def staging_owner(comment: str | None) -> tuple[str, float] | None:
-    """The owning node and creation time a staging table's comment names, if it names them."""
+def staging_owner(comment: str | None) -> tuple[str, float, str | None] | None:
+    """The owning process, creation time and pid space (``node.PID_SPACE``, when recorded)
+    a staging table's comment names, if it names them."""
     try:
         owner = json.loads(comment or "")
-        return str(owner["node"]), float(owner["created"])
-    except (ValueError, TypeError, KeyError):
+        pids = owner.get("pids")
+        return str(owner["node"]), float(owner["created"]), pids if isinstance(pids, str) else None
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
 
@@ -508,12 +547,16 @@ async def _drop_dead_staging(
         if owner is None:
             log.warning("staging table %s.%s names no owner; left alone", schema, name)
             continue
-        node, created = owner
-        alive = node_alive(node) if node_alive is not None else None
+        node, created, pids = owner
+        if ended_here(node, pids):
+            # An earlier process of this host (a crash, a restart): its pid is gone.
+            alive: bool | None = False
+        else:
+            alive = node_alive(node) if node_alive is not None else None
         age = time.time() - created
         if alive is True or (alive is None and age <= limit):
             continue
-        why = "its node is gone" if alive is False else f"older than {limit:g} s"
+        why = "its process is gone" if alive is False else f"older than {limit:g} s"
         await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, name)))
         log.info("dropped staging table %s.%s of %s (%s)", schema, name, node, why)
 

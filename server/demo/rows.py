@@ -231,16 +231,22 @@ def open_source(data_dir: Path, source: str, rows: int, seed: str) -> RowSource:
             "source", "must be the name of a file in the imports folder, without a path"
         )
     folder = imports_dir(data_dir).resolve()
-    path = folder / source
-    if not path.exists() and not source.lower().endswith(".csv"):
-        path = folder / f"{source}.csv"
-    if not path.is_file():
-        available = sorted(p.name for p in folder.glob("*.csv"))
-        raise InvalidParam(
-            "source",
-            f"no file named {source!r} in the imports folder; "
-            f"available: {', '.join(available) or 'none'}",
-        )
-    if not path.resolve().is_relative_to(folder):
-        raise InvalidParam("source", f"{source} points outside the imports folder")
-    return CsvSource(path, path.name)
+    try:
+        path = folder / source
+        if not path.exists() and not source.lower().endswith(".csv"):
+            path = folder / f"{source}.csv"
+        found = path.is_file()
+        if found and not path.resolve().is_relative_to(folder):
+            raise InvalidParam("source", f"{source} points outside the imports folder")
+        if found:
+            return CsvSource(path, path.name)
+    except OSError as exc:
+        # A name longer than the file system allows (252 zeros, or 200 "é" in 400 bytes),
+        # a file that may not be read: the client's mistake, said without the server's path.
+        raise InvalidParam("source", f"cannot open {source!r}: {exc.strerror or exc}") from None
+    available = sorted(p.name for p in folder.glob("*.csv"))
+    raise InvalidParam(
+        "source",
+        f"no file named {source!r} in the imports folder; "
+        f"available: {', '.join(available) or 'none'}",
+    )
