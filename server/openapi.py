@@ -327,7 +327,7 @@ def _operation(route: Route, summary: str, body: dict[str, Any] | None) -> dict[
         "responses": {str(status): _response(name) for status, name in route.responses.items()},
     }
     parameters = list(route.parameters)
-    if "{name}" in route.path and body is None:
+    if "{name}" in route.path:
         parameters.append(_path_parameter("name"))
     if "{id}" in route.path:
         parameters.append(_path_parameter("id"))
@@ -339,6 +339,20 @@ def _operation(route: Route, summary: str, body: dict[str, Any] | None) -> dict[
     if not route.path.startswith("/api"):
         operation["security"] = []
     return operation
+
+
+def _any_endpoints_body(registry: Registry) -> dict[str, Any]:
+    """The body of ``POST /api/endpoints/{name}`` whatever ``name``: one endpoint's
+    parameters, each schema refusing the keys it does not name, as the server does."""
+    schemas = [endpoint.params.json_schema() for endpoint in registry]
+    body: dict[str, Any] = {
+        "type": "object",
+        "description": "The parameters of the endpoint {name} names (its own path has "
+        "its schema alone).",
+    }
+    if schemas:
+        body["anyOf"] = schemas
+    return body
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
@@ -353,7 +367,8 @@ def openapi_document(
     for route in routes:
         method = route.method.lower()
         mounted = prefix + route.path if prefix else route.path
-        paths.setdefault(mounted, {})[method] = _operation(route, route.summary, None)
+        generic = _any_endpoints_body(registry) if route.per_endpoint else None
+        paths.setdefault(mounted, {})[method] = _operation(route, route.summary, generic)
         if route.per_endpoint:
             for endpoint in registry:
                 path = mounted.replace("{name}", endpoint.name)

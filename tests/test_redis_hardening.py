@@ -245,3 +245,21 @@ async def test_a_redis_that_evicts_keys_is_refused_at_start(tmp_path: Path) -> N
         assert "noeviction" in lines[0]
     finally:
         redis.stop()
+
+
+async def test_no_form_of_a_redis_password_is_shown(caplog: pytest.LogCaptureFixture) -> None:
+    from streambind.server.store import StoreUnavailable
+
+    port = redisdb.free_port()  # nothing listens there
+    for url in (
+        f"redis://127.0.0.1:{port}/0?password=hunter2",
+        f"redis://someone:hunter2@127.0.0.1:{port}/0",
+        f"redis://:hunter2@127.0.0.1:{port}",
+    ):
+        connection = Connection(url, max_runs=1)
+        assert "hunter2" not in connection.redacted_url
+        with pytest.raises(StoreUnavailable) as refused:
+            await connection.open()
+        assert "hunter2" not in str(refused.value)
+        assert f"127.0.0.1:{port}" in str(refused.value)
+    assert "hunter2" not in caplog.text
