@@ -4,13 +4,17 @@ date as runs end and logs are released, never summed again."""
 from __future__ import annotations
 
 from .run import ExecutedRun
+from .store import SharedRuns
 
 __all__ = ["KeptLogs"]
 
 
 class KeptLogs:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, shared: SharedRuns | None = None) -> None:
         self.limit = limit
+        #: A shared store keeps copies of the logs: they are let go of there too, so that
+        #: every node answers a resume of a released run alike.
+        self._shared = shared
         #: The finished runs whose logs are held, the longest finished first (to release),
         #: each with its log's size: a finished run's log no longer grows.
         self._held: dict[str, tuple[ExecutedRun, int]] = {}
@@ -33,6 +37,8 @@ class KeptLogs:
         if held is not None:
             self._bytes -= held[1]
         run.log.release()
+        if self._shared is not None:
+            self._shared.released(run)
 
     def bound(self) -> None:
         """Release the oldest logs until the held ones fit the limit.

@@ -58,7 +58,7 @@ class RunManager:
         #: The finished runs the index keeps, the longest finished first (to forget).
         self._finished: dict[str, ExecutedRun] = {}
         #: The logs of finished runs, held within ``max_log_memory``.
-        self.kept_logs = KeptLogs(config.max_log_memory)
+        self.kept_logs = KeptLogs(config.max_log_memory, self.shared)
         self._failure_log = FailureLog()
         #: The pings and stall checks over every open stream.
         self.sweeps = FollowerSweeps(config.ping_interval, config.follower_stall)

@@ -85,6 +85,10 @@ class SharedRuns(Protocol):
     def forgotten(self, run: ExecutedRun) -> None:
         """A finished run of this node left the index (count or age bound)."""
 
+    def released(self, run: ExecutedRun) -> None:
+        """A finished run's log was let go of here (``max_log_memory``): its events go
+        from the store too, so that a resume is answered alike on every node."""
+
     async def followers_elsewhere(self, run: ExecutedRun) -> int:
         """How many followers other nodes have on this node's ``run``."""
 

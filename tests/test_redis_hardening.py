@@ -263,3 +263,33 @@ async def test_no_form_of_a_redis_password_is_shown(caplog: pytest.LogCaptureFix
         assert "hunter2" not in str(refused.value)
         assert f"127.0.0.1:{port}" in str(refused.value)
     assert "hunter2" not in caplog.text
+
+
+async def test_a_log_released_for_memory_is_gone_on_every_node(
+    tmp_path: Path, redis_settings: dict[str, object]
+) -> None:
+    # Each run's log is about 5 KB: the second run's end lets the first one's log go.
+    a = await _node(tmp_path, "a", max_log_memory=8000, **redis_settings)
+    b = await _node(tmp_path, "b", **redis_settings)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+        ):
+            body = {"text": "t" * 20, "times": 100}
+            first = (await on_a.post("/api/endpoints/echo", json=body)).headers["x-run-id"]
+            await run_record(on_b, first, lambda r: r["status"] == "succeeded", "its end on B")
+            await on_a.post("/api/endpoints/echo", json=body)
+            resume = {"Last-Event-ID": "0"}
+            on_a_answer = await on_a.get(f"/api/runs/{first}/events", headers=resume)
+            assert on_a_answer.status_code == 410
+
+            async def on_b_answer() -> int:
+                return (await on_b.get(f"/api/runs/{first}/events", headers=resume)).status_code
+
+            await wait_for(on_b_answer, lambda status: status == 410, "B to answer as A does")
+            record = (await on_b.get(f"/api/runs/{first}")).json()
+            assert record["status"] == "succeeded" and record["last_event_id"] == 101
+    finally:
+        await a.close()
+        await b.close()

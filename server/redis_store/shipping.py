@@ -134,6 +134,18 @@ class Shipping:
             pipe.zrem(self._keys.index, run.id)
             await pipe.execute()
 
+    def released(self, run: ExecutedRun) -> None:
+        """``run``'s log was let go of here: its stream loses its events too. A writer
+        still at work trims it itself (the log says it was released); otherwise one
+        trim now."""
+        if run.id not in self._writers:
+            self._connection.spawn(self._trim_released(run))
+
+    async def _trim_released(self, run: ExecutedRun) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            events = self._keys.events(run.id)
+            await self._connection.redis.xtrim(events, minid=f"{run.log.last_seq + 1}-0")
+
     def writers(self) -> list[asyncio.Task[None]]:
         return [writer for _, writer in self._writers.values()]
 

@@ -138,6 +138,9 @@ class RedisRunStore:
     def forgotten(self, run: ExecutedRun) -> None:
         self.connection.spawn(self.shipping.delete(run))
 
+    def released(self, run: ExecutedRun) -> None:
+        self.shipping.released(run)
+
     async def followers_elsewhere(self, run: ExecutedRun) -> int:
         return await self.shipping.followers_elsewhere(run)
 
