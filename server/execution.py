@@ -43,6 +43,11 @@ async def execute(run: ExecutedRun, ctx: RunContext, failure_log: FailureLog) ->
     try:
         result = await run.endpoint.fn(ctx, **run.params)
     except asyncio.CancelledError:
+        if run.lost_error is not None:
+            run.error = run.lost_error
+            run.status = "failed"
+            run.end(ERROR, failed_data(run.lost_error))
+            return
         run.status = "cancelled"
         run.end(CANCELLED, cancelled_data(run.cancel_reason or "requested"))
         return

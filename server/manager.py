@@ -259,6 +259,12 @@ class RunManager:
         run.task.cancel()
         return True
 
+    def end_lost(self, run: ExecutedRun, error: dict[str, Any]) -> None:
+        if run.running and run.task is not None and run.lost_error is None:
+            logger.warning("run %s: another node ended it (%s); ending it here", run.id, error)
+            run.lost_error = error
+            run.task.cancel()
+
     async def drain(self, timeout: float) -> None:
         """Refuse new runs and let the running ones finish, for up to ``timeout`` seconds."""
         self._closing = True

@@ -100,6 +100,9 @@ class ExecutedRun(Run):
     grace_period: float | None = None
     #: Why it is being cancelled (``framing.CANCEL_REASONS``), once something asked.
     cancel_reason: str | None = None
+    #: The error another node ended it with, having taken this one for dead: its
+    #: workflow is stopped and it ends with that error here too.
+    lost_error: dict[str, Any] | None = None
 
     @property
     def last_message_json(self) -> bytes | None:

@@ -11,7 +11,7 @@ nothing, so one process is exactly what it would be without any store;
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from .clock import StallClock
 from .config import ServerConfig
@@ -61,6 +61,10 @@ class RunHost(Protocol):
 
     def unfollowed(self, run: ExecutedRun) -> None:
         """The last follower elsewhere of this node's ``run`` left."""
+
+    def end_lost(self, run: ExecutedRun, error: dict[str, Any]) -> None:
+        """Another node took this one for dead and ended ``run`` with ``error``
+        (``node_lost``): stop its workflow and end it here the same way."""
 
 
 class SharedRuns(Protocol):

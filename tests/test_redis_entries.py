@@ -80,7 +80,10 @@ async def test_a_retried_write_adds_only_the_events_redis_lacks(stream: tuple[An
 async def test_nothing_is_added_after_a_terminal_entry(stream: tuple[Any, str]) -> None:
     client, key = stream
     await client.xadd(key, {b"f": _frames(1, 1)[0], b"end": b"1"}, id="1-0")
-    assert await _append(client, key, Batch(1, _frames(1, 3), False), 1 << 20) == 1
+    # Events past the end: another node ended the run; its node is told so (2).
+    assert await _append(client, key, Batch(1, _frames(1, 3), False), 1 << 20) == 2
+    # A retry of what is there already, its end included, is only a retry (1).
+    assert await _append(client, key, Batch(1, _frames(1, 1), True), 1 << 20) == 1
     assert await client.xlen(key) == 1
 
 

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 import redisdb
 from polling import run_record, wait_for
 from served import demo_and_flows
-from wire import events
+from wire import Event, events
 
 from streambind.server import RunningServer, ServerConfig, start_server
 from streambind.server.api import MANAGER
@@ -291,5 +291,51 @@ async def test_a_log_released_for_memory_is_gone_on_every_node(
             record = (await on_b.get(f"/api/runs/{first}")).json()
             assert record["status"] == "succeeded" and record["last_event_id"] == 101
     finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_node_taken_for_dead_ends_its_run_as_the_others_did(
+    tmp_path: Path, redis_settings: dict[str, object]
+) -> None:
+    a = await _node(tmp_path, "a", **redis_settings)
+    b = await _node(tmp_path, "b", **redis_settings)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+            on_a.stream(
+                "POST",
+                "/api/endpoints/hold",
+                json={"key": "x-fenced", "before": 2, "after": 5, "then": "x-fenced-end"},
+            ) as caller,
+        ):
+            stream = events(caller)
+            await anext(stream)
+            run_id = caller.headers["x-run-id"]
+            await run_record(on_b, run_id, lambda r: r["events"] == 2, "B to see the run")
+            # B takes A for dead (A paused past its heartbeat, say) and ends the run.
+            assert await _store(b).liveness.end_lost(run_id, _store(a).node)
+            # A goes on as if nothing happened: its next writes are refused, and it ends
+            # the run the way B did (its workflow, still at work, is stopped).
+            flows.gate("x-fenced").set()
+            seen = [item async for item in stream if isinstance(item, Event)]
+            assert seen[-1].event == "error"
+            assert seen[-1].json()["error"]["type"] == "node_lost"
+            on_a_record = await run_record(
+                on_a, run_id, lambda r: r["status"] != "running", "A to end it"
+            )
+            assert on_a_record["status"] == "failed"
+            assert on_a_record["error"]["type"] == "node_lost"
+            on_b_record = (await on_b.get(f"/api/runs/{run_id}")).json()
+            assert on_b_record["status"] == "failed"
+            assert on_b_record["error"]["type"] == "node_lost"
+            assert on_b_record["last_event_id"] == 3  # the node_lost event, as B wrote it
+            replay = await on_b.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
+            ids = [int(line[4:]) for line in replay.text.splitlines() if line.startswith("id: ")]
+            assert ids == [1, 2, 3]
+    finally:
+        flows.gate("x-fenced").set()
+        flows.gate("x-fenced-end").set()
         await a.close()
         await b.close()

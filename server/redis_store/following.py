@@ -72,6 +72,12 @@ class Following:
         run = self._followed.get(run_id)
         if run is None:
             run = self._follow(run_id, fields, read_entry(*oldest[0]).first if oldest else None)
+        elif run_id not in self._readers:
+            # Asked about before, and followed by no reader since: up to date with the
+            # record (another node may have ended it meanwhile).
+            assert isinstance(run.log, FollowedEventLog)
+            ended = fields.get("status", "running") != "running"
+            run.log.advance(int(fields.get("last_seq") or 0), ended)
         update(run, fields)
         return run
 

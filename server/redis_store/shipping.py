@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -12,12 +13,13 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ..config import ServerConfig
 from ..run import ExecutedRun
+from ..store import RunHost
 from .connection import Backoff, Connection, reason
 from .keys import Keys
 from .logs import ShippedEventLog
 from .records import pairs, record_of
 
-__all__ = ["APPEND_LUA", "Shipping"]
+__all__ = ["APPEND_LUA", "RECORD_LUA", "Shipping"]
 
 logger = logging.getLogger("streambind.server.redis")
 
@@ -36,8 +38,9 @@ _FLUSH_WAIT_S = 3.0
 # event, and `end` on the last entry if ARGV[1] is "1". Then trims the entries wholly older
 # than event ARGV[2]. Returns 1 if events were refused: those not newer than the stream's
 # newest (a retry of a write that did arrive, in whole or in part: only the events after
-# the newest are added, found by their framing as in framing.frame_start), or all of them
-# after a terminal entry (another node ended the run with node_lost).
+# the newest are added, found by their framing as in framing.frame_start). Returns 2, and
+# adds nothing, when the stream already ends and the batch goes past its end: another node
+# ended the run (node_lost), having taken this one for dead.
 APPEND_LUA = """
 local stream = KEYS[1]
 local top = 0
@@ -45,7 +48,10 @@ local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
 if newest then
   top = tonumber(string.match(newest[1], '^%d+'))
   for j = 1, #newest[2], 2 do
-    if newest[2][j] == 'end' then return 1 end
+    if newest[2][j] == 'end' then
+      if tonumber(ARGV[#ARGV - 1]) <= top then return 1 end
+      return 2
+    end
   end
 end
 local refused = 0
@@ -80,6 +86,16 @@ end
 return refused
 """
 
+# Updates a running run's record (ARGV: field, value, ...); a record that no longer says
+# running (another node ended the run with node_lost) stays as it is. Returns 1 if updated.
+RECORD_LUA = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+#: What APPEND_LUA answers when the run was ended on another node.
+_ENDED_ELSEWHERE = 2
+
 
 class Shipping:
     """Publishes the runs this node executes: records, the index, the events."""
@@ -90,6 +106,9 @@ class Shipping:
         self._config = config
         self._node = node
         self._append_sha = ""
+        self._record_sha = ""
+        #: The node's run manager (``bind``), told when another node ended one of its runs.
+        self.host: RunHost | None = None
         #: The runs still being written, each with its writer.
         self._writers: dict[str, tuple[ExecutedRun, asyncio.Task[None]]] = {}
         #: Set once a run's record is in Redis, for its caller's response to start.
@@ -99,6 +118,7 @@ class Shipping:
         # EVALSHA, not a registered Script: a pipeline with a Script asks SCRIPT EXISTS
         # first, one more round trip for every event of a sparse stream.
         self._append_sha = await self._connection.redis.script_load(APPEND_LUA)
+        self._record_sha = await self._connection.redis.script_load(RECORD_LUA)
 
     def new_log(self) -> ShippedEventLog:
         return ShippedEventLog(self._config.log_max_bytes)
@@ -218,8 +238,7 @@ class Shipping:
                 last_seq = batch.last if batch is not None else log.last_seq
                 commands.append(
                     (
-                        "HSET",
-                        key,
+                        *("EVALSHA", self._record_sha, 1, key),
                         *("messages", run.messages, "last_message", run.last_message_json or ""),
                         *("last_seq", last_seq),
                     )
@@ -232,6 +251,8 @@ class Shipping:
                     if isinstance(refusal, NoScriptError):
                         # Redis restarted, its script cache empty: load it, write again.
                         await self.load_script()
+                    elif appended == _ENDED_ELSEWHERE:
+                        await self._ended_elsewhere(run)
                     elif (refusal is None and done) and (
                         appended == 0 or await self._still_running(run)
                     ):
@@ -274,6 +295,19 @@ class Shipping:
             event = self._announced.pop(run.id, None)
             if event is not None:
                 event.set()
+
+    async def _ended_elsewhere(self, run: ExecutedRun) -> None:
+        """Another node took this one for dead and ended ``run`` (``node_lost``): its
+        record keeps that story, and the run ends here with the same error."""
+        raw = await self._connection.redis.hget(self._keys.run(run.id), "error")
+        try:
+            error = json.loads(raw) if raw else None
+        except ValueError:
+            error = None
+        if not isinstance(error, dict):
+            error = {"type": "node_lost", "message": "another node ended this run"}
+        if self.host is not None:
+            self.host.end_lost(run, error)
 
     async def _still_running(self, run: ExecutedRun) -> bool:
         # Refused ids: a retry of a write that arrived (the record still says running),

@@ -47,6 +47,7 @@ class RedisRunStore:
         """The manager whose runs this store publishes and cancels (``RunManager``)."""
         self.control.host = host
         self.following.host = host
+        self.shipping.host = host
 
     # -- life -------------------------------------------------------------------
 
