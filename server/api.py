@@ -259,7 +259,7 @@ async def cancel_run(request: web.Request) -> web.Response:
 
 
 async def run_events(request: web.Request) -> web.StreamResponse:
-    run = await _run(request)
+    run = await _run(request, outcome=False)
     after = _last_event_id(request)
     log = run.log
     if after > log.last_seq:
@@ -412,10 +412,10 @@ def _store_available(request: web.Request) -> None:
         raise ApiError(503, "store_unavailable", problem, headers=_RETRY)
 
 
-async def _run(request: web.Request) -> Run:
+async def _run(request: web.Request, outcome: bool = True) -> Run:
     run_id = request.match_info["id"]
     try:
-        run = await request.app[MANAGER].find(run_id)
+        run = await request.app[MANAGER].find(run_id, outcome=outcome)
     except StoreUnavailable as exc:
         raise ApiError(503, "store_unavailable", str(exc), headers=_RETRY) from None
     if run is None:

@@ -137,12 +137,13 @@ class RunManager:
     def get(self, run_id: str) -> ExecutedRun | None:
         return self._runs.get(run_id)
 
-    async def find(self, run_id: str) -> Run | None:
-        """The run, whichever node executes it (this one's answer first)."""
+    async def find(self, run_id: str, *, outcome: bool = True) -> Run | None:
+        """The run, whichever node executes it (this one's answer first); without
+        ``outcome``, another node's run comes without its last message and result."""
         run = self._runs.get(run_id)
         if run is not None or self.shared is None:
             return run
-        return await self.shared.find(run_id)
+        return await self.shared.find(run_id, outcome=outcome)
 
     async def reach(self, run: Run, seq: int) -> None:
         """Wait, briefly, until event ``seq`` of ``run`` is here to read: at once for a run

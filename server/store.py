@@ -98,8 +98,10 @@ class SharedRuns(Protocol):
 
     # -- other nodes' runs, followed ------------------------------------------------
 
-    async def find(self, run_id: str) -> FollowedRun | None:
-        """A run executing on another node, as this node can follow it; None if unknown."""
+    async def find(self, run_id: str, *, outcome: bool = True) -> FollowedRun | None:
+        """A run executing on another node, as this node can follow it; None if unknown.
+        Without ``outcome``, its last message and result are not read (a follower needs
+        neither, and a run of multi-megabyte messages would send one on every request)."""
 
     async def others(self, exclude: set[str]) -> list[RunRecord]:
         """The records of the runs other nodes keep (those in ``exclude`` left out)."""

@@ -339,3 +339,47 @@ async def test_a_node_taken_for_dead_ends_its_run_as_the_others_did(
         flows.gate("x-fenced-end").set()
         await a.close()
         await b.close()
+
+
+async def test_followers_on_another_node_read_big_old_messages_from_redis_once(
+    tmp_path: Path,
+) -> None:
+    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
+    settings: dict[str, object] = {"redis_url": redis.url, "redis_prefix": "sb:"}
+    a = await _node(tmp_path, "a", **settings)
+    b = await _node(tmp_path, "b", **settings)
+    body = {"key": "x-big", "before": 4, "pad": 500_000}
+    try:
+        async with (
+            aioredis.Redis.from_url(redis.url) as r,
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+            on_a.stream("POST", "/api/endpoints/hold", json=body) as caller,
+        ):
+            await anext(events(caller))
+            run_id = caller.headers["x-run-id"]
+            await run_record(on_b, run_id, lambda r: r["last_event_id"] == 4, "B to see all 4")
+            before = (await r.info("stats"))["total_net_output_bytes"]
+
+            async def replay() -> list[str]:
+                headers = {"Last-Event-ID": "0"}
+                async with on_b.stream("GET", f"/api/runs/{run_id}/events", headers=headers) as s:
+                    got = []
+                    async for item in events(s):
+                        if isinstance(item, Event):
+                            got.append(item.id)
+                            if len(got) == 4:
+                                return got
+                return got
+
+            # Twenty followers replay its four half-megabyte messages at once.
+            replays = await asyncio.gather(*(replay() for _ in range(20)))
+            assert replays == [["1", "2", "3", "4"]] * 20
+            sent = (await r.info("stats"))["total_net_output_bytes"] - before
+            # About 2 MB of messages: Redis sent one copy to B for all twenty, not twenty.
+            assert sent < 3_000_000, sent
+    finally:
+        flows.gate("x-big").set()
+        await a.close()
+        await b.close()
+        redis.stop()

@@ -17,8 +17,8 @@ from ..store import RunHost
 from .connection import Backoff, Connection
 from .control import ControlChannel
 from .keys import Keys, is_run_id
-from .logs import TERMINAL, FollowedEventLog, entry_seq, read_entries, read_entry
-from .records import LISTED_FIELDS, decoded, listed_record, update
+from .logs import STORED_READS, TERMINAL, FollowedEventLog, entry_seq, read_entries
+from .records import FOLLOWED_FIELDS, LISTED_FIELDS, OUTCOME_FIELDS, listed_record, update
 
 __all__ = ["Following"]
 
@@ -28,6 +28,18 @@ _READ_ENTRIES = 64
 _READ_BLOCK_MS = 1000
 #: How long a resume on another node waits for the events its Last-Event-ID names.
 _REACH_WAIT_S = 2.0
+
+# The id of a run's oldest kept event (its stream's first entry's `first`, or the entry's
+# id when it holds one event), without the entry's frames: a run of multi-megabyte
+# messages is asked about by every request for it.
+_OLDEST_LUA = """
+local entry = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if not entry then return false end
+for i = 1, #entry[2], 2 do
+  if entry[2][i] == 'first' then return tonumber(entry[2][i + 1]) end
+end
+return tonumber(string.match(entry[1], '^%d+'))
+"""
 
 
 class Following:
@@ -53,25 +65,28 @@ class Following:
         self._readers: dict[str, asyncio.Task[None]] = {}
         #: Set as the store closes: this node's followers of other nodes' runs are leaving.
         self._leaving = False
+        #: Bounds the stream reads of old events under way at once, whatever the runs.
+        self._stream_reads = asyncio.Semaphore(STORED_READS)
 
-    async def find(self, run_id: str) -> FollowedRun | None:
+    async def find(self, run_id: str, *, outcome: bool = True) -> FollowedRun | None:
         if not is_run_id(run_id):
             return None
+        names = FOLLOWED_FIELDS + OUTCOME_FIELDS if outcome else FOLLOWED_FIELDS
         pipe = self._connection.redis.pipeline(transaction=False)
-        pipe.hgetall(self._keys.run(run_id))
-        pipe.xrange(self._keys.events(run_id), count=1)
+        pipe.hmget(self._keys.run(run_id), *names)
+        pipe.eval(_OLDEST_LUA, 1, self._keys.events(run_id))
         try:
-            raw, oldest = await pipe.execute()
+            values, oldest = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise self._connection.unavailable(exc) from None
-        if not raw:
-            return None
-        fields = decoded(raw)
+        if values[0] is None:
+            return None  # no record (or one without its endpoint: not a run's)
+        fields = {name: value.decode() for name, value in zip(names, values, strict=True) if value}
         if fields.get("node") == self._node:
             return None  # this node's run that it has forgotten: its own index is the truth
         run = self._followed.get(run_id)
         if run is None:
-            run = self._follow(run_id, fields, read_entry(*oldest[0]).first if oldest else None)
+            run = self._follow(run_id, fields, oldest)
         elif run_id not in self._readers:
             # Asked about before, and followed by no reader since: up to date with the
             # record (another node may have ended it meanwhile).
@@ -90,6 +105,7 @@ class Following:
             last_seq,
             first_kept if first_kept is not None else last_seq + 1,
             closed=fields.get("status", "running") != "running",
+            reads=self._stream_reads,
         )
         run = FollowedRun(
             id=run_id,

@@ -32,6 +32,7 @@ from ..framing import frame_start
 __all__ = [
     "FIRST",
     "FRAMES",
+    "STORED_READS",
     "TERMINAL",
     "Batch",
     "Entry",
@@ -55,6 +56,8 @@ _ENTRY_OVERHEAD = sys.getsizeof(b"") + 16 + 32
 # events, so the next pages are sized on what the first held), and at most.
 _FIRST_PAGE = 16
 _MOST_PAGE = 1024
+#: Stream reads under way at once on one node, for followers of other nodes' runs.
+STORED_READS = 4
 _APPENDED_ELSEWHERE = "another node executes this run: only it appends to its log"
 
 
@@ -206,8 +209,14 @@ class FollowedEventLog:
         last_seq: int,
         first_kept: int,
         closed: bool,
+        reads: asyncio.Semaphore | None = None,
     ) -> None:
         self._redis = redis
+        #: Bounds the stream reads this node has under way at once (shared by its logs).
+        self._reads = reads or asyncio.Semaphore(STORED_READS)
+        #: Held while older events are read into memory, so that followers arriving
+        #: together read them once, not once each.
+        self._filling = asyncio.Lock()
         self._stream = stream
         #: The entries held, oldest first, and the id of each one's last event.
         self._chunks: list[bytes] = []
@@ -316,7 +325,10 @@ class FollowedEventLog:
         if self._gone:
             raise EventsGone(after + 1, self.last_seq + 1)
         if after + 1 < self._first:
-            return await self._read_stored(after, max_events, max_bytes)
+            await self._fill_from(after)
+            if after + 1 < self._first:
+                async with self._reads:
+                    return await self._read_stored(after, max_events, max_bytes)
         lasts, chunks = self._lasts, self._chunks
         index = bisect_left(lasts, after + 1)  # the entry that holds event after + 1
         if index == len(lasts):
@@ -335,6 +347,50 @@ class FollowedEventLog:
             size += len(chunk)
             last = lasts[following]
         return LogSlice(pieces, last, self._closed and last == self.last_seq)
+
+    async def _fill_from(self, after: int) -> None:
+        """Read the events from ``after + 1`` up to memory's first from the stream into
+        memory, when they fit within its bound: once for all the followers here that ask
+        (a hundred readers replaying a run of 4 MB messages hold one copy, not a hundred).
+        Otherwise, or on a gap, memory stays as it was and each reads the stream itself."""
+        async with self._filling:
+            first = self._first
+            if after + 1 >= first:
+                return  # another follower's fill brought them in
+            chunks: list[bytes] = []
+            lasts: list[int] = []
+            size, last, fill_first = 0, after, after + 1
+            async with self._reads:
+                while last + 1 < first:
+                    page = await self._redis.xrange(
+                        self._stream, min=f"{last + 1}-0", count=_FIRST_PAGE
+                    )
+                    if not page:
+                        return
+                    for entry_id, fields in page:
+                        entry = read_entry(entry_id, fields)
+                        if entry.first > last + 1 or entry.first >= first:
+                            return  # a gap (trimmed meanwhile), or nothing more to fill
+                        if not chunks:
+                            fill_first = entry.first
+                        frames = entry.frames
+                        if entry.last >= first:  # memory starts inside this entry
+                            frames = frames[: frame_start(frames, first)]
+                        chunks.append(frames)
+                        last = min(entry.last, first - 1)
+                        lasts.append(last)
+                        size += len(frames) + _ENTRY_OVERHEAD
+                        if self._bytes + size > self._max_bytes:
+                            return
+                        if last + 1 >= first:
+                            break
+            if self._first != first or not chunks:
+                return  # memory moved on while the stream was read: not contiguous now
+            self._chunks[:0] = chunks
+            self._lasts[:0] = lasts
+            self._bytes += size
+            self._first = fill_first
+            self._stored_first = min(self._stored_first, fill_first)
 
     async def _read_stored(self, after: int, max_events: int, max_bytes: int) -> LogSlice:
         """Events older than memory holds, from the stream: consecutive entries from the one

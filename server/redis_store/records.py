@@ -7,7 +7,15 @@ from typing import Any
 
 from ..run import ExecutedRun, FollowedRun, RunRecord
 
-__all__ = ["LISTED_FIELDS", "decoded", "listed_record", "pairs", "record_of", "update"]
+__all__ = [
+    "FOLLOWED_FIELDS",
+    "LISTED_FIELDS",
+    "OUTCOME_FIELDS",
+    "listed_record",
+    "pairs",
+    "record_of",
+    "update",
+]
 
 #: The fields a list of runs reads of each (``HMGET``), in this order.
 LISTED_FIELDS = (
@@ -20,6 +28,22 @@ LISTED_FIELDS = (
     "messages",
     "last_message",
 )
+
+
+#: The fields a node following a run reads of it, and those of its outcome, which may be
+#: large (a message, a result) and are read only when they are shown.
+FOLLOWED_FIELDS = (
+    "endpoint",
+    "params",
+    "node",
+    "status",
+    "created",
+    "finished",
+    "messages",
+    "last_seq",
+    "error",
+)
+OUTCOME_FIELDS = ("last_message", "result")
 
 
 def record_of(run: ExecutedRun, node: str) -> dict[str, Any]:
@@ -44,19 +68,17 @@ def pairs(mapping: dict[str, Any]) -> list[Any]:
     return [item for pair in mapping.items() for item in pair]
 
 
-def decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {key.decode(): value.decode() for key, value in raw.items()}
-
-
 def update(run: FollowedRun, fields: dict[str, str]) -> None:
     """Bring another node's run up to date with its record."""
     run.node = fields.get("node") or None
     run.status = fields.get("status", "running")
     run.messages = int(fields.get("messages") or 0)
-    run.last_message_kept = fields.get("last_message", "").encode() or None
+    if "last_message" in fields:
+        run.last_message_kept = fields["last_message"].encode() or None
     finished = fields.get("finished")
     run.finished = float(finished) if finished else None
-    run.result_json = fields.get("result") or None
+    if "result" in fields:
+        run.result_json = fields["result"] or None
     error = fields.get("error")
     run.error = json.loads(error) if error else None
 

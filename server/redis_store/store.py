@@ -147,8 +147,8 @@ class RedisRunStore:
 
     # -- other nodes' runs (following) ----------------------------------------------
 
-    async def find(self, run_id: str) -> FollowedRun | None:
-        return await self.following.find(run_id)
+    async def find(self, run_id: str, *, outcome: bool = True) -> FollowedRun | None:
+        return await self.following.find(run_id, outcome=outcome)
 
     async def others(self, exclude: set[str]) -> list[RunRecord]:
         return await self.following.others(exclude)
