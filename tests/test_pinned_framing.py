@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from streambind.app import state
 from streambind.server.framing import (
     CANCEL_REASONS,
+    CANCELLED,
+    END,
+    ERROR,
+    MESSAGE,
     MESSAGE_FRAME,
     PING,
     NotJSONSerialisable,
@@ -39,7 +44,7 @@ def test_a_refusal_says_why_and_a_cycle_is_deep_nesting() -> None:
         to_json({2**70: float("nan")})
     loop: dict[str, object] = {}
     loop["self"] = loop
-    with pytest.raises(NotJSONSerialisable, match=r"it nests too deeply, or refers to itself$"):
+    with pytest.raises(NotJSONSerialisable, match=r": it nests too deeply, or refers to itself$"):
         to_json(loop)
 
 
@@ -84,3 +89,9 @@ def test_the_fell_behind_event_the_retry_field_and_the_ping() -> None:
     )
     assert retry_field(2500) == b"retry: 2500\n\n"
     assert PING == b": ping\n\n"
+
+
+def test_the_event_names_are_the_ones_clients_listen_for() -> None:
+    # EventSource listeners and the stream client match on these names (docs/http-api.md).
+    assert (MESSAGE, END, ERROR, CANCELLED) == ("message", "end", "error", "cancelled")
+    assert tuple(state.CANCEL_REASONS) == CANCEL_REASONS
