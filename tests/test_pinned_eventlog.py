@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from streambind.server.eventlog import _FRAME_OVERHEAD, EventsGone, MemoryEventLog
@@ -96,6 +98,8 @@ async def test_a_read_keeps_to_its_byte_cap_but_always_returns_one_event() -> No
     assert piece.frames == [_frame(1), _frame(2)] and piece.last_seq == 2
     piece = await log.read(0, 100, max_bytes=1)
     assert piece.frames == [_frame(1)] and piece.last_seq == 1
+    piece = await log.read(0, 2, max_bytes=size)
+    assert piece.frames == [_frame(1)] and piece.last_seq == 1
     whole = await log.read(0, 100, max_bytes=9 * size)
     assert whole.last_seq == 9
 
@@ -107,7 +111,11 @@ async def test_the_bound_counts_each_frame_with_its_overhead_and_keeps_the_newes
     log.append_message(b"5")  # one over: the oldest quarter (one event) goes
     assert (log.first_kept, log.last_seq, log.size_bytes) == (2, 5, 4 * size)
     assert log.backlog(3) == 2 * size and log.backlog(5) == 0 and log.backlog(9) == 0
-    # append, not only append_message, keeps to the bound the same way.
+    # append, not only append_message, keeps to the bound the same way: up to it, all stay.
+    exact = MemoryEventLog(max_bytes=4 * size)
+    for seq in range(1, 5):
+        exact.append("message", str(seq))
+    assert (exact.first_kept, exact.size_bytes) == (1, 4 * size)
     log.append("message", "6")
     assert (log.first_kept, log.size_bytes) == (3, 4 * size)
     # A single event larger than the bound is kept: the newest always stays.
@@ -123,3 +131,10 @@ async def test_trimming_drops_a_quarter_of_the_events_at_once() -> None:
     log = _log_of(8, max_bytes=8 * size)
     log.append_message(b"9")  # nine events: two of them go
     assert (log.first_kept, log.last_seq, log.size_bytes) == (3, 9, 7 * size)
+
+
+async def test_a_log_keeps_8_mib_unless_told_and_a_slice_read_cannot_be_changed() -> None:
+    assert MemoryEventLog().capacity == 8 * 1024 * 1024  # docs/ARCHITECTURE.md: the log
+    piece = await _log_of(2).read(0, 10)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        piece.last_seq = 1  # type: ignore[misc]

@@ -32,7 +32,9 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import importlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -72,7 +74,11 @@ MODULES: dict[str, list[str]] = {
         "tests/test_units.py",
         "tests/test_fuzz.py::test_any_json_value_arrives_equal_in_any_chunking",
     ],
-    "app/steps.py": ["tests/test_steps_and_rates.py", "tests/test_progress_rules.py"],
+    "app/steps.py": [
+        "tests/test_pinned_steps.py",
+        "tests/test_steps_and_rates.py",
+        "tests/test_progress_rules.py",
+    ],
     "app/progress.py": [
         "tests/test_progress_rules.py",
         "tests/test_steps_and_rates.py",
@@ -82,10 +88,7 @@ MODULES: dict[str, list[str]] = {
 #: Survivors judged equivalent, by module: (the line as written, the change) -> why.
 EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {}
 
-_PYTEST = [
-    *(sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"),
-    *("-p", "asyncio", "-p", "pytest_timeout"),
-]
+_PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "asyncio", "-p", "pytest_timeout"]
 
 _OPERATORS = {
     "<": "<=",
@@ -265,13 +268,18 @@ def faults_of(source: str) -> list[Fault]:
 
 
 class _Runner:
-    """Runs a module's tests against copies of the package, one job per copy at a time."""
+    """Runs a module's tests against copies of the package, one job per copy at a time.
+
+    Each copy has a test server of its own (``--serve-tests``): a process that has imported
+    pytest and the libraries the tests use, and forks once per fault, so that a fault costs
+    the tests and streambind's own imports, not a new interpreter and every plugin.
+    """
 
     def __init__(self, jobs: int) -> None:
         self._root = Path(tempfile.mkdtemp(prefix="streambind-mutation-"))
-        self._free: list[Path] = []
+        self._free: list[tuple[Path, subprocess.Popen[str]]] = []
+        self._servers: list[subprocess.Popen[str]] = []
         self._lock = threading.Lock()
-        self._running: set[subprocess.Popen[bytes]] = set()
         self._stopped = False
         for number in range(jobs):
             copy = self._root / str(number)
@@ -281,23 +289,35 @@ class _Runner:
                     copy / "streambind" / half,
                     ignore=shutil.ignore_patterns("__pycache__"),
                 )
-            self._free.append(copy)
+            server = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--serve-tests"],
+                cwd=ROOT,
+                env=self._env(copy),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # one group with the tests it forks, to end them all
+            )
+            self._servers.append(server)
+            self._free.append((copy, server))
 
     def stop(self) -> None:
         """End the tests that are running and refuse to start more (Ctrl-C)."""
         with self._lock:
             self._stopped = True
-            for process in self._running:
+            for server in self._servers:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+                    os.killpg(server.pid, signal.SIGKILL)
 
     def close(self) -> None:
         self.stop()
+        for server in self._servers:
+            server.wait()
         shutil.rmtree(self._root, ignore_errors=True)
 
     def where(self, module: str) -> str:
         """The file the tests import the module from, as a check that the copy is read."""
-        copy = self._free[0]
+        copy = self._free[0][0]
         name = "streambind." + module.removesuffix(".py").replace("/", ".")
         code = f"import {name} as m; print(m.__file__)"
         found = subprocess.run(
@@ -313,37 +333,24 @@ class _Runner:
     def run(self, module: str, source: str, tests: list[str], timeout: float) -> str:
         """``passed``, ``failed`` or ``timed out``: the tests with ``module`` as ``source``."""
         with self._lock:
-            copy = self._free.pop()
+            if self._stopped:
+                raise KeyboardInterrupt
+            copy, server = self._free.pop()
         target = copy / "streambind" / module
         original = target.read_text()
         try:
             target.write_text(source)
-            process = subprocess.Popen(
-                [*_PYTEST, f"--timeout={int(timeout)}", *tests],
-                cwd=ROOT,
-                env=self._env(copy),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # so that a timeout ends any server it started too
-            )
-            with self._lock:
-                self._running.add(process)
-                if self._stopped:
-                    os.killpg(process.pid, signal.SIGKILL)
-            try:
-                code = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                return "timed out"
-            finally:
-                with self._lock:
-                    self._running.discard(process)
-            return "passed" if code == 0 else "failed"
+            assert server.stdin is not None and server.stdout is not None
+            server.stdin.write(json.dumps({"tests": tests, "timeout": timeout}) + "\n")
+            server.stdin.flush()
+            outcome = server.stdout.readline().strip()
+            if not outcome:
+                raise KeyboardInterrupt  # the server was ended: the run is being stopped
+            return outcome
         finally:
             target.write_text(original)
             with self._lock:
-                self._free.append(copy)
+                self._free.append((copy, server))
 
     @staticmethod
     def _env(copy: Path) -> dict[str, str]:
@@ -351,6 +358,55 @@ class _Runner:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(copy), env.get("PYTHONPATH")]))
         return env
+
+
+#: What the tests import besides streambind, imported once by each test server.
+_PRELOAD = [
+    "pytest",
+    "pytest_asyncio",
+    "pytest_timeout",
+    "hypothesis",
+    "aiohttp",
+    "aiohttp.web",
+    "httpx",
+    "httpx_sse",
+    "msgspec",
+    "orjson",
+    "jsonschema_rs",
+    "textual.app",
+    "textual.widgets",
+    "rich",
+    "redis",
+    "selenium.webdriver",
+    "psycopg",
+]
+
+
+def _serve_tests() -> None:
+    """Run the tests asked on stdin, each in a fork of this process; say how each went."""
+    for name in _PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    assert not [m for m in sys.modules if m.startswith("streambind")], "imported too soon"
+    import pytest
+
+    for request in sys.stdin:
+        asked = json.loads(request)
+        timeout = int(asked["timeout"])
+        pid = os.fork()
+        if pid == 0:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            signal.alarm(timeout + 5)  # in case pytest-timeout cannot interrupt it
+            code = pytest.main([*_PYTEST_ARGS, f"--timeout={timeout}", *asked["tests"]])
+            os._exit(int(code))
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            outcome = "timed out"
+        else:
+            outcome = "passed" if os.waitstatus_to_exitcode(status) == 0 else "failed"
+        print(outcome, flush=True)
 
 
 @dataclass
@@ -410,6 +466,11 @@ def mutate(module: str, runner: _Runner, jobs: int) -> Score:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--serve-tests"]:
+        _serve_tests()
+        return
+    # Ctrl-C stops a run even when it was started in the background, where SIGINT is ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"some of {', '.join(MODULES)} (all)")
     parser.add_argument("--jobs", type=int, default=2, help="tests run at once (default 2)")
