@@ -110,7 +110,8 @@ async def test_the_bound_counts_each_frame_with_its_overhead_and_keeps_the_newes
     assert (log.first_kept, log.size_bytes, log.capacity) == (1, 4 * size, 4 * size)
     log.append_message(b"5")  # one over: the oldest quarter (one event) goes
     assert (log.first_kept, log.last_seq, log.size_bytes) == (2, 5, 4 * size)
-    assert log.backlog(3) == 2 * size and log.backlog(5) == 0 and log.backlog(9) == 0
+    assert log.backlog(3) == 2 * size and log.backlog(4) == size
+    assert log.backlog(5) == 0 and log.backlog(9) == 0
     # append, not only append_message, keeps to the bound the same way: up to it, all stay.
     exact = MemoryEventLog(max_bytes=4 * size)
     for seq in range(1, 5):
@@ -138,3 +139,22 @@ async def test_a_log_keeps_8_mib_unless_told_and_a_slice_read_cannot_be_changed(
     piece = await _log_of(2).read(0, 10)
     with pytest.raises(dataclasses.FrozenInstanceError):
         piece.last_seq = 1  # type: ignore[misc]
+
+
+async def test_a_read_whose_first_event_is_large_is_cut_by_what_it_holds() -> None:
+    log = MemoryEventLog()
+    log.append("message", '"' + "x" * 60 + '"')
+    log.append_message(b"2")
+    log.append_message(b"3")
+    sizes = [len(log.frame(seq)) for seq in (1, 2, 3)]
+    # Three times the first event's size is over the cap, but the three events fit it.
+    piece = await log.read(0, 10, max_bytes=sum(sizes))
+    assert piece.frames == [log.frame(1), log.frame(2), log.frame(3)] and piece.last_seq == 3
+    piece = await log.read(0, 10, max_bytes=sum(sizes) - 1)
+    assert piece.last_seq == 2
+
+
+def test_the_backlog_is_whole_bytes_in_proportion_to_the_events_pending() -> None:
+    log = _log_of(10)  # nine frames of 30 bytes and one of 32, each with its overhead
+    assert log.size_bytes == 9 * 30 + 32 + 10 * _FRAME_OVERHEAD
+    assert log.backlog(7) == 3 * log.size_bytes // 10

@@ -80,6 +80,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_progress_rules.py",
     ],
     "app/progress.py": [
+        "tests/test_pinned_progress.py",
         "tests/test_progress_rules.py",
         "tests/test_steps_and_rates.py",
     ],
