@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -11,6 +12,7 @@ from streambind.server.params import (
     InvalidParam,
     Params,
     ParamsInvalid,
+    ParamSpec,
     params_from_signature,
     validate_params,
 )
@@ -177,3 +179,73 @@ def test_an_optional_of_two_types_is_refused() -> None:
 
     with pytest.raises(TypeError, match=r"'x' may only be Optional\[one type\]"):
         params_from_signature(flow)
+
+
+def test_a_lone_float_parameter_refuses_nan_on_the_fast_path() -> None:
+    async def flow(ctx: object, ratio: float) -> None: ...
+
+    params = params_from_signature(flow)
+    assert _refusals({"ratio": float("nan")}, params) == {"ratio": "must be a finite number"}
+    assert params.validate({"ratio": 0.5}) == {"ratio": 0.5}
+
+
+def test_the_schema_is_titled_after_the_workflow() -> None:
+    assert PARAMS.json_schema()["title"] == "_flow"
+    assert Params("", dict(PARAMS)).json_schema()["title"] == "params"
+
+
+def test_a_required_parameter_may_follow_optional_ones() -> None:
+    async def flow(ctx: object, size: int = 1, name: str = "a", *, needed: bool) -> None: ...
+
+    params = params_from_signature(flow)
+    assert params.validate({"needed": True}) == {"size": 1, "name": "a", "needed": True}
+    assert params.json_schema()["required"] == ["needed"]
+
+
+def test_bounds_given_to_a_boolean_are_passed_over() -> None:
+    async def flow(ctx: object, flag: Annotated[bool, Param("On?", minimum=1)] = False) -> None: ...
+
+    assert params_from_signature(flow).validate({"flag": False}) == {"flag": False}
+
+
+def test_a_spec_made_directly_has_no_description_and_no_least_length() -> None:
+    spec = ParamSpec(name="note", type=str, default=None, required=True, nullable=False)
+    assert (spec.description, spec.min_length, spec.max_length) == ("", 0, 1000)
+    params = Params("notes", {"note": spec})
+    assert params.validate({"note": ""}) == {"note": ""}
+    assert "description" not in params.json_schema()["properties"]["note"]
+
+
+def test_a_parameters_facts_cannot_be_changed_once_read() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PARAMS["above"].minimum = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Param(minimum=1).minimum = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("async def f(ctx, *a: int): ...", "f: *args and **kwargs cannot be endpoint parameters"),
+        ("async def f(ctx, x): ...", "f: parameter 'x' needs a type annotation"),
+        ("async def f(ctx, x: int | str = 1): ...", "f: 'x' may only be Optional[one type]"),
+        (
+            "async def f(ctx, x: Literal[1] = 1): ...",
+            "f: 'x': only Literal strings are supported",
+        ),
+        (
+            "async def f(ctx, x: list = []): ...",
+            "f: 'x' has type <class 'list'>; use int, float, bool or str",
+        ),
+        (
+            "async def f(ctx, x: int = 'a'): ...",
+            "f: default of 'x' must be an integer, not a string",
+        ),
+    ],
+)
+def test_a_signature_refused_at_registration_says_whose_and_why(source: str, message: str) -> None:
+    namespace: dict[str, Any] = {"Literal": Literal}
+    exec(source, namespace)
+    with pytest.raises(TypeError) as raised:
+        params_from_signature(namespace["f"])
+    assert str(raised.value) == message

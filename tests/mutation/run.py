@@ -86,8 +86,8 @@ MODULES: dict[str, list[str]] = {
     ],
 }
 
-#: Survivors judged equivalent, by module: (the line as written, the change) -> why.
-EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {}
+#: Survivors judged equivalent, by module: ``Fault.key`` -> why.
+EQUIVALENT: dict[str, dict[tuple[str, int, str], str]] = {}
 
 _PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "asyncio", "-p", "pytest_timeout"]
 
@@ -137,8 +137,11 @@ class Fault:
     def change(self, source: str) -> str:
         return f"{source[self.start : self.end]!r} -> {self.replacement!r}"
 
-    def key(self, source: str) -> tuple[str, str]:
-        return source.splitlines()[self.line - 1].strip(), self.change(source)
+    def key(self, source: str) -> tuple[str, int, str]:
+        """The line as written, where on it the fault is, and the change: kept when lines move."""
+        line = source.splitlines()[self.line - 1]
+        column = self.start - (source.rfind("\n", 0, self.start) + 1)
+        return line.strip(), column - (len(line) - len(line.lstrip())), self.change(source)
 
 
 class _Offsets:
@@ -451,12 +454,11 @@ def mutate(module: str, runner: _Runner, jobs: int) -> Score:
                 score.caught += 1
                 continue
             key = fault.key(source)
-            line, change = key
             if key in equivalent:
                 score.equivalent += 1
                 continue
             assert score.survivors is not None
-            score.survivors.append(f"  {module}:{fault.line}: {change}    {line}")
+            score.survivors.append(f"  {module}:{fault.line}: {key!r}")
             print(score.survivors[-1], flush=True)
     except BaseException:  # Ctrl-C: the running tests end now, the queued ones never start
         runner.stop()
