@@ -122,3 +122,9 @@ def test_close_discards_an_unfinished_event_and_its_partial_line() -> None:
 def test_a_byte_order_mark_is_stripped_only_at_the_start() -> None:
     events = _fields(SSEDecoder(), "\ufeffdata: a\n\n\ufeffdata: b\n\n".encode())
     assert [data for _, data, _, _ in events] == ["a"]
+
+
+def test_the_limits_are_given_by_name() -> None:
+    with pytest.raises(TypeError):
+        SSEDecoder(10)  # type: ignore[call-arg]
+    assert SSEDecoder(max_line_size=10, max_event_size=20).max_event_size == 20

@@ -249,3 +249,8 @@ def test_a_signature_refused_at_registration_says_whose_and_why(source: str, mes
     with pytest.raises(TypeError) as raised:
         params_from_signature(namespace["f"])
     assert str(raised.value) == message
+
+
+def test_a_value_json_has_no_name_for_is_named_by_its_python_type() -> None:
+    # Embedding code may pass Python values that no JSON body holds.
+    assert _refusals({"count": (1, 2)}) == {"count": "must be an integer, not tuple"}
