@@ -128,3 +128,33 @@ def test_the_limits_are_given_by_name() -> None:
     with pytest.raises(TypeError):
         SSEDecoder(10)  # type: ignore[call-arg]
     assert SSEDecoder(max_line_size=10, max_event_size=20).max_event_size == 20
+
+
+def test_a_decoder_starts_with_no_id_and_is_whole_again_after_close() -> None:
+    assert SSEDecoder().last_event_id == ""
+    decoder = SSEDecoder(max_line_size=10, max_event_size=10)
+    decoder.feed_fields(b"x" * 9)
+    assert decoder.close() == []  # the piece at close is dropped, not checked again
+    decoder.feed_fields(b"data: \xc3")  # a character cut at the end of the stream
+    decoder.close()
+    assert _fields(decoder, b"y" * 10) == []  # a piece at the limit: nothing left over
+    decoder.close()
+    assert _fields(decoder, b"data: z\n\n") == [("message", "z", "", None)]
+    events = SSEDecoder(max_event_size=10)
+    events.feed_fields(b"data: 1234\n")
+    events.close()
+    with pytest.raises(StreamTooLarge, match="an event"):
+        events.feed_fields(b"data: 123456789012\n")
+
+
+def test_a_piece_after_a_line_end_is_measured_from_nothing() -> None:
+    decoder = SSEDecoder(max_line_size=10)
+    assert _fields(decoder, b"data: 1\n\n" + b"x" * 10) == [("message", "1", "", None)]
+    assert _fields(decoder, b"\n\n") == []
+
+
+def test_an_event_after_a_dispatched_one_is_measured_from_nothing() -> None:
+    decoder = SSEDecoder(max_event_size=10)
+    assert _fields(decoder, b"data: 1\n\n") == [("message", "1", "", None)]
+    with pytest.raises(StreamTooLarge, match="an event"):
+        decoder.feed_fields(b"data: 123456789012\n")
