@@ -19,7 +19,7 @@ of the same size is never read from a stale one, and removes the copy at the end
 Ctrl-C too. Before the faults, the tests run once unchanged and must pass there.
 
 A survivor may be equivalent: a change no caller can observe. Those judged so are
-listed in ``EQUIVALENT`` with why; they are counted apart and the score is the share
+listed in equivalent.toml with why; they are counted apart and the score is the share
 of the other faults caught. docs/testing.md keeps the scores and the reasons.
 
 pyproject's test extra has everything this needs: mutmut (which imports a copy by
@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 import tokenize
+import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -86,8 +87,18 @@ MODULES: dict[str, list[str]] = {
     ],
 }
 
-#: Survivors judged equivalent, by module: ``Fault.key`` -> why.
-EQUIVALENT: dict[str, dict[tuple[str, int, str], str]] = {}
+
+def _equivalent() -> dict[str, dict[tuple[str, int, str], str]]:
+    """Survivors judged equivalent (equivalent.toml), by module: ``Fault.key`` -> why."""
+    judged: dict[str, dict[tuple[str, int, str], str]] = {}
+    with open(Path(__file__).with_name("equivalent.toml"), "rb") as file:
+        for entry in tomllib.load(file)["equivalent"]:
+            key = (entry["line"], entry["column"], entry["change"])
+            judged.setdefault(entry["module"], {})[key] = entry["why"]
+    return judged
+
+
+EQUIVALENT = _equivalent()
 
 _PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "-p", "asyncio", "-p", "pytest_timeout"]
 
