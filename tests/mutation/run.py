@@ -22,9 +22,10 @@ A survivor may be equivalent: a change no caller can observe. Those judged so ar
 listed in equivalent.toml with why; they are counted apart and the score is the share
 of the other faults caught. docs/testing.md keeps the scores and the reasons.
 
-pyproject's test extra has everything this needs: mutmut (which imports a copy by
-paths such as ``server.framing``, not ``streambind.server.framing``) and cosmic-ray
-(another dependency, and several times as many faults for two shared cores) did not fit.
+It needs nothing beyond pyproject's test extra. mutmut did not fit this layout (it
+imports its mutated copy as ``server.framing``, where the tests import
+``streambind.server.framing``), nor cosmic-ray (one more dependency, making several
+times as many faults for two shared cores).
 """
 
 from __future__ import annotations
