@@ -160,3 +160,13 @@ def test_an_event_after_a_dispatched_one_is_measured_from_nothing() -> None:
     assert _fields(decoder, b"data: 1\n\n") == [("message", "1", "", None)]
     with pytest.raises(StreamTooLarge, match="an event"):
         decoder.feed_fields(b"data: 123456789012\n")
+
+
+@pytest.mark.parametrize("before", [b"data: a\n", b"data: 1\ndata: 2\ndata: 3\n"])
+def test_an_event_begun_in_the_chunk_that_ends_the_one_before_is_measured_alone(
+    before: bytes,
+) -> None:
+    decoder = SSEDecoder(max_event_size=10)
+    decoder.feed_fields(before)
+    with pytest.raises(StreamTooLarge, match="an event"):
+        decoder.feed_fields(b"\ndata: 123456789012\n")
