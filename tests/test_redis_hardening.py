@@ -383,3 +383,35 @@ async def test_followers_on_another_node_read_big_old_messages_from_redis_once(
         await a.close()
         await b.close()
         redis.stop()
+
+
+async def test_a_resume_far_ahead_of_its_run_on_another_node_costs_a_few_commands(
+    tmp_path: Path,
+) -> None:
+    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
+    settings: dict[str, object] = {"redis_url": redis.url, "redis_prefix": "sb:"}
+    a = await _node(tmp_path, "a", **settings)
+    b = await _node(tmp_path, "b", **settings)
+    try:
+        async with (
+            aioredis.Redis.from_url(redis.url) as r,
+            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+            on_a.stream("POST", "/api/endpoints/hold", json={"key": "x-ahead"}) as caller,
+        ):
+            await anext(events(caller))
+            run_id = caller.headers["x-run-id"]
+            await run_record(on_b, run_id, lambda r: r["events"] == 1, "B to see the run")
+            before = (await r.info("stats"))["total_commands_processed"]
+            ahead = await on_b.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "1000"})
+            spent = (await r.info("stats"))["total_commands_processed"] - before
+            assert ahead.status_code == 400
+            assert ahead.json()["error"]["type"] == "invalid_last_event_id"
+            # The resume waits for the events it names (at most 2 s) on XREAD BLOCK; the
+            # two nodes' heartbeats and sweeps meanwhile are most of what Redis counted.
+            assert spent < 60, spent
+    finally:
+        flows.gate("x-ahead").set()
+        await a.close()
+        await b.close()
+        redis.stop()

@@ -17,7 +17,7 @@ from ..store import RunHost
 from .connection import Backoff, Connection
 from .control import ControlChannel
 from .keys import Keys, is_run_id
-from .logs import STORED_READS, TERMINAL, FollowedEventLog, entry_seq, read_entries
+from .logs import STORED_READS, FollowedEventLog, read_entries
 from .records import FOLLOWED_FIELDS, LISTED_FIELDS, OUTCOME_FIELDS, listed_record, update
 
 __all__ = ["Following"]
@@ -28,6 +28,17 @@ _READ_ENTRIES = 64
 _READ_BLOCK_MS = 1000
 #: How long a resume on another node waits for the events its Last-Event-ID names.
 _REACH_WAIT_S = 2.0
+
+# The id of a run's newest event, and 1 if it is the terminal one, without its frames.
+_NEWEST_LUA = """
+local entry = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if not entry then return false end
+local ended = 0
+for i = 1, #entry[2], 2 do
+  if entry[2][i] == 'end' then ended = 1 end
+end
+return {tonumber(string.match(entry[1], '^%d+')), ended}
+"""
 
 # The id of a run's oldest kept event (its stream's first entry's `first`, or the entry's
 # id when it holds one event), without the entry's frames: a run of multi-megabyte
@@ -204,16 +215,24 @@ class Following:
         log = run.log
         assert isinstance(log, FollowedEventLog)
         events = self._keys.events(run.id)
+        redis = self._connection.redis
         deadline = time.monotonic() + _REACH_WAIT_S
-        while log.last_seq < seq and time.monotonic() < deadline:
-            try:
-                newest = await self._connection.redis.xrevrange(events, count=1)
-            except (RedisError, OSError) as exc:
-                raise self._connection.unavailable(exc) from None
-            if newest:
-                log.advance(entry_seq(newest[0][0]), TERMINAL in newest[0][1])
-            if log.last_seq < seq:
-                await asyncio.sleep(0.01)
+        try:
+            newest = await redis.eval(_NEWEST_LUA, 1, events)
+            while True:
+                if newest:
+                    log.advance(int(newest[0]), bool(newest[1]))
+                left = deadline - time.monotonic()
+                if log.last_seq >= seq or log.closed or left <= 0:
+                    return
+                # Wait for the next entry (XREAD BLOCK from the newest known), not poll:
+                # a resume far ahead of its run costs a few commands, not hundreds.
+                await redis.xread(
+                    {events: f"{log.last_seq}-0"}, count=1, block=int(left * 1000) + 1
+                )
+                newest = await redis.eval(_NEWEST_LUA, 1, events)
+        except (RedisError, OSError) as exc:
+            raise self._connection.unavailable(exc) from None
 
     async def _feed(self, run: FollowedRun) -> None:
         """The one reader of ``run``'s stream on this node, for all its followers here."""
