@@ -1,12 +1,14 @@
 """A run's log of messages (``stream.chunks``): follows the newest, or browses with a cursor.
 
-It keeps the last lines on screen (``stream.chunks`` keeps every message); ``↑``/``k`` stops
-following and puts a cursor on a line, Enter opens that message pretty-printed, ``/``
-searches back through the lines, Escape (or End) follows the newest again.
+It keeps the last lines on screen (``stream.chunks`` keeps every message), each cut to the
+log's width with ``…`` and cut again when that width changes; ``↑``/``k`` stops following and
+puts a cursor on a line, Enter opens that message pretty-printed, ``/`` searches back
+through the messages (whole, not as cut), Escape (or End) follows the newest again.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import ClassVar
 
 from rich.style import Style
@@ -15,7 +17,12 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widgets import Log
 
+from ..runs_view import fit
+
 __all__ = ["MessageLog"]
+
+#: The narrowest a line is cut for, before the log has its width.
+_MIN_WIDTH = 20
 
 
 class MessageLog(Log):
@@ -49,6 +56,45 @@ class MessageLog(Log):
         self.first_index = 0
         #: The message the cursor is on (an index of ``stream.chunks``), or None: following.
         self.cursor: int | None = None
+        #: The lines whole, as written (the log's own are cut to its width).
+        self._texts: deque[str] = deque(maxlen=max_lines)
+        #: The width the lines were cut for.
+        self._cut_for: int | None = None
+
+    def write_texts(self, texts: list[str]) -> None:
+        """Add a line per text, cut to the log's width (the lines before too, when they
+        were cut for another width: written before the log had its size, say)."""
+        width = self._cut_width()
+        if self._cut_for is not None and self._cut_for != width:
+            self._cut_again()
+        self._texts.extend(texts)
+        self._cut_for = width
+        self.write_lines([fit(text, width) for text in texts])
+
+    def clear(self) -> MessageLog:
+        self._texts.clear()
+        super().clear()
+        return self
+
+    def _cut_width(self) -> int:
+        return max(_MIN_WIDTH, self.scrollable_content_region.width)
+
+    def on_resize(self) -> None:
+        if self._cut_for is not None and self._cut_for != self._cut_width():
+            self.call_after_refresh(self._cut_again)
+
+    def _cut_again(self) -> None:
+        """Cut the lines again for the log's new width, so every cut still shows ``…``
+        and nothing is cut that now fits."""
+        width = self._cut_width()
+        if width == self._cut_for:
+            return
+        self._cut_for = width
+        texts = list(self._texts)
+        super().clear()
+        self.write_lines([fit(text, width) for text in texts])
+        if self.cursor is not None:
+            self._put_cursor(self.cursor)
 
     @property
     def last_index(self) -> int:
@@ -101,9 +147,10 @@ class MessageLog(Log):
         needle = text.casefold()
         count = self.line_count
         start = count - 1 if self.cursor is None else self.cursor - self.first_index - 1
+        texts = self._texts
         for step in range(count):
             line = (start - step) % count
-            if needle in self.lines[line].casefold():
+            if needle in texts[line].casefold():
                 self._put_cursor(self.first_index + line)
                 return True
         return False

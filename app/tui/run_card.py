@@ -54,7 +54,6 @@ LOG_LINES = 200
 TEXT_CHARS = 200_000
 _RESULT_CHARS = 600
 #: Log lines are cut (with ``…``) to the log's width, but never below this.
-_MIN_LOG_WIDTH = 20
 
 HINT_STREAM_OFF = "Handle stream is off: progress will show when the call finishes."
 HINT_STREAM_WAS_OFF = "Handle stream was off: all {n} chunks arrived at once, at the end."
@@ -120,7 +119,6 @@ class RunCard(Vertical, can_focus=True):
         self._shown_stats = ""
         self._cancel_label = ""
         self._composed = False  # the app's timer may tick before the children exist
-        self._log_width: int | None = None  # the width the log's lines were cut for
 
     # -- what it is ---------------------------------------------------------------------
 
@@ -308,23 +306,7 @@ class RunCard(Vertical, can_focus=True):
             log.refresh()
 
     def _write_log_lines(self, log: MessageLog, chunks: list[Any]) -> None:
-        width = max(_MIN_LOG_WIDTH, log.scrollable_content_region.width)
-        self._log_width = width
-        log.write_lines([fit(_one_line(chunk), width) for chunk in chunks])
-
-    def on_resize(self) -> None:
-        if self._composed and self._log_width is not None:
-            self.call_after_refresh(self._refit_log)
-
-    def _refit_log(self) -> None:
-        """Cut the log's lines again for its new width, so that every cut still shows …"""
-        with contextlib.suppress(NoMatches):
-            log = self.query_one(MessageLog)
-            if self._log_width == max(_MIN_LOG_WIDTH, log.scrollable_content_region.width):
-                return
-            count = self._applied_chunks
-            log.clear()
-            self._write_log_lines(log, self.state.chunks.between(count - LOG_LINES, count))
+        log.write_texts([_one_line(chunk) for chunk in chunks])
 
     def _show_text(self, text: str) -> None:
         scroll = self.query_one(".card-text", VerticalScroll)
