@@ -415,3 +415,48 @@ async def test_a_resume_far_ahead_of_its_run_on_another_node_costs_a_few_command
         await a.close()
         await b.close()
         redis.stop()
+
+
+async def test_a_run_whose_end_is_in_its_stream_before_its_record_says_so_ends_its_followers(
+    tmp_path: Path, redis_settings: dict[str, object]
+) -> None:
+    b = await _node(tmp_path, "b", **redis_settings)
+    prefix = str(redis_settings["redis_prefix"])
+    run_id = "0123456789abcdef"
+    record = f"{prefix}run:{run_id}"
+    events_key = f"{record}:events"
+
+    def frame(seq: int, event: str = "message") -> bytes:
+        data = f'{{"n":{seq}}}' if event == "message" else '{"status":"succeeded","result":{}}'
+        return f"id: {seq}\nevent: {event}\ndata: {data}\n\n".encode()
+
+    try:
+        async with (
+            aioredis.Redis.from_url(str(redis_settings["redis_url"])) as r,
+            httpx.AsyncClient(base_url=b.url, timeout=10) as on_b,
+        ):
+            # A run of another node (alive: its heartbeat is there) with one message so far.
+            await r.set(f"{prefix}node:elsewhere#0001", "1", ex=60)
+            await r.hset(
+                record,
+                mapping={
+                    **{"endpoint": "hold", "params": "{}", "node": "elsewhere#0001"},
+                    **{"status": "running", "created": "1.0", "messages": 1, "last_seq": 1},
+                },
+            )
+            await r.xadd(events_key, {b"f": frame(1)}, id="1-0")
+            assert (await on_b.get(f"/api/runs/{run_id}")).json()["last_event_id"] == 1
+            # Its node writes its last message and its end; its record still says running
+            # (the record's final write comes a moment after the events).
+            await r.xadd(
+                events_key,
+                {b"f": frame(2) + frame(3, "end"), b"first": b"2", b"end": b"1"},
+                id="3-0",
+            )
+            await r.hset(record, mapping={"messages": 2, "last_seq": 3})
+            replay = await on_b.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
+            ids = [int(line[4:]) for line in replay.text.splitlines() if line.startswith("id: ")]
+            assert ids == [1, 2, 3]
+            assert "event: end" in replay.text
+    finally:
+        await b.close()

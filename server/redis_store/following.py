@@ -86,8 +86,9 @@ class Following:
         pipe = self._connection.redis.pipeline(transaction=False)
         pipe.hmget(self._keys.run(run_id), *names)
         pipe.eval(_OLDEST_LUA, 1, self._keys.events(run_id))
+        pipe.eval(_NEWEST_LUA, 1, self._keys.events(run_id))
         try:
-            values, oldest = await pipe.execute()
+            values, oldest, newest = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise self._connection.unavailable(exc) from None
         if values[0] is None:
@@ -95,27 +96,36 @@ class Following:
         fields = {name: value.decode() for name, value in zip(names, values, strict=True) if value}
         if fields.get("node") == self._node:
             return None  # this node's run that it has forgotten: its own index is the truth
+        # Where the run is, by its stream when it has one (its end may be written a moment
+        # before its record says so), else by its record.
+        last_seq = max(int(fields.get("last_seq") or 0), int(newest[0]) if newest else 0)
+        ended = fields.get("status", "running") != "running" or bool(newest and newest[1])
         run = self._followed.get(run_id)
         if run is None:
-            run = self._follow(run_id, fields, oldest)
+            run = self._follow(run_id, fields, last_seq, oldest, ended)
         elif run_id not in self._readers:
-            # Asked about before, and followed by no reader since: up to date with the
-            # record (another node may have ended it meanwhile).
+            # Asked about before, and followed by no reader since: brought up to date
+            # (another node may have ended it meanwhile).
             assert isinstance(run.log, FollowedEventLog)
-            ended = fields.get("status", "running") != "running"
-            run.log.advance(int(fields.get("last_seq") or 0), ended)
+            run.log.advance(last_seq, ended)
         update(run, fields)
         return run
 
-    def _follow(self, run_id: str, fields: dict[str, str], first_kept: int | None) -> FollowedRun:
-        last_seq = int(fields.get("last_seq") or 0)
+    def _follow(
+        self,
+        run_id: str,
+        fields: dict[str, str],
+        last_seq: int,
+        first_kept: int | None,
+        ended: bool,
+    ) -> FollowedRun:
         log = FollowedEventLog(
             self._config.log_max_bytes,
             self._connection.redis,
             self._keys.events(run_id),
             last_seq,
             first_kept if first_kept is not None else last_seq + 1,
-            closed=fields.get("status", "running") != "running",
+            closed=ended,
             reads=self._stream_reads,
         )
         run = FollowedRun(

@@ -360,6 +360,7 @@ class FollowedEventLog:
             chunks: list[bytes] = []
             lasts: list[int] = []
             size, last, fill_first = 0, after, after + 1
+            ended = False
             async with self._reads:
                 while last + 1 < first:
                     page = await self._redis.xrange(
@@ -377,6 +378,7 @@ class FollowedEventLog:
                         if entry.last >= first:  # memory starts inside this entry
                             frames = frames[: frame_start(frames, first)]
                         chunks.append(frames)
+                        ended = ended or (entry.terminal and entry.last < first)
                         last = min(entry.last, first - 1)
                         lasts.append(last)
                         size += len(frames) + _ENTRY_OVERHEAD
@@ -391,6 +393,10 @@ class FollowedEventLog:
             self._bytes += size
             self._first = fill_first
             self._stored_first = min(self._stored_first, fill_first)
+            if ended:
+                # The run's end was among them: memory was said to start after it (its
+                # record said running a moment before its end was written).
+                self._closed = True
 
     async def _read_stored(self, after: int, max_events: int, max_bytes: int) -> LogSlice:
         """Events older than memory holds, from the stream: consecutive entries from the one
