@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -12,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import DEMO
+from .loopback import is_loopback
 
 __all__ = ["EXIT_OUTPUT_CLOSED", "main"]
 
@@ -564,16 +564,6 @@ def _mcp(args: argparse.Namespace) -> int:
     return _with_server(
         args, lambda args, url: run_mcp(url, args.token, http=args.http, run=_on_chosen_loop)
     )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable from this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may well resolve to a public address
 
 
 def exposure_warning(host: str, token: str | None) -> str | None:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..cli import is_loopback
+from ..loopback import is_loopback
 from .bridge import Bridge
 from .transports import serve_http, serve_stdio
 
