@@ -115,14 +115,14 @@ class Delivery:
             if self.caught_up.get(follower) is waiting:
                 del self.caught_up[follower]
 
-    def wake(self, follower: Follower, now: float | None = None) -> None:
+    def wake(self, follower: Follower) -> None:
         """Let a caught-up follower's task write what has arrived."""
         waiting = self.caught_up.pop(follower, None)
         if waiting is not None and not waiting.done():
             waiting.set_result(None)
             # It had nothing to write: its time without progress starts now, not at its
             # last write.
-            follower.progressed_at = self.clock.now() if now is None else now
+            follower.progressed_at = self.clock.now()
 
     def wake_all(self) -> None:
         caught_up = self.caught_up

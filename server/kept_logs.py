@@ -33,12 +33,23 @@ class KeptLogs:
         self.bound()
 
     def release(self, run: ExecutedRun) -> None:
-        held = self._held.pop(run.id, None)
-        if held is not None:
-            self._bytes -= held[1]
-        run.log.release()
-        if self._shared is not None:
+        """Let go of a finished run's log, which stays in the index; and of the shared
+        store's copy, the first time."""
+        if self._drop(run) and self._shared is not None:
             self._shared.released(run)
+
+    def forget(self, run: ExecutedRun) -> None:
+        """``run`` leaves the index: its log goes (a shared store deletes the run whole)."""
+        self._drop(run)
+
+    def _drop(self, run: ExecutedRun) -> bool:
+        """Release ``run``'s log; whether it was still held."""
+        run.log.release()
+        held = self._held.pop(run.id, None)
+        if held is None:
+            return False
+        self._bytes -= held[1]
+        return True
 
     def bound(self) -> None:
         """Release the oldest logs until the held ones fit the limit.

@@ -316,6 +316,6 @@ class RunManager:
                 return
             del finished[run.id]
             del self._runs[run.id]
-            self.kept_logs.release(run)
+            self.kept_logs.forget(run)
             if self.shared is not None:
                 self.shared.forgotten(run)

@@ -9,12 +9,12 @@ import os
 import sys
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from foreign import serve
-from textual.pilot import Pilot
+from test_tui import until
 from textual.widgets import Input, Static
 
 from streambind.app.client import ClientError, ClientSettings, StreamClient
@@ -239,14 +239,6 @@ async def test_streambind_call_resumes_after_a_non_ascii_id_without_a_traceback(
     assert resumes == ["é"]
 
 
-async def _until(pilot: Pilot, condition: Callable[[], bool], what: str) -> None:
-    for _ in range(1500):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting until {what}")
-
-
 async def test_the_tui_survives_a_non_ascii_header_and_a_non_ascii_id() -> None:
     resumes: list[str | None] = []
     async with serve(_drops_after_an_odd_id("é".encode(), resumes)) as url:
@@ -256,18 +248,18 @@ async def test_the_tui_survives_a_non_ascii_header_and_a_non_ascii_id() -> None:
             app.query_one("#watch-url", Input).value = f"{url}/ticks"
             app.query_one("#watch-headers", Input).value = "X-Name: José"
             await pilot.press("enter")
-            await _until(pilot, lambda: app.query_one("#watch-error").display, "the error")
+            await until(pilot, lambda: app.query_one("#watch-error").display, "the error")
             error = str(app.query_one("#watch-error", Static).render())
             assert error.startswith("headers: X-Name: 'José' is not ASCII")
             assert app.cards == []
 
             app.query_one("#watch-headers", Input).value = "X-Name: Jos%C3%A9"
             await pilot.press("enter")
-            await _until(pilot, lambda: app.cards and app.cards[0].state.finished, "the end")
+            await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the end")
             assert app.cards[0].state.chunks == ["one", "two after é"]
             await pilot.press("enter")  # the same stream again: a second card
-            await _until(pilot, lambda: len(app.cards) == 2, "a second card")
-            await _until(pilot, lambda: app.cards[0].state.finished, "the second end")
+            await until(pilot, lambda: len(app.cards) == 2, "a second card")
+            await until(pilot, lambda: app.cards[0].state.finished, "the second end")
             assert app.is_running
             assert [card.state.status for card in app.cards] == ["succeeded", "succeeded"]
             assert resumes == [None, "é", None, "é"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 from foreign import serve
-from textual.pilot import Pilot
+from test_tui import until
 
 from streambind.app import shapes
 from streambind.app.chunks import Chunks
@@ -164,26 +163,18 @@ async def test_json_nested_beyond_any_decoder_is_one_line_not_a_recursion_error(
     assert f"{url}/api/endpoints did not answer with JSON" in call[2]
 
 
-async def _until(pilot: Pilot, condition: Callable[[], bool], what: str) -> None:
-    for _ in range(1500):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting until {what}")
-
-
 async def test_the_tui_shows_odd_answers_and_an_oversized_health_answer() -> None:
     async with serve(_odd_server(health_bytes=8 * 1024 * 1024)) as url:
         app = StreambindApp(url)
         async with app.run_test(size=(120, 40)) as pilot:
-            await _until(pilot, lambda: "reconnecting" in str(app.sub_title), "health is read")
+            await until(pilot, lambda: "reconnecting" in str(app.sub_title), "health is read")
             await pilot.press("a")
             table = app.query_one(RunsTable)
-            await _until(pilot, lambda: table.table.row_count == 1, "the run with an id is listed")
+            await until(pilot, lambda: table.table.row_count == 1, "the run with an id is listed")
             cells = [str(cell) for cell in table.table.get_row("run-odd")]
             assert "import" in cells and "running" in cells
             await pilot.press("enter")  # open it: its record says it succeeded
-            await _until(pilot, lambda: app.cards and app.cards[0].state.finished, "the card ends")
+            await until(pilot, lambda: app.cards and app.cards[0].state.finished, "the card ends")
             assert app.cards[0].state.status == "succeeded"
         assert app.return_code in (0, None)
 

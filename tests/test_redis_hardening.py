@@ -5,8 +5,9 @@ follower's node that dies."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import flows
@@ -37,6 +38,42 @@ async def _node(tmp_path: Path, name: str, **settings: object) -> RunningServer:
     return await start_server(config, registry=demo_and_flows())
 
 
+@contextlib.contextmanager
+def _private_redis(tmp_path: Path) -> Iterator[tuple[redisdb.PrivateRedis, dict[str, object]]]:
+    """A redis-server of the test's own (to fill, restart or count), and the nodes' settings."""
+    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
+    try:
+        yield redis, {"redis_url": redis.url, "redis_prefix": "sb:"}
+    finally:
+        redis.stop()
+
+
+@contextlib.asynccontextmanager
+async def _two_nodes(
+    tmp_path: Path, settings: dict[str, object], *, gates: tuple[str, ...] = (), **on_a: object
+) -> AsyncIterator[tuple[RunningServer, RunningServer, httpx.AsyncClient, httpx.AsyncClient]]:
+    """Nodes A and B on one Redis (A with the settings ``on_a`` too) and a client of each.
+    On the way out the ``gates`` open, so that no held workflow outlives the test."""
+    a = await _node(tmp_path, "a", **on_a, **settings)
+    b = await _node(tmp_path, "b", **settings)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=a.url, timeout=30) as to_a,
+            httpx.AsyncClient(base_url=b.url, timeout=30) as to_b,
+        ):
+            yield a, b, to_a, to_b
+    finally:
+        for key in gates:
+            flows.gate(key).set()
+        await a.close()
+        await b.close()
+
+
+def _ids(body: str) -> list[int]:
+    """The event ids of a stream's body, in order."""
+    return [int(line[4:]) for line in body.splitlines() if line.startswith("id: ")]
+
+
 def _store(server: RunningServer) -> RedisRunStore:
     store = server.app[MANAGER].store
     assert isinstance(store, RedisRunStore)
@@ -46,33 +83,24 @@ def _store(server: RunningServer) -> RedisRunStore:
 async def test_an_id_naming_a_runs_event_stream_is_404_and_no_outage(
     tmp_path: Path, redis_settings: dict[str, object]
 ) -> None:
-    a = await _node(tmp_path, "a", **redis_settings)
-    b = await _node(tmp_path, "b", **redis_settings)
-    try:
-        async with (
-            httpx.AsyncClient(base_url=a.url) as on_a,
-            httpx.AsyncClient(base_url=b.url) as on_b,
-        ):
-            finished = await on_a.post("/api/endpoints/echo", json={"text": "x", "times": 2})
-            run_id = finished.headers["x-run-id"]
-            prefix = str(redis_settings["redis_prefix"])
-            # Each names a key of the store that is not a run's record: the run's stream
-            # (a WRONGTYPE for HGETALL), the index, another deployment's run.
-            for hostile in (f"{run_id}:events", "x:events", "runs", f"{run_id}0", prefix):
-                for client in (on_a, on_b):
-                    for method in ("GET", "DELETE"):
-                        answer = await client.request(method, f"/api/runs/{hostile}")
-                        assert answer.status_code == 404, (hostile, answer.text)
-                        assert prefix not in answer.text.replace(hostile, "")  # echoed
-                        assert "WRONGTYPE" not in answer.text
+    async with _two_nodes(tmp_path, redis_settings) as (a, b, on_a, on_b):
+        finished = await on_a.post("/api/endpoints/echo", json={"text": "x", "times": 2})
+        run_id = finished.headers["x-run-id"]
+        prefix = str(redis_settings["redis_prefix"])
+        # Each names a key of the store that is not a run's record: the run's stream
+        # (a WRONGTYPE for HGETALL), the index, another deployment's run.
+        for hostile in (f"{run_id}:events", "x:events", "runs", f"{run_id}0", prefix):
             for client in (on_a, on_b):
-                assert (await client.get("/healthz")).status_code == 200
-                again = await client.post("/api/endpoints/echo", json={"text": "y"})
-                assert again.status_code == 200
-            assert _store(a).problem() is None and _store(b).problem() is None
-    finally:
-        await a.close()
-        await b.close()
+                for method in ("GET", "DELETE"):
+                    answer = await client.request(method, f"/api/runs/{hostile}")
+                    assert answer.status_code == 404, (hostile, answer.text)
+                    assert prefix not in answer.text.replace(hostile, "")  # echoed
+                    assert "WRONGTYPE" not in answer.text
+        for client in (on_a, on_b):
+            assert (await client.get("/healthz")).status_code == 200
+            again = await client.post("/api/endpoints/echo", json={"text": "y"})
+            assert again.status_code == 200
+        assert _store(a).problem() is None and _store(b).problem() is None
 
 
 def test_only_the_generated_form_of_a_run_id_is_looked_up() -> None:
@@ -109,20 +137,15 @@ async def test_glob_characters_in_the_prefix_are_taken_literally(
 
 
 async def test_a_redis_restarted_empty_gets_the_running_runs_back(tmp_path: Path) -> None:
-    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
-    settings: dict[str, object] = {"redis_url": redis.url, "redis_prefix": "sb:"}
-    a = await _node(tmp_path, "a", **settings)
-    b = await _node(tmp_path, "b", **settings)
-    try:
+    with _private_redis(tmp_path) as (redis, settings):
         async with (
-            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
-            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
+            _two_nodes(tmp_path, settings) as (_, _, on_a, on_b),
             on_a.stream("POST", "/api/endpoints/hold", json={"key": "x-empty"}) as caller,
         ):
             await anext(events(caller))
             run_id = caller.headers["x-run-id"]
             redis.stop()
-            redis = redisdb.PrivateRedis(tmp_path / "redis", port=redis.port).start()
+            redis.start()  # the same port, empty
 
             async def listed_on_b() -> list[str]:
                 try:
@@ -138,65 +161,49 @@ async def test_a_redis_restarted_empty_gets_the_running_runs_back(tmp_path: Path
                 assert await r.sismember("sb:running", run_id)
             flows.gate("x-empty").set()
             await run_record(on_b, run_id, lambda r: r["status"] == "succeeded", "its end")
-    finally:
-        await a.close()
-        await b.close()
-        redis.stop()
 
 
 async def test_a_follower_whose_node_died_keeps_no_abandoned_run_alive(
     tmp_path: Path, redis_settings: dict[str, object]
 ) -> None:
-    a = await _node(tmp_path, "a", detach_grace=0.3, **redis_settings)
-    b = await _node(tmp_path, "b", **redis_settings)
-    try:
-        async with (
-            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
-            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
-            on_a.stream("POST", "/api/endpoints/hold", json={"key": "x-dead-follower"}) as caller,
-        ):
-            await anext(events(caller))
-            run_id = caller.headers["x-run-id"]
-            await run_record(on_b, run_id, lambda r: r["events"] == 1, "B to see the run")
-            async with on_b.stream(
-                "GET", f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "1"}
-            ):
-                shared = a.app[MANAGER].shared
-                executed = a.app[MANAGER].get(run_id)
-                assert shared is not None and executed is not None
-                await wait_for(
-                    lambda: shared.followers_elsewhere(executed),
-                    lambda n: n == 1,
-                    "B's follower counted",
-                )
-                # The caller leaves A; then B dies as a killed process would: its
-                # heartbeat stops and lapses, its follower never says it left.
-                await caller.aclose()
-                store = _store(b)
-                await asyncio.to_thread(store.liveness.stop_heartbeat)
-                await store.connection.redis.delete(store.keys.node(store.node))
-                await run_record(
-                    on_a, run_id, lambda r: r["status"] == "cancelled", "A to cancel it"
-                )
-    finally:
-        flows.gate("x-dead-follower").set()
-        await a.close()
-        await b.close()
+    async with (
+        _two_nodes(tmp_path, redis_settings, detach_grace=0.3, gates=("x-dead-follower",)) as (
+            a,
+            b,
+            on_a,
+            on_b,
+        ),
+        on_a.stream("POST", "/api/endpoints/hold", json={"key": "x-dead-follower"}) as caller,
+    ):
+        await anext(events(caller))
+        run_id = caller.headers["x-run-id"]
+        await run_record(on_b, run_id, lambda r: r["events"] == 1, "B to see the run")
+        async with on_b.stream("GET", f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "1"}):
+            shared = a.app[MANAGER].shared
+            executed = a.app[MANAGER].get(run_id)
+            assert shared is not None and executed is not None
+            await wait_for(
+                lambda: shared.followers_elsewhere(executed),
+                lambda n: n == 1,
+                "B's follower counted",
+            )
+            # The caller leaves A; then B dies as a killed process would: its
+            # heartbeat stops and lapses, its follower never says it left.
+            await caller.aclose()
+            store = _store(b)
+            await asyncio.to_thread(store.liveness.stop_heartbeat)
+            await store.connection.redis.delete(store.keys.node(store.node))
+            await run_record(on_a, run_id, lambda r: r["status"] == "cancelled", "A to cancel it")
 
 
 async def test_writes_a_full_redis_refused_go_in_once_it_takes_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="streambind.server.redis")
-    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
-    settings: dict[str, object] = {"redis_url": redis.url, "redis_prefix": "sb:"}
-    a = await _node(tmp_path, "a", **settings)
-    b = await _node(tmp_path, "b", **settings)
-    try:
+    with _private_redis(tmp_path) as (redis, settings):
         async with (
+            _two_nodes(tmp_path, settings) as (_, _, on_a, on_b),
             aioredis.Redis.from_url(redis.url) as r,
-            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
-            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
             on_a.stream(
                 "POST",
                 "/api/endpoints/hold",
@@ -218,15 +225,11 @@ async def test_writes_a_full_redis_refused_go_in_once_it_takes_them(
             await r.config_set("maxmemory", 0)
             flows.gate("x-full-end").set()
             replay = await on_b.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
-            ids = [int(line[4:]) for line in replay.text.splitlines() if line.startswith("id: ")]
+            ids = _ids(replay.text)
             assert ids == list(range(1, 43))  # 41 messages and the end, every one
             assert "event: end" in replay.text
             record = await run_record(on_b, run_id, lambda r: r["status"] != "running", "end")
             assert record["status"] == "succeeded" and record["last_event_id"] == 42
-    finally:
-        await a.close()
-        await b.close()
-        redis.stop()
 
 
 async def test_a_redis_that_evicts_keys_is_refused_at_start(tmp_path: Path) -> None:
@@ -269,91 +272,73 @@ async def test_a_log_released_for_memory_is_gone_on_every_node(
     tmp_path: Path, redis_settings: dict[str, object]
 ) -> None:
     # Each run's log is about 5 KB: the second run's end lets the first one's log go.
-    a = await _node(tmp_path, "a", max_log_memory=8000, **redis_settings)
-    b = await _node(tmp_path, "b", **redis_settings)
-    try:
-        async with (
-            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
-            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
-        ):
-            body = {"text": "t" * 20, "times": 100}
-            first = (await on_a.post("/api/endpoints/echo", json=body)).headers["x-run-id"]
-            await run_record(on_b, first, lambda r: r["status"] == "succeeded", "its end on B")
-            await on_a.post("/api/endpoints/echo", json=body)
-            resume = {"Last-Event-ID": "0"}
-            on_a_answer = await on_a.get(f"/api/runs/{first}/events", headers=resume)
-            assert on_a_answer.status_code == 410
+    async with _two_nodes(tmp_path, redis_settings, max_log_memory=8000) as (_, _, on_a, on_b):
+        body = {"text": "t" * 20, "times": 100}
+        first = (await on_a.post("/api/endpoints/echo", json=body)).headers["x-run-id"]
+        await run_record(on_b, first, lambda r: r["status"] == "succeeded", "its end on B")
+        await on_a.post("/api/endpoints/echo", json=body)
+        resume = {"Last-Event-ID": "0"}
+        on_a_answer = await on_a.get(f"/api/runs/{first}/events", headers=resume)
+        assert on_a_answer.status_code == 410
 
-            async def on_b_answer() -> int:
-                return (await on_b.get(f"/api/runs/{first}/events", headers=resume)).status_code
+        async def on_b_answer() -> int:
+            return (await on_b.get(f"/api/runs/{first}/events", headers=resume)).status_code
 
-            await wait_for(on_b_answer, lambda status: status == 410, "B to answer as A does")
-            record = (await on_b.get(f"/api/runs/{first}")).json()
-            assert record["status"] == "succeeded" and record["last_event_id"] == 101
-    finally:
-        await a.close()
-        await b.close()
+        await wait_for(on_b_answer, lambda status: status == 410, "B to answer as A does")
+        record = (await on_b.get(f"/api/runs/{first}")).json()
+        assert record["status"] == "succeeded" and record["last_event_id"] == 101
 
 
 async def test_a_node_taken_for_dead_ends_its_run_as_the_others_did(
     tmp_path: Path, redis_settings: dict[str, object]
 ) -> None:
-    a = await _node(tmp_path, "a", **redis_settings)
-    b = await _node(tmp_path, "b", **redis_settings)
-    try:
-        async with (
-            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
-            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
-            on_a.stream(
-                "POST",
-                "/api/endpoints/hold",
-                json={"key": "x-fenced", "before": 2, "after": 5, "then": "x-fenced-end"},
-            ) as caller,
-        ):
-            stream = events(caller)
-            await anext(stream)
-            run_id = caller.headers["x-run-id"]
-            await run_record(on_b, run_id, lambda r: r["events"] == 2, "B to see the run")
-            # B takes A for dead (A paused past its heartbeat, say) and ends the run.
-            assert await _store(b).liveness.end_lost(run_id, _store(a).node)
-            # A goes on as if nothing happened: its next writes are refused, and it ends
-            # the run the way B did (its workflow, still at work, is stopped).
-            flows.gate("x-fenced").set()
-            seen = [item async for item in stream if isinstance(item, Event)]
-            assert seen[-1].event == "error"
-            assert seen[-1].json()["error"]["type"] == "node_lost"
-            on_a_record = await run_record(
-                on_a, run_id, lambda r: r["status"] != "running", "A to end it"
-            )
-            assert on_a_record["status"] == "failed"
-            assert on_a_record["error"]["type"] == "node_lost"
-            on_b_record = (await on_b.get(f"/api/runs/{run_id}")).json()
-            assert on_b_record["status"] == "failed"
-            assert on_b_record["error"]["type"] == "node_lost"
-            assert on_b_record["last_event_id"] == 3  # the node_lost event, as B wrote it
-            replay = await on_b.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
-            ids = [int(line[4:]) for line in replay.text.splitlines() if line.startswith("id: ")]
-            assert ids == [1, 2, 3]
-    finally:
+    async with (
+        _two_nodes(tmp_path, redis_settings, gates=("x-fenced", "x-fenced-end")) as (
+            a,
+            b,
+            on_a,
+            on_b,
+        ),
+        on_a.stream(
+            "POST",
+            "/api/endpoints/hold",
+            json={"key": "x-fenced", "before": 2, "after": 5, "then": "x-fenced-end"},
+        ) as caller,
+    ):
+        stream = events(caller)
+        await anext(stream)
+        run_id = caller.headers["x-run-id"]
+        await run_record(on_b, run_id, lambda r: r["events"] == 2, "B to see the run")
+        # B takes A for dead (A paused past its heartbeat, say) and ends the run.
+        assert await _store(b).liveness.end_lost(run_id, _store(a).node)
+        # A goes on as if nothing happened: its next writes are refused, and it ends
+        # the run the way B did (its workflow, still at work, is stopped).
         flows.gate("x-fenced").set()
-        flows.gate("x-fenced-end").set()
-        await a.close()
-        await b.close()
+        seen = [item async for item in stream if isinstance(item, Event)]
+        assert seen[-1].event == "error"
+        assert seen[-1].json()["error"]["type"] == "node_lost"
+        on_a_record = await run_record(
+            on_a, run_id, lambda r: r["status"] != "running", "A to end it"
+        )
+        assert on_a_record["status"] == "failed"
+        assert on_a_record["error"]["type"] == "node_lost"
+        on_b_record = (await on_b.get(f"/api/runs/{run_id}")).json()
+        assert on_b_record["status"] == "failed"
+        assert on_b_record["error"]["type"] == "node_lost"
+        assert on_b_record["last_event_id"] == 3  # the node_lost event, as B wrote it
+        replay = await on_b.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
+        ids = _ids(replay.text)
+        assert ids == [1, 2, 3]
 
 
 async def test_followers_on_another_node_read_big_old_messages_from_redis_once(
     tmp_path: Path,
 ) -> None:
-    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
-    settings: dict[str, object] = {"redis_url": redis.url, "redis_prefix": "sb:"}
-    a = await _node(tmp_path, "a", **settings)
-    b = await _node(tmp_path, "b", **settings)
     body = {"key": "x-big", "before": 4, "pad": 500_000}
-    try:
+    with _private_redis(tmp_path) as (redis, settings):
         async with (
+            _two_nodes(tmp_path, settings, gates=("x-big",)) as (_, _, on_a, on_b),
             aioredis.Redis.from_url(redis.url) as r,
-            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
-            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
             on_a.stream("POST", "/api/endpoints/hold", json=body) as caller,
         ):
             await anext(events(caller))
@@ -378,25 +363,15 @@ async def test_followers_on_another_node_read_big_old_messages_from_redis_once(
             sent = (await r.info("stats"))["total_net_output_bytes"] - before
             # About 2 MB of messages: Redis sent one copy to B for all twenty, not twenty.
             assert sent < 3_000_000, sent
-    finally:
-        flows.gate("x-big").set()
-        await a.close()
-        await b.close()
-        redis.stop()
 
 
 async def test_a_resume_far_ahead_of_its_run_on_another_node_costs_a_few_commands(
     tmp_path: Path,
 ) -> None:
-    redis = redisdb.PrivateRedis(tmp_path / "redis").start()
-    settings: dict[str, object] = {"redis_url": redis.url, "redis_prefix": "sb:"}
-    a = await _node(tmp_path, "a", **settings)
-    b = await _node(tmp_path, "b", **settings)
-    try:
+    with _private_redis(tmp_path) as (redis, settings):
         async with (
+            _two_nodes(tmp_path, settings, gates=("x-ahead",)) as (_, _, on_a, on_b),
             aioredis.Redis.from_url(redis.url) as r,
-            httpx.AsyncClient(base_url=a.url, timeout=30) as on_a,
-            httpx.AsyncClient(base_url=b.url, timeout=30) as on_b,
             on_a.stream("POST", "/api/endpoints/hold", json={"key": "x-ahead"}) as caller,
         ):
             await anext(events(caller))
@@ -410,11 +385,6 @@ async def test_a_resume_far_ahead_of_its_run_on_another_node_costs_a_few_command
             # The resume waits for the events it names (at most 2 s) on XREAD BLOCK; the
             # two nodes' heartbeats and sweeps meanwhile are most of what Redis counted.
             assert spent < 60, spent
-    finally:
-        flows.gate("x-ahead").set()
-        await a.close()
-        await b.close()
-        redis.stop()
 
 
 async def test_a_run_whose_end_is_in_its_stream_before_its_record_says_so_ends_its_followers(
@@ -455,7 +425,7 @@ async def test_a_run_whose_end_is_in_its_stream_before_its_record_says_so_ends_i
             )
             await r.hset(record, mapping={"messages": 2, "last_seq": 3})
             replay = await on_b.get(f"/api/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
-            ids = [int(line[4:]) for line in replay.text.splitlines() if line.startswith("id: ")]
+            ids = _ids(replay.text)
             assert ids == [1, 2, 3]
             assert "event: end" in replay.text
     finally:

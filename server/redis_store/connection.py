@@ -104,11 +104,13 @@ class Connection:
             self.redis = aioredis.Redis.from_pool(pool)
             await asyncio.wait_for(self.redis.ping(), _CONNECT_TIMEOUT_S)
         except (RedisError, OSError, TimeoutError) as exc:
-            await self.disconnect()
-            raise StoreUnavailable(
-                f"cannot reach Redis at {self.redacted_url}: {reason(exc)}"
-            ) from None
+            raise await self.failed_at_start(exc) from None
         self._loop = asyncio.get_running_loop()
+
+    async def failed_at_start(self, exc: BaseException) -> StoreUnavailable:
+        """Disconnect; the error that says why the store could not open."""
+        await self.disconnect()
+        return StoreUnavailable(f"cannot reach Redis at {self.redacted_url}: {reason(exc)}")
 
     async def eviction_policy(self) -> str | None:
         """Redis's ``maxmemory-policy``; None where ``CONFIG`` is not allowed (some managed

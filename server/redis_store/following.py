@@ -29,27 +29,23 @@ _READ_BLOCK_MS = 1000
 #: How long a resume on another node waits for the events its Last-Event-ID names.
 _REACH_WAIT_S = 2.0
 
-# The id of a run's newest event, and 1 if it is the terminal one, without its frames.
-_NEWEST_LUA = """
-local entry = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-if not entry then return false end
+# Where a run's stream begins and ends, without its entries' frames (a run of
+# multi-megabyte messages is asked about by every request for it): the id of its oldest
+# kept event (the first entry's `first`, or the entry's id when it holds one event), that
+# of its newest, and 1 if the newest is the terminal event; false for no stream.
+_ENDS_LUA = """
+local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+if not oldest then return false end
+local first = tonumber(string.match(oldest[1], '^%d+'))
+for i = 1, #oldest[2], 2 do
+  if oldest[2][i] == 'first' then first = tonumber(oldest[2][i + 1]) end
+end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
 local ended = 0
-for i = 1, #entry[2], 2 do
-  if entry[2][i] == 'end' then ended = 1 end
+for i = 1, #newest[2], 2 do
+  if newest[2][i] == 'end' then ended = 1 end
 end
-return {tonumber(string.match(entry[1], '^%d+')), ended}
-"""
-
-# The id of a run's oldest kept event (its stream's first entry's `first`, or the entry's
-# id when it holds one event), without the entry's frames: a run of multi-megabyte
-# messages is asked about by every request for it.
-_OLDEST_LUA = """
-local entry = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-if not entry then return false end
-for i = 1, #entry[2], 2 do
-  if entry[2][i] == 'first' then return tonumber(entry[2][i + 1]) end
-end
-return tonumber(string.match(entry[1], '^%d+'))
+return {first, tonumber(string.match(newest[1], '^%d+')), ended}
 """
 
 
@@ -85,10 +81,9 @@ class Following:
         names = FOLLOWED_FIELDS + OUTCOME_FIELDS if outcome else FOLLOWED_FIELDS
         pipe = self._connection.redis.pipeline(transaction=False)
         pipe.hmget(self._keys.run(run_id), *names)
-        pipe.eval(_OLDEST_LUA, 1, self._keys.events(run_id))
-        pipe.eval(_NEWEST_LUA, 1, self._keys.events(run_id))
+        pipe.eval(_ENDS_LUA, 1, self._keys.events(run_id))
         try:
-            values, oldest, newest = await pipe.execute()
+            values, ends = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise self._connection.unavailable(exc) from None
         if values[0] is None:
@@ -98,11 +93,11 @@ class Following:
             return None  # this node's run that it has forgotten: its own index is the truth
         # Where the run is, by its stream when it has one (its end may be written a moment
         # before its record says so), else by its record.
-        last_seq = max(int(fields.get("last_seq") or 0), int(newest[0]) if newest else 0)
-        ended = fields.get("status", "running") != "running" or bool(newest and newest[1])
+        last_seq = max(int(fields.get("last_seq") or 0), int(ends[1]) if ends else 0)
+        ended = fields.get("status", "running") != "running" or bool(ends and ends[2])
         run = self._followed.get(run_id)
         if run is None:
-            run = self._follow(run_id, fields, last_seq, oldest, ended)
+            run = self._follow(run_id, fields, last_seq, int(ends[0]) if ends else None, ended)
         elif run_id not in self._readers:
             # Asked about before, and followed by no reader since: brought up to date
             # (another node may have ended it meanwhile).
@@ -228,10 +223,10 @@ class Following:
         redis = self._connection.redis
         deadline = time.monotonic() + _REACH_WAIT_S
         try:
-            newest = await redis.eval(_NEWEST_LUA, 1, events)
+            ends = await redis.eval(_ENDS_LUA, 1, events)
             while True:
-                if newest:
-                    log.advance(int(newest[0]), bool(newest[1]))
+                if ends:
+                    log.advance(int(ends[1]), bool(ends[2]))
                 left = deadline - time.monotonic()
                 if log.last_seq >= seq or log.closed or left <= 0:
                     return
@@ -240,7 +235,7 @@ class Following:
                 await redis.xread(
                     {events: f"{log.last_seq}-0"}, count=1, block=int(left * 1000) + 1
                 )
-                newest = await redis.eval(_NEWEST_LUA, 1, events)
+                ends = await redis.eval(_ENDS_LUA, 1, events)
         except (RedisError, OSError) as exc:
             raise self._connection.unavailable(exc) from None
 

@@ -17,32 +17,13 @@ __all__ = [
     "update",
 ]
 
+# What every reader of a record reads: what the run is, where and how far.
+_ABOUT = ("endpoint", "params", "node", "status", "created", "finished", "messages")
 #: The fields a list of runs reads of each (``HMGET``), in this order.
-LISTED_FIELDS = (
-    "endpoint",
-    "params",
-    "node",
-    "status",
-    "created",
-    "finished",
-    "messages",
-    "last_message",
-)
-
-
+LISTED_FIELDS = (*_ABOUT, "last_message")
 #: The fields a node following a run reads of it, and those of its outcome, which may be
 #: large (a message, a result) and are read only when they are shown.
-FOLLOWED_FIELDS = (
-    "endpoint",
-    "params",
-    "node",
-    "status",
-    "created",
-    "finished",
-    "messages",
-    "last_seq",
-    "error",
-)
+FOLLOWED_FIELDS = (*_ABOUT, "last_seq", "error")
 OUTCOME_FIELDS = ("last_message", "result")
 
 

@@ -261,18 +261,16 @@ class Shipping:
                     self._connection.lost(exc)
                     refusal = exc
                 if refusal is not None:
-                    if isinstance(refusal, ResponseError) and not isinstance(
-                        refusal, NoScriptError
-                    ):
-                        # Redis is full (OOM under noeviction), or refused otherwise: the
-                        # same write goes again, after a wait, until it is taken.
-                        if not refused:
+                    # The same write goes again: at once once the script is loaded again;
+                    # after a wait when Redis is away, or full (OOM under noeviction) or
+                    # refused it otherwise, until it is taken.
+                    if not isinstance(refusal, NoScriptError):
+                        if isinstance(refusal, ResponseError) and not refused:
+                            refused = True
                             logger.warning(
                                 "run %s: Redis refused a write (%s); writing it again",
                                 *(run.id, reason(refusal)),
                             )
-                        refused = True
-                    if not isinstance(refusal, NoScriptError):
                         await backoff.wait()
                     # Meanwhile the memory bound holds: put_back drops what the log no
                     # longer keeps (a reader elsewhere then sees it has fallen behind).

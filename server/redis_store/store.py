@@ -14,7 +14,7 @@ from ..eventlog import EventLog
 from ..node import PROCESS_ID
 from ..run import ExecutedRun, FollowedRun, RunRecord
 from ..store import RunHost, SharedRuns, StoreUnavailable
-from .connection import Connection, reason
+from .connection import Connection
 from .control import ControlChannel
 from .following import Following
 from .keys import Keys
@@ -69,10 +69,7 @@ class RedisRunStore:
             await self.shipping.load_script()
             await self.liveness.join()
         except (RedisError, OSError) as exc:
-            await connection.disconnect()
-            raise StoreUnavailable(
-                f"cannot reach Redis at {connection.redacted_url}: {reason(exc)}"
-            ) from None
+            raise await connection.failed_at_start(exc) from None
         self.liveness.start_heartbeat(self._beaten)
         connection.spawn(self._sweep())
         connection.spawn(self.control.listen())
