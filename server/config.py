@@ -47,6 +47,11 @@ class ServerConfig:
     #: unless it takes nothing for this many seconds; then it is let go and gets the
     #: ``fell_behind`` error event, and the other followers go on at full speed.
     follower_stall: float = 2.0
+    #: With Redis: the writer that ships a run's events there holds the workflow back like
+    #: a follower while half the run's log waits for Redis (away, or full and refusing
+    #: writes); once Redis has taken none of them for this many seconds, the run fails with
+    #: ``store_unavailable``, its events and that error written when Redis takes writes again.
+    store_stall: float = 30.0
     #: Seconds a request body may take to arrive in full.
     body_timeout: float = 10.0
     #: Seconds a request's headers may take to arrive in full (from connecting, or
@@ -76,6 +81,8 @@ class ServerConfig:
             raise ValueError("max_runs must be at least 1")
         if self.ping_interval <= 0:
             raise ValueError("ping_interval must be positive")
+        if not self.store_stall > 0:
+            raise ValueError("store_stall must be positive")
         if self.detach_grace < 0:
             raise ValueError("detach_grace must not be negative")
         if self.header_timeout <= 0:

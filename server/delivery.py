@@ -17,7 +17,7 @@ import asyncio
 
 from .clock import StallClock
 from .eventlog import EventLog
-from .follower import Follower
+from .follower import Follower, LogReader
 
 __all__ = ["Delivery"]
 
@@ -44,6 +44,12 @@ class Delivery:
         self.hold_due = False
         self._unchecked_bytes = 0
         self._check_every_bytes = log.capacity // 16
+        #: With a shared store: the writer task that ships the log there, held for like a
+        #: follower, but let go only after ``store_stall`` seconds of no progress.
+        self.store_writer: LogReader | None = None
+        self.store_stall = 0.0
+        #: Whether the workflow is held back now, waiting for a slow reader of the log.
+        self.holding = False
         self._progress: asyncio.Future[None] | None = None
         self._ended = False
 
@@ -96,6 +102,13 @@ class Delivery:
     def attach(self, follower: Follower) -> None:
         self.followers.add(follower)
 
+    def attach_store_writer(self, writer: LogReader, stall: float) -> None:
+        """The shared store's writer reads this log too: hold the workflow for it while
+        it lags (its store away or refusing writes), for up to ``stall`` seconds; letting
+        it go then stops the workflow (the run ends with an error)."""
+        self.store_writer = writer
+        self.store_stall = stall
+
     def detach(self, follower: Follower) -> None:
         self.followers.discard(follower)
         self.caught_up.pop(follower, None)
@@ -144,16 +157,18 @@ class Delivery:
     # -- backpressure ------------------------------------------------------------------
 
     def progressed(self) -> None:
-        """A follower finished a write (or left): a workflow held back for it may go on."""
+        """A follower finished a write (or left), or the store's writer a batch: a workflow
+        held back for it may go on."""
         waiting = self._progress
         if waiting is not None and not waiting.done():
             waiting.set_result(None)
 
     async def hold_for_slow_followers(self) -> None:
-        """Wait while a follower lags more than half the log, if it still reads.
+        """Wait while a follower lags more than half the log, if it still reads (and so
+        for the store's writer).
 
         A follower that takes nothing for the stall time is let go (its connection is
-        closed), and the others go on at full speed.
+        closed), and the others go on at full speed; the store's writer, after its own.
         """
         self.hold_due = False
         self._unchecked_bytes = 0
@@ -161,24 +176,39 @@ class Delivery:
         high_water = log.capacity // 2
         while True:
             now = self.clock.now()
-            lagging = [
-                f
+            lagging: list[tuple[LogReader, float]] = [
+                (f, self.stall)
                 for f in self.followers
                 if not f.was_let_go and log.backlog(f.position) > high_water
             ]
+            writer = self.store_writer
+            if (
+                writer is not None
+                and not writer.was_let_go
+                and log.backlog(writer.position) > high_water
+            ):
+                lagging.append((writer, self.store_stall))
             if not lagging:
                 return
-            for follower in lagging:
-                if now - follower.progressed_at >= self.stall:
-                    follower.let_go()
-            waiting = [f for f in lagging if not f.was_let_go]
+            for reader, stall in lagging:
+                if now - reader.progressed_at >= stall:
+                    reader.let_go()
+                    if reader is writer:
+                        # Letting go of the store's writer stopped the workflow: stop here,
+                        # before it appends what the store could then only miss.
+                        await asyncio.sleep(0)
+            waiting = [(reader, stall) for reader, stall in lagging if not reader.was_let_go]
             if not waiting:
                 return
             # A lagging follower may still wait for a wake-up that ``hand_over`` gives
             # only after this check: wake it, or it could make no progress while waited for.
             self.wake_all()
-            oldest = min(f.progressed_at for f in waiting)
-            await self._wait_for_progress(max(0.0, self.stall - (now - oldest)))
+            soonest = min(reader.progressed_at + stall for reader, stall in waiting)
+            self.holding = True
+            try:
+                await self._wait_for_progress(max(0.0, soonest - now))
+            finally:
+                self.holding = False
 
     async def _wait_for_progress(self, timeout: float) -> None:
         if self._progress is None or self._progress.done():

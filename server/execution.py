@@ -43,10 +43,10 @@ async def execute(run: ExecutedRun, ctx: RunContext, failure_log: FailureLog) ->
     try:
         result = await run.endpoint.fn(ctx, **run.params)
     except asyncio.CancelledError:
-        if run.lost_error is not None:
-            run.error = run.lost_error
+        if run.imposed_error is not None:
+            run.error = run.imposed_error
             run.status = "failed"
-            run.end(ERROR, failed_data(run.lost_error))
+            run.end(ERROR, failed_data(run.imposed_error))
             return
         run.status = "cancelled"
         run.end(CANCELLED, cancelled_data(run.cancel_reason or "requested"))

@@ -4,10 +4,32 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Follower"]
+__all__ = ["Follower", "LogReader"]
 
 
-class Follower(Protocol):
+class LogReader(Protocol):
+    """Anything that reads a run's log at its own pace and holds the workflow back while
+    it lags too far (``Delivery.hold_for_slow_followers``): a follower, or the writer that
+    ships the log to a shared store."""
+
+    @property
+    def position(self) -> int:
+        """The id of the last event it has taken completely."""
+
+    @property
+    def progressed_at(self) -> float:
+        """Since when it has had the chance to progress and made none (seconds of
+        ``Delivery.clock``): it is let go once that lasts its stall time."""
+
+    @property
+    def was_let_go(self) -> bool:
+        """Let go for making no progress for its stall time: no longer waited for."""
+
+    def let_go(self) -> None:
+        """Stop waiting for it: it made no progress for its stall time."""
+
+
+class Follower(LogReader, Protocol):
     """One response that follows a run's stream, as the run sees it.
 
     A follower keeps its own position in the run's log. While it is behind, its own

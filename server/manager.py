@@ -260,10 +260,12 @@ class RunManager:
         run.task.cancel()
         return True
 
-    def end_lost(self, run: ExecutedRun, error: dict[str, Any]) -> None:
-        if run.running and run.task is not None and run.lost_error is None:
-            logger.warning("run %s: another node ended it (%s); ending it here", run.id, error)
-            run.lost_error = error
+    def end_with(self, run: ExecutedRun, error: dict[str, Any]) -> None:
+        if run.running and run.task is not None and run.imposed_error is None:
+            logger.warning(
+                "run %s ends with %s: %s", run.id, error.get("type"), error.get("message")
+            )
+            run.imposed_error = error
             run.task.cancel()
 
     async def drain(self, timeout: float) -> None:

@@ -100,9 +100,10 @@ class ExecutedRun(Run):
     grace_period: float | None = None
     #: Why it is being cancelled (``framing.CANCEL_REASONS``), once something asked.
     cancel_reason: str | None = None
-    #: The error another node ended it with, having taken this one for dead: its
-    #: workflow is stopped and it ends with that error here too.
-    lost_error: dict[str, Any] | None = None
+    #: The error it is to end with, when something outside its workflow stopped it
+    #: (``RunHost.end_with``): another node took this one for dead (``node_lost``), or
+    #: Redis took none of its events for the store stall (``store_unavailable``).
+    imposed_error: dict[str, Any] | None = None
 
     @property
     def last_message_json(self) -> bytes | None:

@@ -62,9 +62,10 @@ class RunHost(Protocol):
     def unfollowed(self, run: ExecutedRun) -> None:
         """The last follower elsewhere of this node's ``run`` left."""
 
-    def end_lost(self, run: ExecutedRun, error: dict[str, Any]) -> None:
-        """Another node took this one for dead and ended ``run`` with ``error``
-        (``node_lost``): stop its workflow and end it here the same way."""
+    def end_with(self, run: ExecutedRun, error: dict[str, Any]) -> None:
+        """Stop ``run``'s workflow and end the run with ``error``: another node took this
+        one for dead and ended it (``node_lost``), or Redis took none of its events for
+        the store stall (``store_unavailable``)."""
 
 
 class SharedRuns(Protocol):

@@ -15,7 +15,7 @@ import jsonschema_rs
 import pytest
 
 from streambind.app.jsondecode import decode_each, decode_json
-from streambind.server import Param, endpoint
+from streambind.server import Param, ServerConfig, endpoint
 from streambind.server.eventlog import EventsGone, MemoryEventLog
 from streambind.server.framing import (
     MESSAGE_FRAME,
@@ -440,3 +440,20 @@ def test_a_runs_last_message_is_its_logs_newest_and_is_kept_when_the_log_lets_it
     run.log.release()
     assert run_summary(run.record())["last_message"] == {"done": 3, "s": "é"}
     assert run.last_message_json == json_bytes({"done": 3, "s": "é"})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("store_stall", 0.0, "store_stall must be positive"),
+        ("store_stall", float("nan"), "store_stall must be positive"),
+        ("ping_interval", 0.0, "ping_interval must be positive"),
+        ("max_runs", 0, "max_runs must be at least 1"),
+        ("drain_timeout", -1.0, "drain_timeout must not be negative"),
+    ],
+)
+def test_server_settings_out_of_range_are_refused_by_name(
+    setting: str, value: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ServerConfig(**{setting: value})  # type: ignore[arg-type]

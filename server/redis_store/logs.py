@@ -180,9 +180,11 @@ class ShippedEventLog(MemoryEventLog):
         return batch
 
     def put_back(self, batch: Batch) -> None:
-        """A write that failed (Redis away): its events go first again, except those the
-        memory bound has dropped meanwhile, so waiting for Redis holds no more than the
-        bound. The stream then starts after a gap: a reader there has fallen behind."""
+        """A write that failed (Redis away): its events go first again. The run is held
+        back meanwhile (``StoreWriter``), so the memory log keeps them; once the writer
+        has been let go and the run ended, those the log has dropped go from here too,
+        so that waiting for Redis never holds more than the bound (a reader of the
+        stream then sees it has fallen behind)."""
         self.outbox[:0] = batch.frames
         self.unshipped = batch.first
         # The terminal event is never dropped (a released log keeps none in memory).

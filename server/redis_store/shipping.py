@@ -97,6 +97,53 @@ return 1
 _ENDED_ELSEWHERE = 2
 
 
+class StoreWriter:
+    """A run's writer as the run's delivery sees it: a reader of the log whose position is
+    the last event Redis has taken. While half the log waits for Redis the workflow is
+    held back for it, as for a slow follower, so that waiting for Redis drops nothing;
+    let go (Redis refused or missed every write for the store stall), it ends the run
+    with ``store_unavailable``."""
+
+    def __init__(self, run: ExecutedRun, host: RunHost | None) -> None:
+        self.position = 0
+        self.was_let_go = False
+        self._run = run
+        self._clock = run.delivery.clock
+        self._host = host
+        self._failing_since: float | None = None
+
+    @property
+    def progressed_at(self) -> float:
+        # Shipping as fast as Redis takes events is progress, however far behind: only
+        # writes that fail count towards the stall, from the first of them.
+        if self._failing_since is None:
+            return self._clock.now()
+        return self._failing_since
+
+    def wrote(self, last: int) -> None:
+        """Redis took the events up to ``last``."""
+        self.position = last
+        self._failing_since = None
+        self._run.delivery.progressed()
+
+    def failed(self) -> None:
+        """A write did not go in (Redis away, or refusing it)."""
+        if self._failing_since is None:
+            self._failing_since = self._clock.now()
+
+    def let_go(self) -> None:
+        self.was_let_go = True
+        if self._host is not None:
+            stall = self._run.delivery.store_stall
+            self._host.end_with(
+                self._run,
+                {
+                    "type": "store_unavailable",
+                    "message": f"Redis took none of this run's events for {stall:g} s",
+                },
+            )
+
+
 class Shipping:
     """Publishes the runs this node executes: records, the index, the events."""
 
@@ -125,8 +172,10 @@ class Shipping:
 
     def started(self, run: ExecutedRun) -> None:
         self._announced[run.id] = asyncio.Event()
+        store_writer = StoreWriter(run, self.host)
+        run.delivery.attach_store_writer(store_writer, self._config.store_stall)
         writer = asyncio.get_running_loop().create_task(
-            self._ship(run), name=f"run {run.id} to Redis"
+            self._ship(run, store_writer), name=f"run {run.id} to Redis"
         )
         self._writers[run.id] = (run, writer)
         assert isinstance(run.log, ShippedEventLog)
@@ -189,7 +238,7 @@ class Shipping:
             await pipe.execute()
             logger.info("run %s: Redis had lost its record; published it again", run_id)
 
-    async def _ship(self, run: ExecutedRun) -> None:
+    async def _ship(self, run: ExecutedRun, store_writer: StoreWriter) -> None:
         """The run's writer: everything its log queued, a batch per round trip, until its
         record is final."""
         log = run.log
@@ -261,6 +310,7 @@ class Shipping:
                     self._connection.lost(exc)
                     refusal = exc
                 if refusal is not None:
+                    store_writer.failed()
                     # The same write goes again: at once once the script is loaded again;
                     # after a wait when Redis is away, or full (OOM under noeviction) or
                     # refused it otherwise, until it is taken.
@@ -272,8 +322,9 @@ class Shipping:
                                 *(run.id, reason(refusal)),
                             )
                         await backoff.wait()
-                    # Meanwhile the memory bound holds: put_back drops what the log no
-                    # longer keeps (a reader elsewhere then sees it has fallen behind).
+                    # Meanwhile the run is held back for this writer (StoreWriter), so the
+                    # memory log still keeps what waits here; put_back drops only what it
+                    # no longer keeps, once the writer has been let go.
                     if batch is not None:
                         log.put_back(batch)
                     log.ready.set()
@@ -282,6 +333,8 @@ class Shipping:
                     logger.info("run %s: Redis took its writes again", run.id)
                     refused = False
                 backoff.reset()
+                if batch is not None:
+                    store_writer.wrote(batch.last)
                 if not announced:
                     announced = True
                     self._announced.pop(run.id).set()
@@ -305,7 +358,7 @@ class Shipping:
         if not isinstance(error, dict):
             error = {"type": "node_lost", "message": "another node ended this run"}
         if self.host is not None:
-            self.host.end_lost(run, error)
+            self.host.end_with(run, error)
 
     async def _still_running(self, run: ExecutedRun) -> bool:
         # Refused ids: a retry of a write that arrived (the record still says running),
