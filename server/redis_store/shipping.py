@@ -333,8 +333,7 @@ class Shipping:
                     logger.info("run %s: Redis took its writes again", run.id)
                     refused = False
                 backoff.reset()
-                if batch is not None:
-                    store_writer.wrote(batch.last)
+                store_writer.wrote(batch.last if batch is not None else store_writer.position)
                 if not announced:
                     announced = True
                     self._announced.pop(run.id).set()
