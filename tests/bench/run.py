@@ -34,8 +34,8 @@ N_THROUGHPUT = 200_000
 #: throughput, latency, client, fan-out, scale and start-up benches measure it too, side
 #: by side in the same run, taking their repetitions in turns with this one.
 BASELINE_PYTHON: str | None = None
-#: The event loop this install's servers run (``serve --loop``); None: its default. A
-#: baseline from before ``--loop`` always runs asyncio's own.
+#: The event loop the servers run (``serve --loop``); None: their default. A baseline
+#: from before ``--loop`` runs its own default.
 LOOP: str | None = None
 
 
@@ -79,7 +79,7 @@ def server(kind: str, python: str = PYTHON, **options: str) -> Iterator[tuple[st
                 python, "-m", "streambind.app.cli", "serve", "--port", str(port),
                 "--data-dir", data_dir, "--workflows", *_workflows(python), "--max-runs", "5000",
             ]  # fmt: skip
-            if LOOP and python == PYTHON:
+            if LOOP and _takes_loop(python):
                 command += ["--loop", LOOP]
             for key, value in options.items():
                 command += [f"--{key}", value]
@@ -105,6 +105,19 @@ def server(kind: str, python: str = PYTHON, **options: str) -> Iterator[tuple[st
 
 
 _DEMO_IN: dict[str, bool] = {}
+_LOOP_IN: dict[str, bool] = {}
+
+
+def _takes_loop(python: str) -> bool:
+    """Whether an install's ``serve`` has ``--loop``: a baseline that has it runs the same
+    loop as this install in each half; one from before it, its own default."""
+    if python not in _LOOP_IN:
+        usage = subprocess.run(
+            [python, "-m", "streambind.app.cli", "serve", "--help"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        _LOOP_IN[python] = "--loop" in usage.stdout
+    return _LOOP_IN[python]
 
 
 def _workflows(python: str) -> list[str]:
@@ -891,8 +904,8 @@ def main() -> None:
     parser.add_argument(
         "--loops",
         default="asyncio",
-        help="comma-separated event loops this install's servers run each bench on "
-        "(asyncio, uvloop), one after the other (default: asyncio)",
+        help="comma-separated event loops the servers run each bench on (asyncio, uvloop), "
+        "one after the other, a baseline's too when its serve has --loop (default: asyncio)",
     )
     args = parser.parse_args()
     global BASELINE_PYTHON, LOOP
