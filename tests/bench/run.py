@@ -871,8 +871,8 @@ BENCHES = {
     "latency": bench_latency,
     "client": bench_client,
     "fanout": bench_fanout,
-    # A scale run takes 20 s a server: a third as many runs as other figures' repetitions.
-    "scale": lambda reps: bench_scale(runs=max(3, reps // 3)),
+    # A scale run takes 20 s a server: half as many runs as other figures' repetitions.
+    "scale": lambda reps: bench_scale(runs=max(3, reps // 2)),
     "scale10k": lambda reps: bench_scale_10k(),
     "tui": bench_tui,
     "mcp": bench_mcp,
