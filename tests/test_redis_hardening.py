@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import flows
@@ -236,87 +237,89 @@ async def _read_all(caller: httpx.Response) -> list[Event]:
     return [item async for item in events(caller) if isinstance(item, Event)]
 
 
-async def test_a_run_waits_for_a_full_redis_as_for_a_slow_follower(tmp_path: Path) -> None:
+@dataclass
+class _FullRedis:
+    """A run on node A of 600 messages of about 560 bytes (five times its 64 KiB log),
+    sending while Redis is full, with a follower on node B."""
+
+    a: RunningServer
+    on_b: httpx.AsyncClient
+    redis: aioredis.Redis
+    caller: httpx.Response
+    run_id: str
+    on_b_read: asyncio.Task[list[Event]]
+
+
+@contextlib.asynccontextmanager
+async def _a_run_on_a_full_redis(
+    tmp_path: Path, key: str, **on_a: object
+) -> AsyncIterator[_FullRedis]:
     with _private_redis(tmp_path) as (redis, settings):
         async with (
-            _two_nodes(tmp_path, settings, gates=("x-wait",), log_max_bytes=64 * 1024) as (
+            _two_nodes(tmp_path, settings, gates=(key,), log_max_bytes=64 * 1024, **on_a) as (
                 a,
                 _,
-                on_a,
+                to_a,
                 on_b,
             ),
             aioredis.Redis.from_url(redis.url) as r,
-            on_a.stream(
+            to_a.stream(
                 "POST",
                 "/api/endpoints/hold",
-                json={"key": "x-wait", "before": 1, "after": 600, "pad": 500},
+                json={"key": key, "before": 1, "after": 600, "pad": 500},
             ) as caller,
         ):
             run_id = caller.headers["x-run-id"]
-            run = a.app[MANAGER].get(run_id)
-            assert run is not None
             await run_record(on_b, run_id, lambda r: r["events"] == 1, "B to see the run")
             async with on_b.stream("GET", f"/api/runs/{run_id}/events") as follower:
                 on_b_read = asyncio.create_task(_read_all(follower))
                 await run_record(on_b, run_id, lambda r: r["followers"] == 1, "B's follower")
-                # Redis is full (noeviction): A's writer can ship nothing. 600 messages of
-                # about 560 bytes are five times the run's 64 KiB log.
+                # Redis is full (noeviction): A's writer can ship nothing.
                 await r.config_set("maxmemory", 1)
-                flows.gate("x-wait").set()
-                on_a_read = asyncio.create_task(_read_all(caller))
+                flows.gate(key).set()
+                yield _FullRedis(a, on_b, r, caller, run_id, on_b_read)
 
-                async def holding() -> bool:
-                    return run.delivery.holding
 
-                await wait_for(holding, bool, "the run to wait for its writer")
-                writer = run.delivery.store_writer
-                assert writer is not None
-                assert run.messages < 601
-                # Nothing Redis has not taken has left the log: once it takes writes, it
-                # gets every event, and a follower on B misses none.
-                assert run.log.first_kept <= writer.position + 1
-                await r.config_set("maxmemory", 0)
-                for seen in (await on_a_read, await on_b_read):
-                    assert [e.id for e in seen] == [str(i) for i in range(1, 603)]
-                    assert seen[-1].event == "end"
+async def test_a_run_waits_for_a_full_redis_as_for_a_slow_follower(tmp_path: Path) -> None:
+    async with _a_run_on_a_full_redis(tmp_path, "x-wait") as full:
+        run = full.a.app[MANAGER].get(full.run_id)
+        assert run is not None
+        on_a_read = asyncio.create_task(_read_all(full.caller))
+
+        async def holding() -> bool:
+            return run.delivery.holding
+
+        await wait_for(holding, bool, "the run to wait for its writer")
+        writer = run.delivery.store_writer
+        assert writer is not None
+        assert run.messages < 601
+        # Nothing Redis has not taken has left the log: once it takes writes, it gets
+        # every event, and a follower on B misses none.
+        assert run.log.first_kept <= writer.position + 1
+        await full.redis.config_set("maxmemory", 0)
+        for seen in (await on_a_read, await full.on_b_read):
+            assert [e.id for e in seen] == [str(i) for i in range(1, 603)]
+            assert seen[-1].event == "end"
 
 
 async def test_a_run_redis_refuses_for_the_store_stall_fails_alike_on_every_node(
     tmp_path: Path,
 ) -> None:
-    with _private_redis(tmp_path) as (redis, settings):
-        async with (
-            _two_nodes(
-                tmp_path, settings, gates=("x-stall",), log_max_bytes=64 * 1024, store_stall=0.5
-            ) as (_, _, on_a, on_b),
-            aioredis.Redis.from_url(redis.url) as r,
-            on_a.stream(
-                "POST",
-                "/api/endpoints/hold",
-                json={"key": "x-stall", "before": 1, "after": 600, "pad": 500},
-            ) as caller,
-        ):
-            run_id = caller.headers["x-run-id"]
-            await run_record(on_b, run_id, lambda r: r["events"] == 1, "B to see the run")
-            async with on_b.stream("GET", f"/api/runs/{run_id}/events") as follower:
-                on_b_read = asyncio.create_task(_read_all(follower))
-                await run_record(on_b, run_id, lambda r: r["followers"] == 1, "B's follower")
-                await r.config_set("maxmemory", 1)
-                flows.gate("x-stall").set()
-                seen = await _read_all(caller)
-                # A held the run for its writer for the store stall, then ended it.
-                assert seen[-1].event == "error"
-                assert seen[-1].json()["error"]["type"] == "store_unavailable"
-                assert len(seen) < 602
-                last = len(seen)
-                assert [e.id for e in seen] == [str(i) for i in range(1, last + 1)]
-                # Once Redis takes writes, B tells the same story: every event, that error.
-                await r.config_set("maxmemory", 0)
-                assert await on_b_read == seen
-            record = await run_record(on_b, run_id, lambda r: r["status"] != "running", "end")
-            assert record["status"] == "failed"
-            assert record["error"]["type"] == "store_unavailable"
-            assert record["last_event_id"] == last
+    async with _a_run_on_a_full_redis(tmp_path, "x-stall", store_stall=0.5) as full:
+        seen = await _read_all(full.caller)
+        # A held the run for its writer for the store stall, then ended it.
+        assert seen[-1].event == "error"
+        assert seen[-1].json()["error"]["type"] == "store_unavailable"
+        assert len(seen) < 602
+        last = len(seen)
+        assert [e.id for e in seen] == [str(i) for i in range(1, last + 1)]
+        # Once Redis takes writes, B tells the same story: every event, that error.
+        await full.redis.config_set("maxmemory", 0)
+        assert await full.on_b_read == seen
+        record = await run_record(full.on_b, full.run_id, lambda r: r["status"] != "running", "end")
+        assert record["status"] == "failed"
+        assert record["error"]["type"] == "store_unavailable"
+        assert record["last_event_id"] == last
 
 
 async def test_a_redis_that_evicts_keys_is_refused_at_start(tmp_path: Path) -> None:
