@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .config import MAX_BODY_BYTES, MAX_BODY_WORDS, ServerConfig
 from .cors import enable_cors
-from .errors import ApiError, Handler, error_middleware, error_response
+from .errors import ApiError, Handler, error_middleware
 from .framing import utf8
 from .loops import loop_name
 from .manager import RunManager, ServerClosing, TooManyRuns
@@ -225,16 +225,12 @@ def _plain_outcome(run: ExecutedRun) -> web.Response:
     if run.status == "failed":
         assert run.error is not None
         status = 400 if run.error["type"] == "invalid_params" else 500
-        return error_response(
-            status,
-            run.error["type"],
-            run.error["message"],
-            fields=run.error.get("fields"),
-            headers=headers,
-        )
-    return error_response(
-        409, "cancelled", "the run was cancelled before it sent anything", headers=headers
-    )
+        error = run.error
+        return ApiError(
+            status, error["type"], error["message"], fields=error.get("fields"), headers=headers
+        ).response()
+    cancelled = "the run was cancelled before it sent anything"
+    return ApiError(409, "cancelled", cancelled, headers=headers).response()
 
 
 async def list_runs(request: web.Request) -> web.Response:

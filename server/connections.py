@@ -24,7 +24,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from .client_log import RateLimitedLog
-from .errors import error_response
+from .errors import ApiError
 
 __all__ = ["ConnectionLimits", "GuardedAppRunner", "GuardedServer", "default_max_connections"]
 
@@ -185,9 +185,8 @@ class _GuardedRequestHandler(RequestHandler):
             self._guard.warnings.warning("malformed request from %s: %s", self._peer(), why)
         if request.writer.output_size > 0:
             raise ConnectionError("a response was already sent; this one cannot be")
-        response = error_response(
-            status, "bad_request" if status == 400 else "http_error", f"malformed request: {why}"
-        )
+        error_type = "bad_request" if status == 400 else "http_error"
+        response = ApiError(status, error_type, f"malformed request: {why}").response()
         response.force_close()
         return response
 

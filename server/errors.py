@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .config import MAX_BODY_WORDS
 
-__all__ = ["ApiError", "error_middleware", "error_response"]
+__all__ = ["ApiError", "error_middleware"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,22 +50,13 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.details = details or {}
 
-
-def error_response(
-    status: int,
-    type: str,
-    message: str,
-    *,
-    fields: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-    details: dict[str, Any] | None = None,
-) -> web.Response:
-    body: dict[str, Any] = {"type": type, "message": message}
-    if fields:
-        body["fields"] = fields
-    if details:
-        body.update(details)
-    return web.json_response({"error": body}, status=status, headers=headers)
+    def response(self) -> web.Response:
+        """This error as the HTTP response the client gets."""
+        body: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.fields:
+            body["fields"] = self.fields
+        body.update(self.details)
+        return web.json_response({"error": body}, status=self.status, headers=self.headers)
 
 
 @web.middleware
@@ -73,14 +64,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(
-            exc.status,
-            exc.type,
-            exc.message,
-            fields=exc.fields,
-            headers=exc.headers,
-            details=exc.details,
-        )
+        return exc.response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -92,6 +76,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = f"{request.method} is not allowed here; use {headers.get('Allow', '')}"
         elif exc.status == 413:
             message = f"the request body is larger than {MAX_BODY_WORDS}"
-        return error_response(
-            exc.status, _HTTP_ERROR_TYPES.get(exc.status, "http_error"), message, headers=headers
-        )
+        error_type = _HTTP_ERROR_TYPES.get(exc.status, "http_error")
+        return ApiError(exc.status, error_type, message, headers=headers).response()
