@@ -223,9 +223,9 @@ def _plain_outcome(run: ExecutedRun) -> web.Response:
             headers=headers,
         )
     if run.status == "failed":
-        assert run.error is not None
-        status = 400 if run.error["type"] == "invalid_params" else 500
         error = run.error
+        assert error is not None
+        status = 400 if error["type"] == "invalid_params" else 500
         return ApiError(
             status, error["type"], error["message"], fields=error.get("fields"), headers=headers
         ).response()

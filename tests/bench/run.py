@@ -321,7 +321,8 @@ def bench_latency(reps: int) -> str:
                 f"{max(pooled):.3f}",
             ]
         )
-    ours = median([r["p99_ms"] for r in results["streambind"]])
+    our_p99s = [r["p99_ms"] for r in results["streambind"]]
+    ours = median(our_p99s)
     theirs = median([r["p99_ms"] for r in results["aiohttp-sse"]])
     rounds_won = zip(results["streambind"], results["aiohttp-sse"], strict=True)
     faster = sum(a["p99_ms"] <= b["p99_ms"] for a, b in rounds_won)
@@ -332,7 +333,7 @@ def bench_latency(reps: int) -> str:
                      median([r["p50_ms"] for r in base]), higher_is_better=False)  # fmt: skip
         base_p99s = [r["p99_ms"] for r in base]
         p99 = versus(ours, median(base_p99s), higher_is_better=False)
-        spread = ratio_interval([r["p99_ms"] for r in results["streambind"]], base_p99s)
+        spread = ratio_interval(our_p99s, base_p99s)
         against_baseline = f"streambind ÷ baseline: median {p50}, p99 {p99}, {spread}.\n"
     return (
         table(
